@@ -1,0 +1,61 @@
+// swift-tools-version:6.1
+// SPDX-License-Identifier: Apache-2.0
+// espd: a userspace ESP-in-UDP (RFC 4303, RFC 3948) dataplane.
+import PackageDescription
+
+/// Release builds of the packet-path modules drop the dynamic exclusivity checks: the hot path
+/// mutates SA state (sequence counter, replay window) through `final class` properties, and each
+/// such access would otherwise cost a runtime begin/end-access pair per packet. Exclusivity is still
+/// enforced statically, and debug builds (and the test suite) keep the dynamic checks.
+let hotPath: [SwiftSetting] = [
+  .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+]
+
+let package = Package(
+  name: "espd",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "espd", targets: ["espd"]),
+    .executable(name: "bench", targets: ["Bench"]),
+    .library(name: "ESP", targets: ["ESP"]),
+    .library(name: "UDPEncap", targets: ["UDPEncap"]),
+    .library(name: "Dataplane", targets: ["Dataplane"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    // MARK: C shims (system libraries found through pkg-config)
+    .systemLibrary(
+      name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+    .systemLibrary(
+      name: "CIO", pkgConfig: "liburing", providers: [.apt(["liburing-dev", "libpcap-dev"])]),
+    // Counts heap allocations per thread (interposes malloc); linked only by tests and `bench`.
+    .target(name: "CAllocCounter"),
+
+    // MARK: Libraries
+    .target(name: "ESP", dependencies: ["CCrypto"], swiftSettings: hotPath),
+    .target(name: "UDPEncap", swiftSettings: hotPath),
+    .target(name: "Dataplane", dependencies: ["ESP", "UDPEncap", "CIO"], swiftSettings: hotPath),
+
+    // MARK: Executables
+    .executableTarget(
+      name: "espd",
+      dependencies: ["Dataplane", "ESP", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+    .executableTarget(
+      name: "Bench",
+      dependencies: [
+        "ESP", "UDPEncap", "Dataplane", "CCrypto", "CAllocCounter",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: hotPath),
+
+    // MARK: Tests
+    .testTarget(
+      name: "ESPTests", dependencies: ["ESP", "CAllocCounter"],
+      resources: [.copy("Vectors")]),
+    .testTarget(name: "UDPEncapTests", dependencies: ["UDPEncap"]),
+    .testTarget(name: "DataplaneTests", dependencies: ["Dataplane", "ESP"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: Apache-2.0
+// One SA's cipher state over OpenSSL: created and keyed once, freed and wiped in deinit.
+internal import CCrypto
+
+/// The cipher objects, fetched once per process: `EVP_CIPHER_fetch` is a locked lookup, too slow
+/// to repeat for each of a million SAs. They are immutable and reference-counted by OpenSSL.
+enum Ciphers {
+  nonisolated(unsafe) static let aes128GCM = EVP_CIPHER_fetch(nil, "AES-128-GCM", nil)
+  nonisolated(unsafe) static let aes192GCM = EVP_CIPHER_fetch(nil, "AES-192-GCM", nil)
+  nonisolated(unsafe) static let aes256GCM = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil)
+  nonisolated(unsafe) static let chacha20Poly1305 = EVP_CIPHER_fetch(nil, "ChaCha20-Poly1305", nil)
+  nonisolated(unsafe) static let aes128CBC = EVP_CIPHER_fetch(nil, "AES-128-CBC", nil)
+  nonisolated(unsafe) static let aes256CBC = EVP_CIPHER_fetch(nil, "AES-256-CBC", nil)
+  nonisolated(unsafe) static let aes128ECB = EVP_CIPHER_fetch(nil, "AES-128-ECB", nil)
+}
+
+/// The transform of one SA in one direction: an AEAD (AES-GCM, ChaCha20-Poly1305) or AES-CBC /
+/// null encryption composed with HMAC-SHA-256-128, the way the kernel's `authenc()` presents it.
+///
+/// Keyed once at creation; per packet only the nonce or IV changes, and nothing is allocated:
+/// HMAC restarts from precomputed inner and outer SHA-256 states (RFC 2104 §2) instead of
+/// `EVP_MAC_init`, which duplicates a provider context with malloc on every call in OpenSSL 3.
+///
+/// Not thread-safe; owned by one loop.
+final class AEADContext {
+  let algorithm: ESPAlgorithm
+  let encrypt: Bool
+  /// EVP_CIPHER_CTX for the cipher, or nil for null encryption.
+  let cipher: OpaquePointer?
+  /// AES-ECB EVP_CIPHER_CTX that makes unpredictable CBC IVs from a counter (outbound AES-CBC only).
+  let ivCipher: OpaquePointer?
+  /// Scratch memory: see ``Scratch``.
+  let scratch: UnsafeMutableRawPointer
+  /// SHA-256 state after absorbing `key ^ ipad`, and after `key ^ opad` (HMAC transforms only).
+  var inner = SHA256_CTX()
+  var outer = SHA256_CTX()
+
+  /// Offsets into ``scratch``.
+  enum Scratch {
+    static let nonce = 0  // 12 bytes: salt (4) | explicit IV (8)
+    static let aad = 16  // 12 bytes: SPI | Seq high | Seq low
+    static let digest = 32  // 32 bytes: HMAC intermediate and result
+    static let counter = 64  // 16 bytes: CBC IV generator input block
+    static let size = 80
+  }
+
+  /// Creates and keys the context.
+  /// - Parameters:
+  ///   - algorithm: the transform.
+  ///   - key: cipher key (+ 4-byte salt for AEADs), `algorithm.keyLength` bytes.
+  ///   - authKey: HMAC key, `algorithm.authKeyLength` bytes.
+  ///   - encrypt: true for an outbound SA.
+  /// - Throws: ``SAError`` if a length is wrong or OpenSSL lacks the algorithm.
+  init(algorithm: ESPAlgorithm, key: [UInt8], authKey: [UInt8], encrypt: Bool) throws(SAError) {
+    guard key.count == algorithm.keyLength else {
+      throw .keyLength(expected: algorithm.keyLength, got: key.count)
+    }
+    guard authKey.count == algorithm.authKeyLength else {
+      throw .authKeyLength(expected: algorithm.authKeyLength, got: authKey.count)
+    }
+    self.algorithm = algorithm
+    self.encrypt = encrypt
+    let scratch = UnsafeMutableRawPointer.allocate(byteCount: Scratch.size, alignment: 16)
+    scratch.initializeMemory(as: UInt8.self, repeating: 0, count: Scratch.size)
+    self.scratch = scratch
+
+    let evp: OpaquePointer?
+    switch algorithm {
+    case .aes128gcm16: evp = Ciphers.aes128GCM
+    case .aes192gcm16: evp = Ciphers.aes192GCM
+    case .aes256gcm16: evp = Ciphers.aes256GCM
+    case .chacha20poly1305: evp = Ciphers.chacha20Poly1305
+    case .aes128sha256: evp = Ciphers.aes128CBC
+    case .aes256sha256: evp = Ciphers.aes256CBC
+    case .nullsha256: evp = nil
+    }
+
+    var ctx: OpaquePointer? = nil
+    var ivCtx: OpaquePointer? = nil
+    var failure: String? = nil
+    if algorithm != .nullsha256 {
+      ctx = EVP_CIPHER_CTX_new()
+      let cipherKeyLength = algorithm.isAEAD ? key.count - ESPConstants.saltLength : key.count
+      if evp == nil || ctx == nil {
+        failure = "\(algorithm.rawValue) is not available"
+      } else if key.withUnsafeBytes({ CCrypto_EVP_CipherInit(ctx, evp, $0.baseAddress, nil, encrypt ? 1 : 0) }) != 1 {
+        failure = "cannot key \(algorithm.rawValue)"
+      } else if algorithm.isAEAD {
+        // RFC 4106 §4 / RFC 7634 §2: the last 4 bytes of the key material are the nonce salt.
+        key.withUnsafeBytes { k in
+          (scratch + Scratch.nonce).copyMemory(from: k.baseAddress! + cipherKeyLength, byteCount: 4)
+        }
+      } else {
+        EVP_CIPHER_CTX_set_padding(ctx, 0)  // ESP pads itself (RFC 4303 §2.4)
+        if encrypt {
+          // RFC 3602 §3: CBC IVs must be unpredictable. Encrypting a per-SA counter under a
+          // random key gives IVs that never repeat and cannot be predicted (the kernel's seqiv idea).
+          var ivKey = [UInt8](repeating: 0, count: 16)
+          ivCtx = EVP_CIPHER_CTX_new()
+          if ivCtx == nil || ivKey.withUnsafeMutableBytes({ CCrypto_RAND_bytes($0.baseAddress, 16) }) != 1
+            || ivKey.withUnsafeBytes({ CCrypto_EVP_CipherInit(ivCtx, Ciphers.aes128ECB, $0.baseAddress, nil, 1) }) != 1
+          {
+            failure = "cannot create the CBC IV generator"
+          } else {
+            EVP_CIPHER_CTX_set_padding(ivCtx, 0)
+          }
+          ivKey.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, 16) }
+        }
+      }
+    }
+    cipher = ctx
+    ivCipher = ivCtx
+    if let failure {
+      throw .crypto(failure)
+    }
+    if !algorithm.isAEAD {
+      deriveHMACStates(authKey)
+    }
+  }
+
+  deinit {
+    EVP_CIPHER_CTX_free(cipher)  // frees and cleanses the key schedule
+    EVP_CIPHER_CTX_free(ivCipher)
+    OPENSSL_cleanse(scratch, Scratch.size)
+    scratch.deallocate()
+    withUnsafeMutableBytes(of: &inner) { OPENSSL_cleanse($0.baseAddress, $0.count) }
+    withUnsafeMutableBytes(of: &outer) { OPENSSL_cleanse($0.baseAddress, $0.count) }
+  }
+
+  /// RFC 2104 §2: absorb `K ^ ipad` and `K ^ opad` once, so each packet costs two restarts by copy.
+  private func deriveHMACStates(_ authKey: [UInt8]) {
+    var pad = [UInt8](repeating: 0, count: 64)  // SHA-256 block size; 32-byte keys need no hashing
+    for (i, b) in authKey.enumerated() { pad[i] = b }
+    for i in 0..<64 { pad[i] ^= 0x36 }
+    SHA256_Init(&inner)
+    _ = pad.withUnsafeBytes { SHA256_Update(&inner, $0.baseAddress, 64) }
+    for i in 0..<64 { pad[i] ^= 0x36 ^ 0x5c }
+    SHA256_Init(&outer)
+    _ = pad.withUnsafeBytes { SHA256_Update(&outer, $0.baseAddress, 64) }
+    pad.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, 64) }
+  }
+}

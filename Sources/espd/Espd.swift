@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: Apache-2.0
+// The `espd` command: argument parsing and dispatch to the subcommands. Thin by design.
+import ArgumentParser
+
+@main
+struct Espd: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "espd",
+    abstract: "A userspace ESP-in-UDP (RFC 4303, RFC 3948) IPsec dataplane.",
+    discussion: """
+      espd moves ESP packets between a TUN device and UDP sockets, doing the encapsulation and
+      decapsulation itself. An IKE daemon negotiates the SAs and installs them through the control
+      socket. See README.md for what works in this build.
+      """,
+    version: EspdVersion.string,
+    subcommands: [Run.self]
+  )
+}
+
+/// The version printed by `espd --version`.
+enum EspdVersion {
+  static let string = "0.1.0"
+}

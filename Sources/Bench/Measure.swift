@@ -52,6 +52,39 @@ func measure(seconds: Double, packetsPerBatch: Int, _ batch: () -> UInt64) -> Me
   return m
 }
 
+/// Like ``measure(seconds:packetsPerBatch:_:)`` for two cases at once, alternating their batches.
+/// - Returns: the measurements of `a` and of `b`.
+func measurePair(
+  seconds: Double, packetsPerBatch: Int, _ a: () -> UInt64, _ b: () -> UInt64
+) -> (Measurement, Measurement) {
+  let warmupEnd = nanoseconds() + UInt64(seconds * 0.25e9)
+  while nanoseconds() < warmupEnd {
+    _ = a()
+    _ = b()
+  }
+  var ma = Measurement()
+  var mb = Measurement()
+  let end = nanoseconds() + UInt64(seconds * 2e9)
+  while nanoseconds() < end {
+    CAllocCounter_start()
+    let nsA = a()
+    ma.record(ns: nsA, packets: packetsPerBatch, allocations: CAllocCounter_stop())
+    CAllocCounter_start()
+    let nsB = b()
+    mb.record(ns: nsB, packets: packetsPerBatch, allocations: CAllocCounter_stop())
+  }
+  return (ma, mb)
+}
+
+extension Measurement {
+  mutating func record(ns: UInt64, packets n: Int, allocations: UInt64) {
+    nanos += ns
+    packets += UInt64(n)
+    self.allocations += allocations
+    batchNanosPerPacket.append(Double(ns) / Double(n))
+  }
+}
+
 /// A JSON value for one output line (numbers, strings); no Foundation.
 enum JSONValue {
   case string(String)

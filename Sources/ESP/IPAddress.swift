@@ -32,7 +32,8 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
   public var bytes: [UInt8] {
     switch self {
     case .v4(let a): withUnsafeBytes(of: a.bigEndian) { Array($0) }
-    case .v6(let h, let l): withUnsafeBytes(of: h.bigEndian) { Array($0) } + withUnsafeBytes(of: l.bigEndian) { Array($0) }
+    case .v6(let h, let l):
+      withUnsafeBytes(of: h.bigEndian) { Array($0) } + withUnsafeBytes(of: l.bigEndian) { Array($0) }
     }
   }
 

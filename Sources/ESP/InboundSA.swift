@@ -85,7 +85,8 @@ public final class InboundSA {
     let iv = header + ESPConstants.headerSize
     let text = iv + ivLength
     let high: UInt32? = esn ? UInt32(truncatingIfNeeded: seq >> 32) : nil
-    guard context.open(header: header, sequenceHigh: high, iv: iv, text: text, length: textLength, icv: text + textLength)
+    guard
+      context.open(header: header, sequenceHigh: high, iv: iv, text: text, length: textLength, icv: text + textLength)
     else { throw .authenticationFailed }
 
     // Trailer: Pad Length and Next Header, then the pad bytes must read 1, 2, 3, … (RFC 4303 §2.4).

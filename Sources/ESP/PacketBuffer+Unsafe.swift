@@ -12,7 +12,9 @@ extension PacketBuffer {
   @inlinable public func uint32(at offset: Int) -> UInt32 { data.loadBigEndianUInt32(at: offset) }
 
   /// Stores a byte at `offset` from the packet start.
-  @inlinable public func setUInt8(_ v: UInt8, at offset: Int) { data.storeBytes(of: v, toByteOffset: offset, as: UInt8.self) }
+  @inlinable public func setUInt8(_ v: UInt8, at offset: Int) {
+    data.storeBytes(of: v, toByteOffset: offset, as: UInt8.self)
+  }
 
   /// Stores a big-endian 16-bit value at `offset` from the packet start (unaligned).
   @inlinable public func setUInt16(_ v: UInt16, at offset: Int) { data.storeBigEndian(v, at: offset) }

@@ -16,9 +16,15 @@ public enum ESPSelfTest {
     for v in KnownAnswer.all {
       results.append(Result(name: "KAT \(v.algorithm.rawValue): \(v.source)", passed: knownAnswer(v)))
     }
-    results.append(Result(name: "replay window 64, 32-bit", passed: replayTable(window: 64, esn: false, start: 0, replayTable32)))
-    results.append(Result(name: "replay window 64, ESN rollover", passed: replayTable(window: 64, esn: true, start: 0xFFFF_FFF0, replayTableESN)))
-    results.append(Result(name: "replay window 4096, 32-bit", passed: replayTable(window: 4096, esn: false, start: 0, replayTable4096)))
+    results.append(
+      Result(name: "replay window 64, 32-bit", passed: replayTable(window: 64, esn: false, start: 0, replayTable32)))
+    results.append(
+      Result(
+        name: "replay window 64, ESN rollover",
+        passed: replayTable(window: 64, esn: true, start: 0xFFFF_FFF0, replayTableESN)))
+    results.append(
+      Result(
+        name: "replay window 4096, 32-bit", passed: replayTable(window: 4096, esn: false, start: 0, replayTable4096)))
     results.append(Result(name: "sequence exhaustion (32-bit)", passed: exhaustion()))
     return results
   }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs what is missing, builds, and runs every test: lint, vector check, unit tests, selftest,
+# and the benchmark gate. Run as root on Debian 12 (it installs packages with apt-get).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n== %s (%ss)\n' "$*" $(($(date +%s) - start)); }
+
+step "bootstrap"
+bash scripts/bootstrap.sh
+
+step "lint"
+bash scripts/lint.sh
+
+step "test vectors against pyca/cryptography"
+python3 scripts/vectors/verify_vectors.py
+
+step "build (debug) and unit tests"
+swift build --build-tests
+swift test --parallel 2>&1 | tee /tmp/espd-swift-test.log | grep -vE '^(◇|↳|✔ Test (case|.*started))' || true
+grep -qE 'Test run with [0-9]+ tests? .* passed' /tmp/espd-swift-test.log || { echo "unit tests failed" >&2; exit 1; }
+
+step "selftest (debug binary)"
+.build/debug/espd run --selftest
+
+step "release build and benchmark gate"
+swift build -c release
+bash scripts/bench.sh
+
+step "done"

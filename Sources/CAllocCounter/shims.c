@@ -5,6 +5,7 @@
 #include "CAllocCounter.h"
 #include <errno.h>
 #include <stddef.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 extern void *__libc_malloc(size_t);
@@ -20,6 +21,10 @@ static int seen;
 void CAllocCounter_start(void) { count = 0; counting = 1; }
 uint64_t CAllocCounter_stop(void) { counting = 0; return count; }
 void CAllocCounter_resume(uint64_t previous) { count = previous; counting = 1; }
+uint64_t CAllocCounter_heapBytes(void) {
+  struct mallinfo2 m = mallinfo2();
+  return (uint64_t)m.uordblks + (uint64_t)m.hblkhd;
+}
 int CAllocCounter_isActive(void) {
   void *p = malloc(1);
   __libc_free(p);

@@ -27,6 +27,10 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
   case tooBig
   /// OpenSSL failed internally.
   case cryptoFailure
+  /// The tunnel has no peer endpoint yet (a responder that has not heard from it).
+  case noPeer
+  /// A dummy packet (Next Header 59, RFC 4303 §2.6), discarded by design.
+  case dummy
 
   /// The counter's name in stats, replay summaries and metrics.
   public var name: String {
@@ -42,6 +46,8 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     case .sequenceExhausted: "sequence_exhausted"
     case .tooBig: "too_big"
     case .cryptoFailure: "crypto_failure"
+    case .noPeer: "no_peer"
+    case .dummy: "dummy"
     }
   }
 
@@ -69,7 +75,7 @@ public struct DropCounters: Sendable, Equatable {
   public init() {}
 
   /// Counts one drop.
-  @inlinable public mutating func count(_ reason: DropReason) { self[reason] &+= 1 }
+  public mutating func count(_ reason: DropReason) { self[reason] &+= 1 }
 
   /// The number of drops for `reason`.
   public subscript(reason: DropReason) -> UInt64 {

@@ -102,14 +102,15 @@ extension AEADContext {
   @inline(__always)
   private func hmac(_ data: UnsafeRawPointer, length: Int, sequenceHigh: UInt32?) {
     let digest = scratch + Scratch.digest
-    var c = inner
+    guard let states = hmacStates else { return }
+    var c = states[0]
     SHA256_Update(&c, data, length)
     if let high = sequenceHigh {
       var be = high.bigEndian
       SHA256_Update(&c, &be, 4)
     }
     CCrypto_SHA256_Final(digest, &c)
-    c = outer
+    c = states[1]
     SHA256_Update(&c, digest, 32)
     CCrypto_SHA256_Final(digest, &c)
   }

@@ -31,9 +31,9 @@ final class AEADContext {
   let ivCipher: OpaquePointer?
   /// Scratch memory: see ``Scratch``.
   let scratch: UnsafeMutableRawPointer
-  /// SHA-256 state after absorbing `key ^ ipad`, and after `key ^ opad` (HMAC transforms only).
-  var inner = SHA256_CTX()
-  var outer = SHA256_CTX()
+  /// SHA-256 states after absorbing `key ^ ipad` ([0]) and `key ^ opad` ([1]); HMAC transforms
+  /// only (allocated only for them: the AEADs would carry 224 unused bytes per SA).
+  let hmacStates: UnsafeMutablePointer<SHA256_CTX>?
 
   /// Offsets into ``scratch``.
   enum Scratch {
@@ -110,11 +110,9 @@ final class AEADContext {
     }
     cipher = ctx
     ivCipher = ivCtx
+    hmacStates = algorithm.isAEAD ? nil : AEADContext.deriveHMACStates(authKey)
     if let failure {
       throw .crypto(failure)
-    }
-    if !algorithm.isAEAD {
-      deriveHMACStates(authKey)
     }
   }
 
@@ -123,20 +121,25 @@ final class AEADContext {
     EVP_CIPHER_CTX_free(ivCipher)
     OPENSSL_cleanse(scratch, Scratch.size)
     scratch.deallocate()
-    withUnsafeMutableBytes(of: &inner) { OPENSSL_cleanse($0.baseAddress, $0.count) }
-    withUnsafeMutableBytes(of: &outer) { OPENSSL_cleanse($0.baseAddress, $0.count) }
+    if let hmacStates {
+      OPENSSL_cleanse(hmacStates, 2 * MemoryLayout<SHA256_CTX>.size)
+      hmacStates.deallocate()
+    }
   }
 
   /// RFC 2104 §2: absorb `K ^ ipad` and `K ^ opad` once, so each packet costs two restarts by copy.
-  private func deriveHMACStates(_ authKey: [UInt8]) {
+  private static func deriveHMACStates(_ authKey: [UInt8]) -> UnsafeMutablePointer<SHA256_CTX> {
+    let states = UnsafeMutablePointer<SHA256_CTX>.allocate(capacity: 2)
+    states.initialize(repeating: SHA256_CTX(), count: 2)
     var pad = [UInt8](repeating: 0, count: 64)  // SHA-256 block size; 32-byte keys need no hashing
     for (i, b) in authKey.enumerated() { pad[i] = b }
     for i in 0..<64 { pad[i] ^= 0x36 }
-    SHA256_Init(&inner)
-    _ = pad.withUnsafeBytes { SHA256_Update(&inner, $0.baseAddress, 64) }
+    SHA256_Init(states)
+    _ = pad.withUnsafeBytes { SHA256_Update(states, $0.baseAddress, 64) }
     for i in 0..<64 { pad[i] ^= 0x36 ^ 0x5c }
-    SHA256_Init(&outer)
-    _ = pad.withUnsafeBytes { SHA256_Update(&outer, $0.baseAddress, 64) }
+    SHA256_Init(states + 1)
+    _ = pad.withUnsafeBytes { SHA256_Update(states + 1, $0.baseAddress, 64) }
     pad.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, 64) }
+    return states
   }
 }

@@ -13,8 +13,24 @@ struct Espd: ParsableCommand {
       socket. See README.md for what works in this build.
       """,
     version: EspdVersion.string,
-    subcommands: [Run.self]
+    subcommands: [Run.self, Check.self, ReplayCommand.self, KeysCommand.self]
   )
+}
+
+extension Espd {
+  /// Runs the command; usage errors exit 2 (INTERFACE.md), not swift-argument-parser's 64.
+  static func main() {
+    do {
+      var command = try parseAsRoot()
+      try command.run()
+    } catch {
+      if exitCode(for: error) == .validationFailure {
+        printError(fullMessage(for: error))
+        Self.exit(withError: ExitCode(2))
+      }
+      Self.exit(withError: error)
+    }
+  }
 }
 
 /// The version printed by `espd --version`.

@@ -11,6 +11,8 @@ void CAllocCounter_start(void);
 uint64_t CAllocCounter_stop(void);
 /// Resumes counting on the calling thread from `previous` (after a pause with `stop`).
 void CAllocCounter_resume(uint64_t previous);
+/// Bytes the allocator has handed out and not yet had back (mallinfo2: uordblks + hblkhd).
+uint64_t CAllocCounter_heapBytes(void);
 /// Whether the interposer is linked and live (a call to malloc was seen through it).
 int CAllocCounter_isActive(void);
 

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+// The packet paths' state: the current SA table snapshot, learned flows, and verdict counters.
+import ESP
+
+/// The inbound and outbound packet paths of one loop (DESIGN.md "The two packet paths"), without
+/// I/O: the live loop and `espd replay` both drive it. Not thread-safe; owned by one loop.
+public final class Pipeline {
+  /// The snapshot in use; replaced between batches with ``install(_:)``.
+  public private(set) var table: SATable
+  /// Learned inner flows for tunnels that share an alias.
+  public internal(set) var flows: FlowTable
+  /// Verdict counts of this loop.
+  public internal(set) var counters = VerdictCounters()
+
+  public init(table: SATable, flowCapacity: Int = DataplaneConstants.flowTableCapacity) {
+    self.table = table
+    flows = FlowTable(capacity: flowCapacity)
+  }
+
+  /// Swaps in a new snapshot (between batches).
+  public func install(_ table: SATable) {
+    self.table = table
+  }
+
+  /// Counts a verdict globally and, when it names a tunnel, on the tunnel.
+  @inline(__always)
+  func finish(_ v: Verdict, tunnel: Tunnel?) -> Verdict {
+    counters.count(v)
+    if case .dropped(let r) = v { tunnel?.counters.drops.count(r) }
+    return v
+  }
+}
+
+/// One datagram's outer addressing: where it came from and which local endpoint it reached (or,
+/// for an outbound packet, where it goes and which local endpoint it leaves from).
+public struct DatagramAddress: Equatable, Sendable {
+  public var remote: Endpoint
+  public var local: Endpoint
+  public init(remote: Endpoint, local: Endpoint) {
+    self.remote = remote
+    self.local = local
+  }
+}

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+// A fixed-capacity open-addressing hash table from small keys to tunnel or SA indices.
+
+/// A key the tables can hash cheaply (no SipHash, no allocation).
+public protocol TableKey: Equatable {
+  /// A well-mixed 64-bit hash.
+  var tableHash: UInt64 { get }
+}
+
+/// Mixes 64 bits (the SplitMix64 finaliser): cheap, and good enough to spread SPIs and addresses.
+func mix64(_ x: UInt64) -> UInt64 {
+  var z = x &+ 0x9E37_79B9_7F4A_7C15
+  z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+  z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+  return z ^ (z >> 31)
+}
+
+/// Key → `Int32` value, linear probing, capacity a power of two at least twice the entries, built
+/// once (the table is part of an immutable snapshot). Lookups are constant time on average and
+/// never allocate.
+public struct OpenAddressingTable<Key: TableKey> {
+  var keys: [Key?]
+  var values: [Int32]
+  let mask: Int
+  public private(set) var count = 0
+
+  /// Creates an empty table sized for `expected` entries (load factor at most 1/2).
+  public init(expected: Int) {
+    var capacity = 16
+    while capacity < expected * 2 { capacity <<= 1 }
+    keys = [Key?](repeating: nil, count: capacity)
+    values = [Int32](repeating: -1, count: capacity)
+    mask = capacity - 1
+  }
+
+  /// Inserts or replaces. (Control path only: the table is built before it is published.)
+  /// - Returns: the previous value for the key, if any.
+  @discardableResult
+  public mutating func insert(_ key: Key, _ value: Int32) -> Int32? {
+    precondition(count < mask, "OpenAddressingTable over capacity")
+    var i = Int(truncatingIfNeeded: key.tableHash) & mask
+    while let k = keys[i] {
+      if k == key {
+        let old = values[i]
+        values[i] = value
+        return old
+      }
+      i = (i + 1) & mask
+    }
+    keys[i] = key
+    values[i] = value
+    count += 1
+    return nil
+  }
+
+  /// The value for `key`, or nil.
+  public func lookup(_ key: Key) -> Int32? {
+    var i = Int(truncatingIfNeeded: key.tableHash) & mask
+    while let k = keys[i] {
+      if k == key { return values[i] }
+      i = (i + 1) & mask
+    }
+    return nil
+  }
+
+  /// Bytes of memory the table's arrays use.
+  public var memoryBytes: Int { keys.count * (MemoryLayout<Key?>.stride + MemoryLayout<Int32>.stride) }
+}
+
+/// An SPI as a table key.
+public struct SPIKey: TableKey {
+  public let spi: UInt32
+  public init(_ spi: UInt32) { self.spi = spi }
+  public var tableHash: UInt64 { mix64(UInt64(spi)) }
+}

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+// A tunnel at run time: its SAs, its peer endpoint (learned and updated), and its counters.
+import ESP
+
+/// Packet and byte counters of one tunnel, and its drops by reason.
+public struct TunnelCounters: Sendable, Equatable {
+  public var packetsIn: UInt64 = 0
+  public var bytesIn: UInt64 = 0
+  public var packetsOut: UInt64 = 0
+  public var bytesOut: UInt64 = 0
+  /// Times the peer endpoint moved (NAT rebinding), authenticated packets only.
+  public var endpointChanges: UInt64 = 0
+  public var drops = DropCounters()
+  public init() {}
+}
+
+/// One tunnel: mutable state owned by the loop that runs it (not thread-safe).
+public final class Tunnel {
+  public let index: Int32
+  public let name: String
+  public let mode: TunnelMode
+  public let remoteTS: [Prefix]
+  /// Transport mode: the address that stands for the remote end on the TUN side.
+  public let alias: IPAddress?
+  /// Whether another tunnel has the same alias (replies are then steered by learned flows).
+  public internal(set) var sharesAlias = false
+  /// The configured outer source address, if any.
+  public let local: IPAddress?
+  /// The peer's outer endpoint: configured, or learned from authenticated packets (NAT rebinding).
+  public internal(set) var peer: Endpoint?
+  /// The local endpoint the peer last reached (IP_PKTINFO): replies leave from it.
+  public internal(set) var localEndpoint: Endpoint?
+  public internal(set) var outbound: OutboundSA
+  public internal(set) var inbound: [InboundSA]
+  public internal(set) var counters = TunnelCounters()
+
+  init(index: Int32, config: TunnelConfig, outbound: OutboundSA, inbound: [InboundSA]) {
+    self.index = index
+    name = config.name
+    mode = config.mode
+    remoteTS = config.remoteTS
+    alias = config.alias
+    local = config.local
+    peer = config.peer
+    self.outbound = outbound
+    self.inbound = inbound
+  }
+
+  /// Whether `address` is inside one of the tunnel's `remote_ts` prefixes.
+  func acceptsSource(_ address: IPAddress) -> Bool {
+    for p in remoteTS where RouteTable.contains(p, address) { return true }
+    return false
+  }
+}

@@ -13,6 +13,8 @@ algs=aes128gcm16
 run() {
   .build/release/bench seal --alg "$algs" --seconds 1 >"$out"
   .build/release/bench open --alg "$algs" --seconds 1 --json >>"$out"
+  .build/release/bench pipeline --alg "$algs" --seconds 1 --json >>"$out"
+  .build/release/bench tunnels --count 1000000 --json >>"$out"
 }
 run
 cat "$out"

@@ -24,6 +24,11 @@ grep -qE 'Test run with [0-9]+ tests? .* passed' /tmp/espd-swift-test.log || { e
 step "selftest (debug binary)"
 .build/debug/espd run --selftest
 
+step "replay: scapy-built captures through espd replay, outputs checked with scapy and tshark"
+work=$(mktemp -d /tmp/espd-replay.XXXXXX)
+python3 tests/replay/run_espd.py .build/debug/espd --work "$work"
+rm -rf "$work"
+
 step "release build and benchmark gate"
 swift build -c release
 bash scripts/bench.sh

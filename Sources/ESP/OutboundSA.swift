@@ -56,6 +56,11 @@ public final class OutboundSA {
   /// Bytes that encapsulation adds in front of the payload.
   public var headerOverhead: Int { ESPConstants.headerSize + ivLength }
 
+  /// The most bytes encapsulation can add in all: header, IV, worst padding, trailer and ICV.
+  public var maxOverhead: Int {
+    headerOverhead + blockSize - 1 + ESPConstants.trailerSize + algorithm.icvLength
+  }
+
   /// Encapsulates the payload in place: ESP header and IV into the headroom, padding, trailer and
   /// ICV into the tailroom, payload encrypted. RFC 4303 §3.3.
   /// - Parameters:

@@ -464,32 +464,46 @@ def write_pcapng(path: str, linktype: int, frames: list):
 
 
 def read_capture(path: str) -> tuple[int, list]:
-    """(linktype, [frame bytes]) of a pcap (any byte order, us/ns) or pcapng file."""
+    """(linktype, [frame bytes]) of a pcap (any byte order, us/ns) or pcapng file; raises
+    ValueError on a damaged file."""
+    linktype, frames, err = read_capture_partial(path)
+    if err:
+        raise ValueError(err)
+    return linktype, frames
+
+
+def read_capture_partial(path: str) -> tuple[int, list, str | None]:
+    """(linktype, frames before any damage, description of the damage or None)."""
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < 24:
-        raise ValueError(f"{path}: too short for a capture file ({len(data)} bytes)")
+        return LINKTYPE_RAW, [], f"{path}: too short for a capture file ({len(data)} bytes)"
     m = data[:4]
     if m == b"\x0a\x0d\x0d\x0a":
-        return _read_pcapng(data, path)
+        try:
+            lt, frames = _read_pcapng(data, path)
+            return lt, frames, None
+        except (ValueError, struct.error, IndexError) as e:
+            return LINKTYPE_RAW, [], f"{path}: {e}"
     for e in "<>":
         magic = struct.unpack(e + "I", m)[0]
         if magic in (0xA1B2C3D4, 0xA1B23C4D):
             break
     else:
-        raise ValueError(f"{path}: not a pcap/pcapng file (magic {m.hex()})")
+        return LINKTYPE_RAW, [], f"{path}: not a pcap/pcapng file (magic {m.hex()})"
     linktype = struct.unpack(e + "I", data[20:24])[0] & 0x0FFFFFFF
     frames, off = [], 24
     while off < len(data):
         if off + 16 > len(data):
-            raise ValueError(f"{path}: truncated record header at offset {off}")
+            return linktype, frames, f"{path}: truncated record header at offset {off} (after packet {len(frames)})"
         _, _, incl, _orig = struct.unpack(e + "IIII", data[off:off + 16])
+        if off + 16 + incl > len(data):
+            return linktype, frames, (f"{path}: packet {len(frames) + 1} at offset {off} truncated "
+                                      f"({len(data) - off - 16} of {incl} bytes)")
         off += 16
-        if off + incl > len(data):
-            raise ValueError(f"{path}: truncated packet at offset {off}")
         frames.append(data[off:off + incl])
         off += incl
-    return linktype, frames
+    return linktype, frames, None
 
 
 def _read_pcapng(data: bytes, path: str) -> tuple[int, list]:

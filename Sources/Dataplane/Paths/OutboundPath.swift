@@ -59,6 +59,12 @@ extension Pipeline {
       nextHeader = header.version == 4 ? ESPConstants.nextHeaderIPv4 : ESPConstants.nextHeaderIPv6
     }
     let length = packet.count
+    // The ESP packet must fit one UDP datagram (IPv4: 65535 - 20 - 8; IPv6: 65535 - 8). Checked
+    // before sealing so that no sequence number is spent on a packet that cannot be sent.
+    let maxPayload = peer.address.isV6 ? 65535 - 8 : 65535 - 20 - 8
+    guard length + tunnel.outbound.maxOverhead <= maxPayload else {
+      return finish(.dropped(.tooBig), tunnel: tunnel)
+    }
     do throws(ESPError) {
       try tunnel.outbound.encapsulate(&packet, nextHeader: nextHeader)
     } catch {

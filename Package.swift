@@ -11,6 +11,11 @@ let hotPath: [SwiftSetting] = [
   .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
 ]
 
+/// Every Swift target sees glibc with _GNU_SOURCE, as the C shims do (recvmmsg, in6_pktinfo and
+/// liburing need it): Clang modules that include the same glibc headers under different feature
+/// macros (fd_set's member is `fds_bits` with them, `__fds_bits` without) cannot be loaded together.
+let gnu: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-D_GNU_SOURCE"])]
+
 let package = Package(
   name: "espd",
   platforms: [.macOS(.v15)],
@@ -34,28 +39,29 @@ let package = Package(
     .target(name: "CAllocCounter"),
 
     // MARK: Libraries
-    .target(name: "ESP", dependencies: ["CCrypto"], swiftSettings: hotPath),
-    .target(name: "UDPEncap", swiftSettings: hotPath),
-    .target(name: "Dataplane", dependencies: ["ESP", "UDPEncap", "CIO"], swiftSettings: hotPath),
+    .target(name: "ESP", dependencies: ["CCrypto"], swiftSettings: hotPath + gnu),
+    .target(name: "UDPEncap", swiftSettings: hotPath + gnu),
+    .target(name: "Dataplane", dependencies: ["ESP", "UDPEncap", "CIO"], swiftSettings: hotPath + gnu),
 
     // MARK: Executables
     .executableTarget(
       name: "espd",
-      dependencies: ["Dataplane", "ESP", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+      dependencies: ["Dataplane", "ESP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      swiftSettings: gnu),
     .executableTarget(
       name: "Bench",
       dependencies: [
         "ESP", "UDPEncap", "Dataplane", "CCrypto", "CAllocCounter",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
-      swiftSettings: hotPath),
+      swiftSettings: hotPath + gnu),
 
     // MARK: Tests
     .testTarget(
       name: "ESPTests", dependencies: ["ESP", "CAllocCounter"],
-      resources: [.copy("Vectors")]),
-    .testTarget(name: "UDPEncapTests", dependencies: ["UDPEncap"]),
-    .testTarget(name: "DataplaneTests", dependencies: ["Dataplane", "ESP"]),
+      resources: [.copy("Vectors")], swiftSettings: gnu),
+    .testTarget(name: "UDPEncapTests", dependencies: ["UDPEncap"], swiftSettings: gnu),
+    .testTarget(name: "DataplaneTests", dependencies: ["Dataplane", "ESP"], swiftSettings: gnu),
   ],
   swiftLanguageModes: [.v6]
 )

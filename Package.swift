@@ -27,7 +27,8 @@ let package = Package(
     .library(name: "Dataplane", targets: ["Dataplane"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
   ],
   targets: [
     // MARK: C shims (system libraries found through pkg-config)
@@ -41,12 +42,17 @@ let package = Package(
     // MARK: Libraries
     .target(name: "ESP", dependencies: ["CCrypto"], swiftSettings: hotPath + gnu),
     .target(name: "UDPEncap", swiftSettings: hotPath + gnu),
-    .target(name: "Dataplane", dependencies: ["ESP", "UDPEncap", "CIO"], swiftSettings: hotPath + gnu),
+    .target(
+      name: "Dataplane", dependencies: ["ESP", "UDPEncap", "CIO", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: hotPath + gnu),
 
     // MARK: Executables
     .executableTarget(
       name: "espd",
-      dependencies: ["Dataplane", "ESP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      dependencies: [
+        "Dataplane", "ESP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: gnu),
     .executableTarget(
       name: "Bench",

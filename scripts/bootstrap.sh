@@ -9,7 +9,7 @@ set -euo pipefail
 PKGS=(
   pkg-config liburing-dev libssl-dev libpcap-dev
   python3 python3-pip python3-venv
-  tshark iproute2 nftables iperf3 conntrack jq curl strace procps
+  tshark iproute2 nftables iperf3 conntrack jq curl strace procps iputils-ping
 )
 
 missing=()

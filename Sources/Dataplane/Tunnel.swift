@@ -33,6 +33,12 @@ public final class Tunnel {
   public internal(set) var outbound: OutboundSA
   public internal(set) var inbound: [InboundSA]
   public internal(set) var counters = TunnelCounters()
+  /// Whether the peer was configured (an initiator): such a tunnel sends NAT-keepalives when idle.
+  public let peerConfigured: Bool
+  /// Monotonic ns of the last datagram sent to the peer (ESP or keepalive), set by the loop.
+  var lastSent: UInt64 = 0
+  /// NAT-keepalives sent.
+  public internal(set) var keepalivesSent: UInt64 = 0
 
   init(index: Int32, config: TunnelConfig, outbound: OutboundSA, inbound: [InboundSA]) {
     self.index = index
@@ -42,6 +48,7 @@ public final class Tunnel {
     alias = config.alias
     local = config.local
     peer = config.peer
+    peerConfigured = config.peer != nil
     self.outbound = outbound
     self.inbound = inbound
   }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // `espd run`: the dataplane in the foreground, and `--selftest`.
 import ArgumentParser
+import Dataplane
 import ESP
+import Logging
 
 #if canImport(Glibc)
   import Glibc
@@ -22,7 +24,7 @@ struct Run: ParsableCommand {
   @Option(name: .long, help: "Worker loops (one per core).")
   var workers: Int = 1
 
-  @Option(name: .long, help: "I/O backend: uring or mmsg.")
+  @Option(name: .long, help: "I/O backend: uring (io_uring; falls back to mmsg if the kernel refuses) or mmsg.")
   var io: String = "uring"
 
   @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
@@ -49,12 +51,47 @@ struct Run: ParsableCommand {
         throw ExitCode(1)
       }
     #endif
-    guard config != nil else {
+    guard let config else {
       throw ValidationError("missing --config FILE (or --selftest)")
     }
-    printError("espd run: the live dataplane (TUN, sockets, io_uring) is not in this build yet; see README.md")
-    throw ExitCode(1)
+    guard let backend = IOBackend(rawValue: io) else {
+      throw ValidationError("--io: expected uring or mmsg, got '\(io)'")
+    }
+    guard let level = Logger.Level(rawValue: logLevel) else {
+      throw ValidationError(
+        "--log-level: expected trace, debug, info, notice, warning, error or critical, got '\(logLevel)'")
+    }
+    guard logFormat == "text" || logFormat == "json" else {
+      throw ValidationError("--log-format: expected text or json, got '\(logFormat)'")
+    }
+    guard workers == 1 else { throw ValidationError("--workers: only 1 is supported in this build") }
+    let json = logFormat == "json"
+    LoggingSystem.bootstrap { label in
+      var h: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+      h.logLevel = level
+      return h
+    }
+    let logger = Logger(label: "espd")
+    let cfg = try ConfigFile.load(config)
+    let runtime: Runtime
+    do {
+      runtime = try Runtime(config: cfg, backend: backend, logger: logger)
+    } catch {
+      printError("espd: \(error)")
+      throw ExitCode(1)
+    }
+    logger.info("espd \(EspdVersion.string) running (SIGUSR1 prints the counters; SIGINT/SIGTERM stop)")
+    runtime.run { printOutput($0) }
+    runtime.shutdown()
+    printOutput(runtime.statsJSON)
+    logger.info("stopped")
   }
+}
+
+/// Writes one line to standard output at once (unbuffered: a stats line must not wait for exit).
+func printOutput(_ line: String) {
+  var s = line + "\n"
+  s.withUTF8 { _ = write(1, $0.baseAddress, $0.count) }
 }
 
 /// Writes one line to standard error.

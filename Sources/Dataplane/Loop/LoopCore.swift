@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the io_uring and recvmmsg loops share: the sockets, the TUN, the punt channel, socket
+// choice, NAT-keepalive timing, and the loop-level counters.
+import ESP
+import UDPEncap
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Everything a loop drives, and the decisions that do not depend on the I/O backend.
+/// Not thread-safe; owned by the loop's thread.
+public final class LoopCore {
+  public let pipeline: Pipeline
+  public let tun: TunDevice
+  public let sockets: [UDPSocket]
+  public let punt: PuntChannel?
+  /// NAT-keepalive interval in ns (0: off).
+  let keepaliveInterval: UInt64
+  /// Set by a signal: leave the loop after the current batch.
+  public internal(set) var stopRequested = false
+  /// Set by SIGUSR1: print the counters after the current batch.
+  var statsRequested = false
+  /// Loop-level drops (kernel buffers full), and keepalives sent.
+  public internal(set) var tunWriteDropped: UInt64 = 0
+  public internal(set) var udpSendDropped: UInt64 = 0
+  public internal(set) var keepalivesSent: UInt64 = 0
+  /// Batches handled and packets in them (mean batch size = packets / batches).
+  public internal(set) var batches: UInt64 = 0
+  public internal(set) var batchedPackets: UInt64 = 0
+  var nextTick: UInt64 = 0
+
+  public init(pipeline: Pipeline, tun: TunDevice, sockets: [UDPSocket], punt: PuntChannel?, keepaliveSeconds: Int) {
+    self.pipeline = pipeline
+    self.tun = tun
+    self.sockets = sockets
+    self.punt = punt
+    keepaliveInterval = UInt64(max(0, keepaliveSeconds)) * 1_000_000_000
+  }
+
+  /// The socket to send from for a datagram whose local endpoint is `local`: the socket bound to
+  /// exactly that endpoint, else a wildcard socket of the family on that port, else any of the family.
+  func socketIndex(for local: Endpoint) -> Int? {
+    var wildcard: Int? = nil
+    var family: Int? = nil
+    for (i, s) in sockets.enumerated() where s.local.address.isV6 == local.address.isV6 {
+      if s.local == local { return i }
+      if s.local.port == local.port && s.local.address.isUnspecifiedAddress { wildcard = wildcard ?? i }
+      family = family ?? i
+    }
+    return wildcard ?? family
+  }
+
+  /// Extra counters for the stats JSON.
+  public var loopCounters: [(String, UInt64)] {
+    [
+      ("tun_write_dropped", tunWriteDropped), ("udp_send_dropped", udpSendDropped), ("keepalives_sent", keepalivesSent),
+      ("ike_punted", punt?.punted ?? 0), ("ike_punt_dropped", punt?.dropped ?? 0), ("ike_replies", punt?.replies ?? 0),
+      ("batches", batches), ("batched_packets", batchedPackets),
+    ]
+  }
+
+  /// Once a second: NAT-keepalives (RFC 3948 §4) for initiator tunnels idle for the interval.
+  func tick(now: UInt64) {
+    guard now >= nextTick else { return }
+    nextTick = now + 1_000_000_000
+    guard keepaliveInterval > 0 else { return }
+    for t in pipeline.table.tunnels where t.peerConfigured {
+      guard let peer = t.peer, now &- t.lastSent >= keepaliveInterval else { continue }
+      let local = pipeline.sourceEndpoint(for: t, peer: peer)
+      guard let i = socketIndex(for: local) else { continue }
+      let sent = UDPEncap.natKeepalive.withUnsafeBytes {
+        (try? sockets[i].send($0, to: peer, from: local.address)) ?? false
+      }
+      if sent {
+        t.lastSent = now
+        t.keepalivesSent &+= 1
+        keepalivesSent &+= 1
+      }
+    }
+  }
+
+  /// Sends every reply the IKE daemon has queued, with the non-ESP marker, from the listen socket
+  /// its header names (RFC 3948 §2.2).
+  func forwardPuntReplies() {
+    guard let punt else { return }
+    var out = [UInt8](repeating: 0, count: 0)
+    while let (header, ike) = punt.receive() {
+      let (source, destination) = PuntChannel.endpoints(header)
+      guard let i = socketIndex(for: source) else { continue }
+      out.removeAll(keepingCapacity: true)
+      out += [0, 0, 0, 0]
+      out += ike
+      _ = out.withUnsafeBytes { try? sockets[i].send($0, to: destination, from: source.address) }
+    }
+  }
+
+  /// Monotonic nanoseconds.
+  static func now() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+  }
+}
+
+extension IPAddress {
+  /// 0.0.0.0 or ::.
+  var isUnspecifiedAddress: Bool { self == .v4(0) || self == .v6(0, 0) }
+}

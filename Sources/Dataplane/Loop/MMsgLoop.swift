@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: Apache-2.0
+// The fallback loop (`--io mmsg`): poll, then batches through recvmmsg/sendmmsg and TUN read/write.
+import CIO
+import ESP
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A loop over poll(2) with recvmmsg/sendmmsg batches. Owns its buffers; runs on one thread.
+public final class MMsgLoop {
+  let core: LoopCore
+  let signals: SignalEvents
+  let batch: Int
+  let slotSize = DataplaneConstants.slotSize
+  let slab: UnsafeMutableRawPointer
+  let packets: UnsafeMutablePointer<PacketBuffer>
+  let addresses: UnsafeMutablePointer<DatagramAddress>
+  let verdicts: UnsafeMutablePointer<Verdict>
+  let messages: UnsafeMutablePointer<mmsghdr>
+  let iovecs: UnsafeMutablePointer<iovec>
+  let names: UnsafeMutablePointer<SocketAddressStorage>
+  let controls: UnsafeMutableRawPointer
+  /// Indices of the packets to send, per socket.
+  var sendIndices: [[Int]]
+  /// Called after each wake-up with the stats JSON when SIGUSR1 asked for it.
+  public var onStats: (String) -> Void = { print($0) }
+
+  public init(core: LoopCore, signals: SignalEvents, batch: Int = DataplaneConstants.batchSize) {
+    self.core = core
+    self.signals = signals
+    self.batch = batch
+    slab = .allocate(byteCount: batch * DataplaneConstants.slotSize, alignment: 4096)
+    packets = .allocate(capacity: batch)
+    addresses = .allocate(capacity: batch)
+    verdicts = .allocate(capacity: batch)
+    messages = .allocate(capacity: batch)
+    iovecs = .allocate(capacity: batch)
+    names = .allocate(capacity: batch)
+    controls = .allocate(byteCount: batch * SocketAddress.controlSpace, alignment: 16)
+    let zero = Endpoint(address: .v4(0), port: 0)
+    addresses.initialize(repeating: DatagramAddress(remote: zero, local: zero), count: batch)
+    verdicts.initialize(repeating: .passed, count: batch)
+    packets.initialize(repeating: PacketBuffer(base: slab, capacity: slotSize, start: 0, count: 0), count: batch)
+    messages.initialize(repeating: mmsghdr(), count: batch)
+    iovecs.initialize(repeating: iovec(), count: batch)
+    names.initialize(repeating: SocketAddressStorage(), count: batch)
+    sendIndices = Array(repeating: [], count: core.sockets.count)
+    for i in 0..<sendIndices.count { sendIndices[i].reserveCapacity(batch) }
+  }
+
+  deinit {
+    slab.deallocate()
+    packets.deallocate()
+    addresses.deallocate()
+    verdicts.deallocate()
+    messages.deallocate()
+    iovecs.deallocate()
+    names.deallocate()
+    controls.deallocate()
+  }
+
+  /// Runs until SIGINT or SIGTERM.
+  public func run() {
+    var fds = [
+      pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: core.tun.fd, events: Int16(POLLIN), revents: 0),
+    ]
+    for s in core.sockets { fds.append(pollfd(fd: s.fd, events: Int16(POLLIN), revents: 0)) }
+    if let p = core.punt { fds.append(pollfd(fd: p.fd, events: Int16(POLLIN), revents: 0)) }
+    while !core.stopRequested {
+      let now = LoopCore.now()
+      core.tick(now: now)
+      let timeout = Int32(max(1, min(1000, (core.nextTick &- now) / 1_000_000)))
+      let n = poll(&fds, nfds_t(fds.count), timeout)
+      if n < 0 && errno != EINTR { break }
+      if fds[0].revents != 0 { signals.drain(into: core) }
+      if fds[1].revents != 0 { readTUN() }
+      for (i, s) in core.sockets.enumerated() where fds[2 + i].revents != 0 { receive(from: s) }
+      if core.punt != nil, fds[fds.count - 1].revents != 0 { core.forwardPuntReplies() }
+      if core.statsRequested {
+        core.statsRequested = false
+        onStats(core.pipeline.statsJSON(extra: core.loopCounters))
+      }
+    }
+  }
+
+  func slot(_ i: Int) -> UnsafeMutableRawPointer { slab + i * slotSize }
+
+  /// Reads up to a batch of packets from the TUN, encapsulates them, sends them per socket.
+  func readTUN() {
+    var n = 0
+    let room = slotSize - DataplaneConstants.headroom - DataplaneConstants.tailroom
+    while n < batch {
+      let r = read(core.tun.fd, slot(n) + DataplaneConstants.headroom, room)
+      if r <= 0 { break }
+      packets[n] = PacketBuffer(base: slot(n), capacity: slotSize, start: DataplaneConstants.headroom, count: r)
+      n += 1
+    }
+    guard n > 0 else { return }
+    core.batches &+= 1
+    core.batchedPackets &+= UInt64(n)
+    core.pipeline.outbound(packets, addresses: addresses, verdicts: verdicts, count: n)
+    for i in 0..<sendIndices.count { sendIndices[i].removeAll(keepingCapacity: true) }
+    let now = LoopCore.now()
+    for i in 0..<n {
+      guard case .encapsulated(let t) = verdicts[i] else { continue }
+      guard let s = core.socketIndex(for: addresses[i].local) else {
+        core.udpSendDropped &+= 1
+        continue
+      }
+      sendIndices[s].append(i)
+      core.pipeline.table.tunnels[Int(t)].lastSent = now
+    }
+    for (s, indices) in sendIndices.enumerated() where !indices.isEmpty { send(indices, on: core.sockets[s]) }
+  }
+
+  /// sendmmsg of the given packets on one socket, with pktinfo for the source address.
+  func send(_ indices: [Int], on socket: UDPSocket) {
+    let wildcard = socket.local.address.isUnspecifiedAddress
+    for (k, i) in indices.enumerated() {
+      let name = UnsafeMutableRawPointer(names + k)
+      let nameLength = SocketAddress.write(addresses[i].remote, to: name)
+      let control = controls + k * SocketAddress.controlSpace
+      let controlLength = wildcard ? SocketAddress.writePacketInfo(source: addresses[i].local.address, to: control) : 0
+      iovecs[k] = iovec(iov_base: packets[i].data, iov_len: packets[i].count)
+      messages[k].msg_hdr = msghdr(
+        msg_name: name, msg_namelen: nameLength, msg_iov: iovecs + k, msg_iovlen: 1,
+        msg_control: controlLength > 0 ? control : nil, msg_controllen: controlLength, msg_flags: 0)
+      messages[k].msg_len = 0
+    }
+    var sent = 0
+    while sent < indices.count {
+      let r = sendmmsg(socket.fd, messages + sent, UInt32(indices.count - sent), 0)
+      if r < 0 {
+        if errno == EINTR { continue }
+        core.udpSendDropped &+= UInt64(indices.count - sent)  // EAGAIN/ENOBUFS: the kernel is full
+        return
+      }
+      sent += Int(r)
+    }
+  }
+
+  /// recvmmsg a batch from one socket, decapsulate, write to the TUN, punt IKE.
+  func receive(from socket: UDPSocket) {
+    let room = slotSize - DataplaneConstants.headroom
+    for i in 0..<batch {
+      iovecs[i] = iovec(iov_base: slot(i) + DataplaneConstants.headroom, iov_len: room)
+      messages[i].msg_hdr = msghdr(
+        msg_name: UnsafeMutableRawPointer(names + i), msg_namelen: socklen_t(MemoryLayout<SocketAddressStorage>.size),
+        msg_iov: iovecs + i, msg_iovlen: 1, msg_control: controls + i * SocketAddress.controlSpace,
+        msg_controllen: SocketAddress.controlSpace, msg_flags: 0)
+    }
+    let r = recvmmsg(socket.fd, messages, UInt32(batch), Int32(MSG_DONTWAIT), nil)
+    guard r > 0 else { return }
+    let n = Int(r)
+    core.batches &+= 1
+    core.batchedPackets &+= UInt64(n)
+    for i in 0..<n {
+      let remote = SocketAddress.read(UnsafeRawPointer(names + i)) ?? Endpoint(address: .v4(0), port: 0)
+      let to =
+        SocketAddress.packetInfoDestination(
+          control: controls + i * SocketAddress.controlSpace, length: Int(messages[i].msg_hdr.msg_controllen))
+        ?? socket.local.address
+      addresses[i] = DatagramAddress(remote: remote, local: Endpoint(address: to, port: socket.local.port))
+      packets[i] = PacketBuffer(
+        base: slot(i), capacity: slotSize, start: DataplaneConstants.headroom, count: Int(messages[i].msg_len))
+    }
+    core.pipeline.inbound(packets, addresses: addresses, verdicts: verdicts, count: n)
+    for i in 0..<n {
+      switch verdicts[i] {
+      case .decapsulated:
+        if write(core.tun.fd, packets[i].data, packets[i].count) < 0 { core.tunWriteDropped &+= 1 }
+      case .ike:
+        core.punt?.punt(packets[i].bytes, from: addresses[i].remote, to: addresses[i].local)
+      default:
+        break
+      }
+    }
+  }
+}

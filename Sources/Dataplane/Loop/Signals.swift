@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+// SIGINT, SIGTERM and SIGUSR1 as readable events (signalfd), so the loop handles them between batches.
+import CIO
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A signalfd for SIGINT, SIGTERM (stop) and SIGUSR1 (print stats). Blocks those signals for the
+/// calling thread; create it on the loop's thread before any other thread starts.
+public final class SignalEvents {
+  public let fd: Int32
+
+  public init() throws(SystemError) {
+    var set = sigset_t()
+    sigemptyset(&set)
+    for s in [SIGINT, SIGTERM, SIGUSR1] { sigaddset(&set, s) }
+    guard pthread_sigmask(SIG_BLOCK, &set, nil) == 0 else { throw SystemError("cannot block signals", errno: errno) }
+    fd = try Sys.call("cannot create a signalfd") { signalfd(-1, &set, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
+  }
+
+  deinit { close(fd) }
+
+  /// Reads every pending signal; applies them to `core`.
+  func drain(into core: LoopCore) {
+    var info = signalfd_siginfo()
+    while read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+      apply(Int32(info.ssi_signo), to: core)
+    }
+  }
+
+  func apply(_ signal: Int32, to core: LoopCore) {
+    switch signal {
+    case SIGINT, SIGTERM: core.stopRequested = true
+    case SIGUSR1: core.statsRequested = true
+    default: break
+    }
+  }
+}

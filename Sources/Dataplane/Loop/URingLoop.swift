@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: Apache-2.0
+// The io_uring loop: multishot recvmsg into provided buffers on every listen socket, a set of
+// outstanding TUN reads, batched TUN writes and UDP sends, one io_uring_enter per round.
+import CIO
+import ESP
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The default loop (`--io uring`). Runs on one thread; owns its ring and buffers.
+public final class URingLoop {
+  /// What a completion belongs to: the high byte of its user data; the low 32 bits are an index.
+  enum Kind: UInt64 {
+    case receive = 1  // multishot recvmsg on socket `index`
+    case tunRead = 2  // read into TUN slot `index`
+    case send = 3  // sendmsg of TUN slot `index`
+    case tunWrite = 4  // write of receive buffer: index = group << 16 | buffer id
+    case signal = 5
+    case punt = 6  // poll on the punt socket
+  }
+
+  let core: LoopCore
+  let signals: SignalEvents
+  let uring: URing
+  let batch = DataplaneConstants.batchSize
+  let slotSize = DataplaneConstants.slotSize
+  /// Outstanding TUN reads (more than a few gain nothing; the kernel polls the TUN).
+  let tunReads = 64
+  let receiveBuffers: [ProvidedBuffers]
+  let receiveHeaders: UnsafeMutablePointer<msghdr>
+  // TUN slots, each with what a sendmsg of it needs.
+  let slab: UnsafeMutableRawPointer
+  let sendHeaders: UnsafeMutablePointer<msghdr>
+  let sendIovecs: UnsafeMutablePointer<iovec>
+  let sendNames: UnsafeMutablePointer<SocketAddressStorage>
+  let sendControls: UnsafeMutableRawPointer
+  /// One batch in each direction, in separate arrays: a round's completions mix both.
+  let inbound: BatchArrays
+  let outbound: BatchArrays
+  var inboundCount = 0
+  var outboundCount = 0
+  let signalInfo = UnsafeMutablePointer<signalfd_siginfo>.allocate(capacity: 1)
+  let completions = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: 256)
+  public var onStats: (String) -> Void = { print($0) }
+
+  /// What the ring was set up with, for the log.
+  public var setupDescription: String {
+    let f = uring.flags == 0 ? "default flags" : "SINGLE_ISSUER|DEFER_TASKRUN"
+    return
+      "\(f), multishot recvmsg into \(receiveBuffers.first?.count ?? 0) provided buffers per socket, \(tunReads) TUN reads"
+  }
+
+  public init(core: LoopCore, signals: SignalEvents) throws(SystemError) {
+    self.core = core
+    self.signals = signals
+    uring = try URing(entries: 1024)
+    var buffers: [ProvidedBuffers] = []
+    for i in 0..<core.sockets.count {
+      buffers.append(try ProvidedBuffers(ring: uring, group: UInt16(i), count: 512, size: DataplaneConstants.slotSize))
+    }
+    receiveBuffers = buffers
+    receiveHeaders = .allocate(capacity: max(1, core.sockets.count))
+    for i in 0..<core.sockets.count {
+      // The kernel copies name and control into the buffer in front of the payload.
+      receiveHeaders[i] = msghdr(
+        msg_name: nil, msg_namelen: socklen_t(MemoryLayout<SocketAddressStorage>.size), msg_iov: nil, msg_iovlen: 0,
+        msg_control: nil, msg_controllen: SocketAddress.controlSpace, msg_flags: 0)
+    }
+    slab = .allocate(byteCount: tunReads * DataplaneConstants.slotSize, alignment: 4096)
+    sendHeaders = .allocate(capacity: tunReads)
+    sendIovecs = .allocate(capacity: tunReads)
+    sendNames = .allocate(capacity: tunReads)
+    sendControls = .allocate(byteCount: tunReads * SocketAddress.controlSpace, alignment: 16)
+    sendHeaders.initialize(repeating: msghdr(), count: tunReads)
+    sendIovecs.initialize(repeating: iovec(), count: tunReads)
+    sendNames.initialize(repeating: SocketAddressStorage(), count: tunReads)
+    inbound = BatchArrays(capacity: batch, slab: slab)
+    outbound = BatchArrays(capacity: tunReads, slab: slab)
+  }
+
+  deinit {
+    slab.deallocate()
+    receiveHeaders.deallocate()
+    sendHeaders.deallocate()
+    sendIovecs.deallocate()
+    sendNames.deallocate()
+    sendControls.deallocate()
+    signalInfo.deallocate()
+    completions.deallocate()
+  }
+
+  @inline(__always)
+  func userData(_ kind: Kind, _ index: UInt32) -> UInt64 { kind.rawValue << 56 | UInt64(index) }
+
+  func slot(_ i: Int) -> UnsafeMutableRawPointer { slab + i * slotSize }
+
+  // MARK: submissions
+
+  func armReceive(_ socket: Int) {
+    guard let sqe = uring.sqe() else { return }
+    io_uring_prep_recvmsg_multishot(sqe, core.sockets[socket].fd, receiveHeaders + socket, 0)
+    CIO_sqe_set_buffer_select(sqe, UInt16(socket))
+    io_uring_sqe_set_data64(sqe, userData(.receive, UInt32(socket)))
+  }
+
+  func postTunRead(_ i: Int) {
+    guard let sqe = uring.sqe() else { return }
+    let room = slotSize - DataplaneConstants.headroom - DataplaneConstants.tailroom
+    io_uring_prep_read(sqe, core.tun.fd, slot(i) + DataplaneConstants.headroom, UInt32(room), 0)
+    io_uring_sqe_set_data64(sqe, userData(.tunRead, UInt32(i)))
+  }
+
+  func postSignalRead() {
+    guard let sqe = uring.sqe() else { return }
+    io_uring_prep_read(sqe, signals.fd, signalInfo, UInt32(MemoryLayout<signalfd_siginfo>.size), 0)
+    io_uring_sqe_set_data64(sqe, userData(.signal, 0))
+  }
+
+  func postPuntPoll() {
+    guard let p = core.punt, let sqe = uring.sqe() else { return }
+    io_uring_prep_poll_add(sqe, p.fd, UInt32(POLLIN))
+    io_uring_sqe_set_data64(sqe, userData(.punt, 0))
+  }
+
+  // MARK: the loop
+
+  /// Runs until SIGINT or SIGTERM.
+  public func run() {
+    for s in 0..<core.sockets.count { armReceive(s) }
+    for i in 0..<tunReads { postTunRead(i) }
+    postSignalRead()
+    postPuntPoll()
+    while !core.stopRequested {
+      let now = LoopCore.now()
+      core.tick(now: now)
+      let waitNanos = max(1_000_000, min(1_000_000_000, Int(core.nextTick &- now)))
+      var ts = __kernel_timespec(tv_sec: Int64(waitNanos / 1_000_000_000), tv_nsec: Int64(waitNanos % 1_000_000_000))
+      var first: UnsafeMutablePointer<io_uring_cqe>? = nil
+      let r = io_uring_submit_and_wait_timeout(&uring.ring, &first, 1, &ts, nil)
+      if r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY { break }
+      drainCompletions()
+      if core.statsRequested {
+        core.statsRequested = false
+        onStats(core.pipeline.statsJSON(extra: core.loopCounters))
+      }
+    }
+  }
+
+  /// Handles every completion waiting, as batches: received datagrams through the inbound path,
+  /// TUN packets through the outbound path.
+  func drainCompletions() {
+    while true {
+      let n = Int(io_uring_peek_batch_cqe(&uring.ring, completions, 256))
+      if n == 0 { break }
+      for k in 0..<n {
+        guard let cqe = completions[k] else { continue }
+        handle(cqe)
+        if inboundCount == batch { flushInbound() }
+        if outboundCount == tunReads { flushOutbound() }
+      }
+      io_uring_cq_advance(&uring.ring, UInt32(n))
+    }
+    flushInbound()
+    flushOutbound()
+    for b in receiveBuffers { b.publish() }
+  }
+
+  func handle(_ cqe: UnsafeMutablePointer<io_uring_cqe>) {
+    let data = io_uring_cqe_get_data64(cqe)
+    let index = Int(data & 0xFFFF_FFFF)
+    let res = cqe.pointee.res
+    switch Kind(rawValue: data >> 56) {
+    case .receive:
+      if res >= 0 && cqe.pointee.flags & UInt32(IORING_CQE_F_BUFFER) != 0 {
+        collectDatagram(socket: index, buffer: UInt16(truncatingIfNeeded: CIO_cqe_buffer_id(cqe)), length: Int(res))
+      }
+      // Multishot stops on errors (ENOBUFS when every buffer is in use) and says so: re-arm.
+      if cqe.pointee.flags & UInt32(IORING_CQE_F_MORE) == 0 { armReceive(index) }
+    case .tunRead:
+      if res > 0 {
+        outbound.packets[outboundCount] = PacketBuffer(
+          base: slot(index), capacity: slotSize, start: DataplaneConstants.headroom, count: Int(res))
+        outbound.origin[outboundCount] = UInt32(index)
+        outboundCount += 1
+      } else {
+        postTunRead(index)
+      }
+    case .send:
+      if res < 0 { core.udpSendDropped &+= 1 }
+      postTunRead(index)
+    case .tunWrite:
+      if res < 0 { core.tunWriteDropped &+= 1 }
+      receiveBuffers[index >> 16].give(UInt16(truncatingIfNeeded: index))
+    case .signal:
+      if res == Int32(MemoryLayout<signalfd_siginfo>.size) {
+        signals.apply(Int32(signalInfo.pointee.ssi_signo), to: core)
+      }
+      postSignalRead()
+    case .punt:
+      core.forwardPuntReplies()
+      postPuntPoll()
+    case nil:
+      break
+    }
+  }
+
+  /// Parses one multishot recvmsg buffer (io_uring_recvmsg_out, name, control, payload) into the batch.
+  func collectDatagram(socket: Int, buffer id: UInt16, length: Int) {
+    let buffers = receiveBuffers[socket]
+    let base = buffers.buffer(id)
+    guard let out = io_uring_recvmsg_validate(base, Int32(length), receiveHeaders + socket),
+      out.pointee.flags & UInt32(MSG_TRUNC) == 0,
+      let payload = io_uring_recvmsg_payload(out, receiveHeaders + socket)
+    else {
+      core.pipeline.counters.count(.dropped(.malformed))
+      buffers.give(id)
+      return
+    }
+    let payloadLength = Int(io_uring_recvmsg_payload_length(out, Int32(length), receiveHeaders + socket))
+    let name = UnsafeRawPointer(out + 1)
+    let control = name + Int(receiveHeaders[socket].msg_namelen)
+    let s = core.sockets[socket]
+    let remote = SocketAddress.read(name) ?? Endpoint(address: .v4(0), port: 0)
+    let local =
+      SocketAddress.packetInfoDestination(control: control, length: Int(out.pointee.controllen)) ?? s.local.address
+    let i = inboundCount
+    inbound.packets[i] = PacketBuffer(base: base, capacity: buffers.size, start: payload - base, count: payloadLength)
+    inbound.addresses[i] = DatagramAddress(remote: remote, local: Endpoint(address: local, port: s.local.port))
+    inbound.origin[i] = UInt32(socket) << 16 | UInt32(id)
+    inboundCount += 1
+  }
+
+  /// The inbound batch: decapsulate, queue TUN writes (the buffer returns when the write completes).
+  func flushInbound() {
+    let n = inboundCount
+    guard n > 0 else { return }
+    inboundCount = 0
+    core.batches &+= 1
+    core.batchedPackets &+= UInt64(n)
+    let (packets, addresses, verdicts) = (inbound.packets, inbound.addresses, inbound.verdicts)
+    core.pipeline.inbound(packets, addresses: addresses, verdicts: verdicts, count: n)
+    for i in 0..<n {
+      let o = inbound.origin[i]
+      let buffers = receiveBuffers[Int(o >> 16)]
+      if case .decapsulated = verdicts[i], let sqe = uring.sqe() {
+        io_uring_prep_write(sqe, core.tun.fd, packets[i].data, UInt32(packets[i].count), 0)
+        io_uring_sqe_set_data64(sqe, userData(.tunWrite, o))
+        continue
+      }
+      if case .ike = verdicts[i] {
+        core.punt?.punt(packets[i].bytes, from: addresses[i].remote, to: addresses[i].local)
+      }
+      buffers.give(UInt16(truncatingIfNeeded: o))
+    }
+  }
+
+  /// The outbound batch: encapsulate, queue one sendmsg per datagram (the slot is read into again
+  /// when the send completes).
+  func flushOutbound() {
+    let n = outboundCount
+    guard n > 0 else { return }
+    outboundCount = 0
+    core.batches &+= 1
+    core.batchedPackets &+= UInt64(n)
+    let (packets, addresses, verdicts) = (outbound.packets, outbound.addresses, outbound.verdicts)
+    core.pipeline.outbound(packets, addresses: addresses, verdicts: verdicts, count: n)
+    let now = LoopCore.now()
+    for i in 0..<n {
+      let slotIndex = Int(outbound.origin[i])
+      guard case .encapsulated(let t) = verdicts[i], let s = core.socketIndex(for: addresses[i].local),
+        let sqe = uring.sqe()
+      else {
+        if case .encapsulated = verdicts[i] { core.udpSendDropped &+= 1 }
+        postTunRead(slotIndex)
+        continue
+      }
+      let socket = core.sockets[s]
+      let name = UnsafeMutableRawPointer(sendNames + slotIndex)
+      let nameLength = SocketAddress.write(addresses[i].remote, to: name)
+      let control = sendControls + slotIndex * SocketAddress.controlSpace
+      let controlLength =
+        socket.local.address.isUnspecifiedAddress
+        ? SocketAddress.writePacketInfo(source: addresses[i].local.address, to: control) : 0
+      sendIovecs[slotIndex] = iovec(iov_base: packets[i].data, iov_len: packets[i].count)
+      sendHeaders[slotIndex] = msghdr(
+        msg_name: name, msg_namelen: nameLength, msg_iov: sendIovecs + slotIndex, msg_iovlen: 1,
+        msg_control: controlLength > 0 ? control : nil, msg_controllen: controlLength, msg_flags: 0)
+      io_uring_prep_sendmsg(sqe, socket.fd, sendHeaders + slotIndex, 0)
+      io_uring_sqe_set_data64(sqe, userData(.send, UInt32(slotIndex)))
+      core.pipeline.table.tunnels[Int(t)].lastSent = now
+    }
+  }
+}
+
+/// The per-packet arrays of one batch: buffers, addressing, verdicts, and where each came from.
+final class BatchArrays {
+  let packets: UnsafeMutablePointer<PacketBuffer>
+  let addresses: UnsafeMutablePointer<DatagramAddress>
+  let verdicts: UnsafeMutablePointer<Verdict>
+  /// A TUN slot index, or group << 16 | provided buffer id.
+  let origin: UnsafeMutablePointer<UInt32>
+
+  init(capacity n: Int, slab: UnsafeMutableRawPointer) {
+    packets = .allocate(capacity: n)
+    addresses = .allocate(capacity: n)
+    verdicts = .allocate(capacity: n)
+    origin = .allocate(capacity: n)
+    let zero = Endpoint(address: .v4(0), port: 0)
+    packets.initialize(repeating: PacketBuffer(base: slab, capacity: 0, start: 0, count: 0), count: n)
+    addresses.initialize(repeating: DatagramAddress(remote: zero, local: zero), count: n)
+    verdicts.initialize(repeating: .passed, count: n)
+    origin.initialize(repeating: 0, count: n)
+  }
+
+  deinit {
+    packets.deallocate()
+    addresses.deallocate()
+    verdicts.deallocate()
+    origin.deallocate()
+  }
+}

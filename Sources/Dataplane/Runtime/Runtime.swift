@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+// `espd run`: sets up the TUN (addresses, MTU, link), routes and policy rules, the listen sockets
+// and the IKE punt channel from a configuration, runs a loop until SIGINT/SIGTERM, and tears down.
+import ESP
+import Logging
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Which I/O loop drives the packets.
+public enum IOBackend: String, Sendable {
+  /// io_uring: multishot receive into provided buffers, batched submissions.
+  case uring
+  /// poll + recvmmsg/sendmmsg (the fallback).
+  case mmsg
+}
+
+/// A running dataplane: owns every resource it set up, and removes what the kernel does not.
+public final class Runtime {
+  let config: Config
+  let logger: Logger
+  let signals: SignalEvents
+  let tun: TunDevice
+  let routes: RouteInstaller
+  let core: LoopCore
+  /// The backend actually in use (io_uring may fall back to mmsg).
+  public private(set) var backend: IOBackend
+
+  /// Sets everything up.
+  /// - Throws: ``SystemError`` / ``NetlinkError`` with a one-line reason, or ``SATableError``.
+  public init(config: Config, backend requested: IOBackend, logger: Logger) throws {
+    self.config = config
+    self.logger = logger
+    // Signals first, before anything could start a thread that would receive them instead.
+    signals = try SignalEvents()
+    let table = try SATable(config: config)
+    tun = try TunDevice(name: config.tun.name)
+    if !config.tun.addresses.contains(where: { $0.address.isV6 }) { tun.disableIPv6() }
+    try tun.configure(mtu: config.tun.mtu)
+    let netlink = try Netlink()
+    let index = tun.index
+    for a in config.tun.addresses { try netlink.addAddress(a, index: index) }
+    logger.info(
+      "tun \(tun.name) up, mtu \(config.tun.mtu), addresses \(config.tun.addresses.map(\.description).joined(separator: ", "))"
+    )
+    routes = RouteInstaller(netlink: netlink, interfaceIndex: index, config: config)
+    if routes.routes.contains(where: { $0.prefix.length == 0 && !$0.prefix.address.isV6 }) {
+      // As wg-quick: with a full tunnel, reverse-path filtering must take the fwmark into account.
+      Runtime.writeSysctl("/proc/sys/net/ipv4/conf/all/src_valid_mark", "1")
+    }
+    try routes.install()
+    for line in routes.installedDescription { logger.info("\(line)") }
+    var sockets: [UDPSocket] = []
+    for l in config.listen {
+      sockets.append(try UDPSocket(listen: l, mark: RouteInstaller.fwmark))
+      logger.info("listening on udp \(l) (ESP-in-UDP and IKE, RFC 3948)")
+    }
+    var punt: PuntChannel? = nil
+    if let target = config.ikePunt {
+      punt = try PuntChannel(target: target)
+      logger.info("IKE datagrams punted to \(target)")
+    }
+    core = LoopCore(
+      pipeline: Pipeline(table: table), tun: tun, sockets: sockets, punt: punt,
+      keepaliveSeconds: config.natKeepaliveSeconds)
+    backend = requested
+    logger.info("\(table.tunnels.count) tunnels, \(table.tunnels.reduce(0) { $0 + $1.inbound.count }) inbound SAs")
+  }
+
+  /// Runs the loop until SIGINT or SIGTERM.
+  /// - Parameter onStats: receives the stats JSON on SIGUSR1.
+  public func run(onStats: @escaping (String) -> Void) {
+    if backend == .uring {
+      do {
+        let loop = try URingLoop(core: core, signals: signals)
+        loop.onStats = onStats
+        logger.info("io: io_uring (\(loop.setupDescription))")
+        loop.run()
+        return
+      } catch {
+        logger.warning("io_uring unavailable (\(error)); falling back to recvmmsg/sendmmsg")
+        backend = .mmsg
+      }
+    }
+    logger.info("io: recvmmsg/sendmmsg")
+    let loop = MMsgLoop(core: core, signals: signals)
+    loop.onStats = onStats
+    loop.run()
+  }
+
+  static func writeSysctl(_ path: String, _ value: String) {
+    guard let f = fopen(path, "w") else { return }
+    fputs(value, f)
+    fclose(f)
+  }
+
+  /// The counters as JSON.
+  public var statsJSON: String { core.pipeline.statsJSON(extra: core.loopCounters) }
+
+  /// Removes the policy rules and routes (the TUN and its addresses go when its descriptor closes).
+  public func shutdown() {
+    for problem in routes.uninstall() { logger.warning("\(problem)") }
+  }
+}
+
+extension PuntTarget: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .udp(let e): "udp:\(e)"
+    case .unix(let p): "unix:\(p)"
+    }
+  }
+}

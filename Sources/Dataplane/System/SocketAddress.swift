@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+// Endpoint <-> sockaddr_in / sockaddr_in6, and IP_PKTINFO / IPV6_PKTINFO control messages.
+import CIO
+import ESP
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A sockaddr big enough for IPv4 and IPv6 (sockaddr_storage is larger than needed).
+public typealias SocketAddressStorage = sockaddr_in6
+
+enum SocketAddress {
+  /// Writes `endpoint` as a sockaddr at `p` (room for sockaddr_in6).
+  /// - Returns: the length to pass to the kernel.
+  static func write(_ endpoint: Endpoint, to p: UnsafeMutableRawPointer) -> socklen_t {
+    switch endpoint.address {
+    case .v4(let a):
+      var sin = sockaddr_in()
+      sin.sin_family = sa_family_t(AF_INET)
+      sin.sin_port = endpoint.port.bigEndian
+      sin.sin_addr.s_addr = a.bigEndian
+      p.storeBytes(of: sin, as: sockaddr_in.self)
+      return socklen_t(MemoryLayout<sockaddr_in>.size)
+    case .v6(let h, let l):
+      var sin6 = sockaddr_in6()
+      sin6.sin6_family = sa_family_t(AF_INET6)
+      sin6.sin6_port = endpoint.port.bigEndian
+      withUnsafeMutableBytes(of: &sin6.sin6_addr) { b in
+        b.storeBytes(of: h.bigEndian, toByteOffset: 0, as: UInt64.self)
+        b.storeBytes(of: l.bigEndian, toByteOffset: 8, as: UInt64.self)
+      }
+      p.storeBytes(of: sin6, as: sockaddr_in6.self)
+      return socklen_t(MemoryLayout<sockaddr_in6>.size)
+    }
+  }
+
+  /// Reads a sockaddr_in or sockaddr_in6 at `p`.
+  /// - Returns: nil for another family. An IPv4-mapped IPv6 address is returned as IPv4.
+  static func read(_ p: UnsafeRawPointer) -> Endpoint? {
+    switch Int32(p.load(as: sa_family_t.self)) {
+    case AF_INET:
+      let sin = p.loadUnaligned(as: sockaddr_in.self)
+      return Endpoint(address: .v4(UInt32(bigEndian: sin.sin_addr.s_addr)), port: UInt16(bigEndian: sin.sin_port))
+    case AF_INET6:
+      let sin6 = p.loadUnaligned(as: sockaddr_in6.self)
+      let (h, l) = withUnsafeBytes(of: sin6.sin6_addr) {
+        (
+          UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)),
+          UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        )
+      }
+      let port = UInt16(bigEndian: sin6.sin6_port)
+      if h == 0 && l >> 32 == 0xFFFF { return Endpoint(address: .v4(UInt32(truncatingIfNeeded: l)), port: port) }
+      return Endpoint(address: .v6(h, l), port: port)
+    default:
+      return nil
+    }
+  }
+
+  /// Control-message space reserved per datagram for one pktinfo (the larger, IPv6's).
+  static let controlSpace = 64
+
+  /// Finds the destination address of a received datagram in its IP_PKTINFO / IPV6_PKTINFO.
+  static func packetInfoDestination(control: UnsafeRawPointer, length: Int) -> IPAddress? {
+    var offset = 0
+    let headerSize = MemoryLayout<cmsghdr>.size
+    while offset + headerSize <= length {
+      let c = control.loadUnaligned(fromByteOffset: offset, as: cmsghdr.self)
+      let cmsgLength = Int(c.cmsg_len)
+      guard cmsgLength >= headerSize, offset + cmsgLength <= length else { return nil }
+      let data = control + offset + align(headerSize)
+      if c.cmsg_level == Int32(IPPROTO_IP) && c.cmsg_type == Int32(IP_PKTINFO) {
+        let info = data.loadUnaligned(as: in_pktinfo.self)
+        return .v4(UInt32(bigEndian: info.ipi_addr.s_addr))
+      }
+      if c.cmsg_level == Int32(IPPROTO_IPV6) && c.cmsg_type == Int32(IPV6_PKTINFO) {
+        let info = data.loadUnaligned(as: in6_pktinfo.self)
+        return withUnsafeBytes(of: info.ipi6_addr) {
+          .v6(
+            UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)),
+            UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+      }
+      offset += align(cmsgLength)
+    }
+    return nil
+  }
+
+  /// Writes a pktinfo control message that makes the kernel send from `source`.
+  /// - Returns: the control length (0 when `source` is a wildcard: let the kernel choose).
+  static func writePacketInfo(source: IPAddress, to control: UnsafeMutableRawPointer) -> Int {
+    let headerSize = align(MemoryLayout<cmsghdr>.size)
+    switch source {
+    case .v4(let a):
+      if a == 0 { return 0 }
+      var c = cmsghdr()
+      c.cmsg_level = Int32(IPPROTO_IP)
+      c.cmsg_type = Int32(IP_PKTINFO)
+      c.cmsg_len = headerSize + MemoryLayout<in_pktinfo>.size
+      control.storeBytes(of: c, as: cmsghdr.self)
+      var info = in_pktinfo()
+      info.ipi_spec_dst.s_addr = a.bigEndian
+      (control + headerSize).storeBytes(of: info, as: in_pktinfo.self)
+      return align(Int(c.cmsg_len))
+    case .v6(let h, let l):
+      if h == 0 && l == 0 { return 0 }
+      var c = cmsghdr()
+      c.cmsg_level = Int32(IPPROTO_IPV6)
+      c.cmsg_type = Int32(IPV6_PKTINFO)
+      c.cmsg_len = headerSize + MemoryLayout<in6_pktinfo>.size
+      control.storeBytes(of: c, as: cmsghdr.self)
+      var info = in6_pktinfo()
+      withUnsafeMutableBytes(of: &info.ipi6_addr) { b in
+        b.storeBytes(of: h.bigEndian, toByteOffset: 0, as: UInt64.self)
+        b.storeBytes(of: l.bigEndian, toByteOffset: 8, as: UInt64.self)
+      }
+      (control + headerSize).storeBytes(of: info, as: in6_pktinfo.self)
+      return align(Int(c.cmsg_len))
+    }
+  }
+
+  /// CMSG_ALIGN: control messages are aligned to `size_t`.
+  @inline(__always)
+  static func align(_ n: Int) -> Int { (n + MemoryLayout<Int>.size - 1) & ~(MemoryLayout<Int>.size - 1) }
+}

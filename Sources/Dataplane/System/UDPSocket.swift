@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+// One UDP socket per `listen` entry: bound, non-blocking, reporting each datagram's destination
+// address (IP_PKTINFO / IPV6_RECVPKTINFO) so replies leave from the address the peer used.
+import CIO
+import ESP
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A listening UDP socket. Owns its descriptor (closed in deinit).
+public final class UDPSocket {
+  public let fd: Int32
+  /// The endpoint it is bound to (the address may be a wildcard).
+  public let local: Endpoint
+
+  /// Opens and binds a socket for `listen`.
+  /// - Parameters:
+  ///   - listen: address and port; IPv6 sockets are IPv6-only.
+  ///   - mark: SO_MARK for every packet it sends, so policy routing keeps espd's own ESP out of its
+  ///     TUN (INTERFACE.md "Routes").
+  ///   - bufferBytes: receive and send buffer size to ask for.
+  public init(listen: Endpoint, mark: UInt32?, bufferBytes: Int32 = 4 << 20) throws(SystemError) {
+    let v6 = listen.address.isV6
+    let fd = try Sys.call("cannot create a UDP socket") {
+      socket(
+        v6 ? AF_INET6 : AF_INET,
+        Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+    }
+    self.fd = fd
+    self.local = listen
+    do throws(SystemError) {
+      try Sys.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "cannot set SO_REUSEADDR")
+      if v6 {
+        try Sys.setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1, "cannot set IPV6_V6ONLY")
+        try Sys.setOption(fd, Int32(IPPROTO_IPV6), IPV6_RECVPKTINFO, 1, "cannot set IPV6_RECVPKTINFO")
+        // Let the kernel fragment ESP datagrams larger than the path MTU rather than refuse them.
+        try Sys.setOption(
+          fd, Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DONT, "cannot set IPV6_MTU_DISCOVER")
+      } else {
+        try Sys.setOption(fd, Int32(IPPROTO_IP), IP_PKTINFO, 1, "cannot set IP_PKTINFO")
+        try Sys.setOption(fd, Int32(IPPROTO_IP), IP_MTU_DISCOVER, IP_PMTUDISC_DONT, "cannot set IP_MTU_DISCOVER")
+      }
+      // Large buffers ride out bursts; FORCE needs CAP_NET_ADMIN, the plain ones are capped.
+      for (force, plain) in [(SO_RCVBUFFORCE, SO_RCVBUF), (SO_SNDBUFFORCE, SO_SNDBUF)] {
+        do throws(SystemError) { try Sys.setOption(fd, SOL_SOCKET, force, bufferBytes, "") } catch {
+          try? Sys.setOption(fd, SOL_SOCKET, plain, bufferBytes, "")
+        }
+      }
+      if let mark { try Sys.setOption(fd, SOL_SOCKET, SO_MARK, Int32(bitPattern: mark), "cannot set SO_MARK") }
+      var storage = SocketAddressStorage()
+      let length = withUnsafeMutableBytes(of: &storage) { SocketAddress.write(listen, to: $0.baseAddress!) }
+      _ = try withUnsafePointer(to: &storage) { (p) throws(SystemError) in
+        try Sys.call("cannot listen on udp \(listen)") { CIO_bind(fd, p, length) }
+      }
+    } catch {
+      close(fd)
+      throw error
+    }
+  }
+
+  deinit { close(fd) }
+
+  /// Sends one datagram (control path: keepalives, IKE replies).
+  /// - Returns: false if the socket buffer is full (the datagram is dropped).
+  @discardableResult
+  public func send(_ bytes: UnsafeRawBufferPointer, to remote: Endpoint, from source: IPAddress) throws(SystemError)
+    -> Bool
+  {
+    var name = SocketAddressStorage()
+    let nameLength = withUnsafeMutableBytes(of: &name) { SocketAddress.write(remote, to: $0.baseAddress!) }
+    var control = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    let controlLength = withUnsafeMutableBytes(of: &control) {
+      SocketAddress.writePacketInfo(source: source, to: $0.baseAddress!)
+    }
+    var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+    let r = withUnsafeMutablePointer(to: &name) { namePointer in
+      withUnsafeMutablePointer(to: &control) { controlPointer in
+        withUnsafeMutablePointer(to: &iov) { iovPointer in
+          var m = msghdr()
+          m.msg_name = UnsafeMutableRawPointer(namePointer)
+          m.msg_namelen = nameLength
+          m.msg_iov = iovPointer
+          m.msg_iovlen = 1
+          m.msg_control = controlLength > 0 ? UnsafeMutableRawPointer(controlPointer) : nil
+          m.msg_controllen = controlLength
+          return sendmsg(fd, &m, 0)
+        }
+      }
+    }
+    if r >= 0 { return true }
+    if errno == EAGAIN || errno == ENOBUFS { return false }
+    throw SystemError("cannot send to \(remote)", errno: errno)
+  }
+}

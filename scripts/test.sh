@@ -29,6 +29,9 @@ work=$(mktemp -d /tmp/espd-replay.XXXXXX)
 python3 tests/replay/run_espd.py .build/debug/espd --work "$work"
 rm -rf "$work"
 
+step "live: espd between network namespaces (tunnel/transport, every algorithm, IPv4/IPv6, NAT, io_uring and mmsg)"
+bash scripts/netns-test.sh --espd .build/debug/espd
+
 step "release build and benchmark gate"
 swift build -c release
 bash scripts/bench.sh

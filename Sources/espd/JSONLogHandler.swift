@@ -17,10 +17,10 @@ struct JSONLogHandler: LogHandler {
     set { metadata[key] = newValue }
   }
 
-  func log(
-    level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String,
-    function: String, line: UInt
-  ) {
+  func log(event: LogEvent) {
+    let level = event.level
+    let message = event.message
+    let extra = event.metadata
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     let time = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9

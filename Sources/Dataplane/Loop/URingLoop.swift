@@ -145,6 +145,26 @@ public final class URingLoop {
         onStats(core.pipeline.statsJSON(extra: core.loopCounters))
       }
     }
+    cancelEverything()
+  }
+
+  /// Cancels every request in flight and waits (at most a second) for their completions, so that
+  /// the ring holds no reference to the TUN or the sockets: closing the TUN then removes the device
+  /// at once instead of whenever the kernel's ring teardown gets to it.
+  func cancelEverything() {
+    guard let sqe = uring.sqe() else { return }
+    io_uring_prep_cancel64(sqe, 0, Int32(IORING_ASYNC_CANCEL_ANY))
+    io_uring_sqe_set_data64(sqe, 0)
+    let deadline = LoopCore.now() + 1_000_000_000
+    var quiet = 0
+    while quiet < 2 && LoopCore.now() < deadline {
+      var ts = __kernel_timespec(tv_sec: 0, tv_nsec: 20_000_000)
+      var first: UnsafeMutablePointer<io_uring_cqe>? = nil
+      _ = io_uring_submit_and_wait_timeout(&uring.ring, &first, 1, &ts, nil)
+      let n = io_uring_peek_batch_cqe(&uring.ring, completions, 256)
+      io_uring_cq_advance(&uring.ring, n)
+      quiet = n == 0 ? quiet + 1 : 0
+    }
   }
 
   /// Handles every completion waiting, as batches: received datagrams through the inbound path,

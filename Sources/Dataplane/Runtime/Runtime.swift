@@ -98,9 +98,11 @@ public final class Runtime {
   /// The counters as JSON.
   public var statsJSON: String { core.pipeline.statsJSON(extra: core.loopCounters) }
 
-  /// Removes the policy rules and routes (the TUN and its addresses go when its descriptor closes).
+  /// Removes the policy rules and routes, then closes the TUN (the kernel removes the device, its
+  /// addresses and remaining routes before the close returns).
   public func shutdown() {
     for problem in routes.uninstall() { logger.warning("\(problem)") }
+    tun.close()
   }
 }
 

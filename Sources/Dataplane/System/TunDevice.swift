@@ -9,7 +9,7 @@ import CIO
 /// A TUN device. Owns its descriptor; the kernel deletes the (non-persistent) device, with its
 /// addresses and routes, when the last descriptor closes.
 public final class TunDevice {
-  public let fd: Int32
+  public private(set) var fd: Int32
   /// The interface name the kernel gave it.
   public let name: String
 
@@ -24,14 +24,22 @@ public final class TunDevice {
     ifr.ifr_ifru.ifru_flags = Int16(IFF_TUN | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0))
     guard CIO_ioctl(fd, CIO_TUNSETIFF(), &ifr) == 0 else {
       let e = errno
-      close(fd)
+      Glibc.close(fd)
       throw SystemError("cannot create TUN device \(name)", errno: e)
     }
     self.fd = fd
     self.name = withUnsafeBytes(of: &ifr.ifr_ifrn.ifrn_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
   }
 
-  deinit { close(fd) }
+  deinit { close() }
+
+  /// Closes the device now: the kernel unregisters it (with its addresses and routes) before
+  /// `close` returns, provided nothing else (a pending io_uring read) holds the file.
+  public func close() {
+    guard fd >= 0 else { return }
+    _ = Glibc.close(fd)
+    fd = -1
+  }
 
   /// The interface index.
   public var index: Int32 { Int32(if_nametoindex(name)) }
@@ -50,7 +58,7 @@ public final class TunDevice {
     let s = try Sys.call("cannot create a control socket") {
       socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     }
-    defer { close(s) }
+    defer { Glibc.close(s) }
     var ifr = ifreq()
     withUnsafeMutableBytes(of: &ifr.ifr_ifrn.ifrn_name) { b in
       for (i, c) in name.utf8.prefix(Int(IFNAMSIZ) - 1).enumerated() { b[i] = c }

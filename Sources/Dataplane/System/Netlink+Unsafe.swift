@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The netlink socket's system calls (open, options, send, receive): the pointer and errno code.
+import CIO
+
 #if canImport(Glibc)
   import Glibc
 #endif

@@ -27,8 +27,23 @@ public final class SATable {
   public let tunAddress6: IPAddress?
 
   /// Builds the SAs and tables for a validated configuration.
+  /// - Parameters:
+  ///   - config: the configuration.
+  ///   - previous: the snapshot in use and the configuration it was built from (a reload): an SA
+  ///     whose configuration is unchanged is reused with its state (sequence number, replay window),
+  ///     and a tunnel of the same name keeps its learned peer, local endpoint and counters.
   /// - Throws: ``SATableError`` with one line per SA that could not be created.
-  public init(config: Config) throws(SATableError) {
+  public init(config: Config, previous: (table: SATable, config: Config)? = nil) throws(SATableError) {
+    var oldInbound: [UInt32: (SAConfig, InboundSA)] = [:]
+    var oldOutbound: [UInt32: (SAConfig, OutboundSA)] = [:]
+    var oldTunnels: [String: Tunnel] = [:]
+    if let (table, cfg) = previous, table.tunnels.count == cfg.tunnels.count {
+      for (t, c) in zip(table.tunnels, cfg.tunnels) {
+        oldTunnels[t.name] = t
+        oldOutbound[c.outbound.spi] = (c.outbound, t.outbound)
+        for (sa, sc) in zip(t.inbound, c.inbound) { oldInbound[sc.spi] = (sc, sa) }
+      }
+    }
     var problems: [String] = []
     var tunnels: [Tunnel] = []
     var inboundSAs: [InboundSA] = []
@@ -43,9 +58,14 @@ public final class SATable {
       var inbound: [InboundSA] = []
       for (j, sa) in t.inbound.enumerated() {
         do throws(SAError) {
-          let s = try InboundSA(
-            spi: sa.spi, algorithm: sa.algorithm, key: sa.key, authKey: sa.authKey, esn: sa.esn,
-            replayWindow: sa.replayWindow, replaySequence: sa.replaySequence)
+          let s: InboundSA
+          if let (c, reused) = oldInbound[sa.spi], c == sa {
+            s = reused
+          } else {
+            s = try InboundSA(
+              spi: sa.spi, algorithm: sa.algorithm, key: sa.key, authKey: sa.authKey, esn: sa.esn,
+              replayWindow: sa.replayWindow, replaySequence: sa.replaySequence)
+          }
           inbound.append(s)
           if spiIndex.insert(SPIKey(sa.spi), Int32(inboundSAs.count)) != nil {
             problems.append("\(path).inbound[\(j)].spi: duplicate SPI \(SATable.hexSPI(sa.spi))")
@@ -59,14 +79,20 @@ public final class SATable {
       let o = t.outbound
       let outbound: OutboundSA
       do throws(SAError) {
-        outbound = try OutboundSA(
-          spi: o.spi, algorithm: o.algorithm, key: o.key, authKey: o.authKey, esn: o.esn,
-          sequenceNumber: o.sequenceNumber)
+        if let (c, reused) = oldOutbound[o.spi], c == o {
+          outbound = reused
+        } else {
+          outbound = try OutboundSA(
+            spi: o.spi, algorithm: o.algorithm, key: o.key, authKey: o.authKey, esn: o.esn,
+            sequenceNumber: o.sequenceNumber)
+        }
       } catch {
         problems.append("\(path).outbound: \(error)")
         continue
       }
-      tunnels.append(Tunnel(index: Int32(tunnels.count), config: t, outbound: outbound, inbound: inbound))
+      let tunnel = Tunnel(index: Int32(tunnels.count), config: t, outbound: outbound, inbound: inbound)
+      if let old = oldTunnels[t.name] { tunnel.takeState(from: old) }
+      tunnels.append(tunnel)
       if t.mode == .tunnel {
         for p in t.remoteTS { routes.append((p, Int32(tunnels.count - 1))) }
       }

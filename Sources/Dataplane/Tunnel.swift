@@ -53,6 +53,16 @@ public final class Tunnel {
     self.inbound = inbound
   }
 
+  /// Carries a reloaded tunnel's run-time state over from its previous incarnation: the learned
+  /// peer (unless the configuration names one), the local endpoint, counters and timers.
+  func takeState(from old: Tunnel) {
+    if !peerConfigured { peer = old.peer }
+    localEndpoint = old.localEndpoint
+    counters = old.counters
+    lastSent = old.lastSent
+    keepalivesSent = old.keepalivesSent
+  }
+
   /// Whether `address` is inside one of the tunnel's `remote_ts` prefixes.
   func acceptsSource(_ address: IPAddress) -> Bool {
     for p in remoteTS where RouteTable.contains(p, address) { return true }

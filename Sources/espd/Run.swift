@@ -75,12 +75,14 @@ struct Run: ParsableCommand {
     let cfg = try ConfigFile.load(config)
     let runtime: Runtime
     do {
-      runtime = try Runtime(config: cfg, backend: backend, logger: logger)
+      runtime = try Runtime(config: cfg, configPath: config, backend: backend, logger: logger)
     } catch {
       printError("espd: \(error)")
       throw ExitCode(1)
     }
-    logger.info("espd \(EspdVersion.string) running (SIGUSR1 prints the counters; SIGINT/SIGTERM stop)")
+    logger.info(
+      "espd \(EspdVersion.string) running (SIGUSR1 prints the counters; SIGHUP reloads the config; SIGINT/SIGTERM stop)"
+    )
     runtime.run { printOutput($0) }
     runtime.shutdown()
     printOutput(runtime.statsJSON)

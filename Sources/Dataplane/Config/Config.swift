@@ -47,7 +47,7 @@ public struct Lifetime: Hashable, Sendable {
 }
 
 /// One SA as configured. Keys are kept only until the SA objects are built.
-public struct SAConfig: Sendable {
+public struct SAConfig: Sendable, Equatable {
   public var spi: UInt32
   public var algorithm: ESPAlgorithm
   public var key: [UInt8]

@@ -21,6 +21,12 @@ public final class LoopCore {
   public internal(set) var stopRequested = false
   /// Set by SIGUSR1: print the counters after the current batch.
   var statsRequested = false
+  /// Set by SIGHUP: reload the configuration after the current batch.
+  var reloadRequested = false
+  /// Does the reload (set by the runtime); runs on the loop's thread, between batches.
+  public var onReload: (() -> Void)? = nil
+  /// Receives the stats JSON when SIGUSR1 asks for it.
+  public var onStats: (String) -> Void = { _ in }
   /// Loop-level drops (kernel buffers full), and keepalives sent.
   public internal(set) var tunWriteDropped: UInt64 = 0
   public internal(set) var udpSendDropped: UInt64 = 0
@@ -92,6 +98,18 @@ public final class LoopCore {
       out += [0, 0, 0, 0]
       out += ike
       _ = out.withUnsafeBytes { try? sockets[i].send($0, to: destination, from: source.address) }
+    }
+  }
+
+  /// Between batches: print the counters, reload the configuration, as signals asked.
+  func serviceRequests() {
+    if statsRequested {
+      statsRequested = false
+      onStats(pipeline.statsJSON(extra: loopCounters))
+    }
+    if reloadRequested {
+      reloadRequested = false
+      onReload?()
     }
   }
 

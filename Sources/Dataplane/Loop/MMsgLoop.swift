@@ -23,8 +23,6 @@ public final class MMsgLoop {
   let controls: UnsafeMutableRawPointer
   /// Indices of the packets to send, per socket.
   var sendIndices: [[Int]]
-  /// Called after each wake-up with the stats JSON when SIGUSR1 asked for it.
-  public var onStats: (String) -> Void = { print($0) }
 
   public init(core: LoopCore, signals: SignalEvents, batch: Int = DataplaneConstants.batchSize) {
     self.core = core
@@ -78,10 +76,7 @@ public final class MMsgLoop {
       if fds[1].revents != 0 { readTUN() }
       for (i, s) in core.sockets.enumerated() where fds[2 + i].revents != 0 { receive(from: s) }
       if core.punt != nil, fds[fds.count - 1].revents != 0 { core.forwardPuntReplies() }
-      if core.statsRequested {
-        core.statsRequested = false
-        onStats(core.pipeline.statsJSON(extra: core.loopCounters))
-      }
+      core.serviceRequests()
     }
   }
 

@@ -6,7 +6,7 @@ import CIO
   import Glibc
 #endif
 
-/// A signalfd for SIGINT, SIGTERM (stop) and SIGUSR1 (print stats). Blocks those signals for the
+/// A signalfd for SIGINT, SIGTERM (stop), SIGUSR1 (print stats) and SIGHUP (reload the config). Blocks those signals for the
 /// calling thread; create it on the loop's thread before any other thread starts.
 public final class SignalEvents {
   public let fd: Int32
@@ -14,7 +14,7 @@ public final class SignalEvents {
   public init() throws(SystemError) {
     var set = sigset_t()
     sigemptyset(&set)
-    for s in [SIGINT, SIGTERM, SIGUSR1] { sigaddset(&set, s) }
+    for s in [SIGINT, SIGTERM, SIGUSR1, SIGHUP] { sigaddset(&set, s) }
     guard pthread_sigmask(SIG_BLOCK, &set, nil) == 0 else { throw SystemError("cannot block signals", errno: errno) }
     fd = try Sys.call("cannot create a signalfd") { signalfd(-1, &set, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
   }
@@ -33,6 +33,7 @@ public final class SignalEvents {
     switch signal {
     case SIGINT, SIGTERM: core.stopRequested = true
     case SIGUSR1: core.statsRequested = true
+    case SIGHUP: core.reloadRequested = true
     default: break
     }
   }

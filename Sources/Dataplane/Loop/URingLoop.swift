@@ -42,7 +42,6 @@ public final class URingLoop {
   var outboundCount = 0
   let signalInfo = UnsafeMutablePointer<signalfd_siginfo>.allocate(capacity: 1)
   let completions = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: 256)
-  public var onStats: (String) -> Void = { print($0) }
 
   /// What the ring was set up with, for the log.
   public var setupDescription: String {
@@ -140,10 +139,7 @@ public final class URingLoop {
       let r = io_uring_submit_and_wait_timeout(&uring.ring, &first, 1, &ts, nil)
       if r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY { break }
       drainCompletions()
-      if core.statsRequested {
-        core.statsRequested = false
-        onStats(core.pipeline.statsJSON(extra: core.loopCounters))
-      }
+      core.serviceRequests()
     }
     cancelEverything()
   }

@@ -17,9 +17,11 @@ public final class Pipeline {
     flows = FlowTable(capacity: flowCapacity)
   }
 
-  /// Swaps in a new snapshot (between batches).
+  /// Swaps in a new snapshot (between batches). Learned flows are forgotten (tunnel indices may
+  /// have moved); the next inbound packet of each flow teaches it again.
   public func install(_ table: SATable) {
     self.table = table
+    flows = FlowTable(capacity: flows.capacity)
   }
 
   /// Counts a verdict globally and, when it names a tunnel, on the tunnel.

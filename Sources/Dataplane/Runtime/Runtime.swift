@@ -18,19 +18,23 @@ public enum IOBackend: String, Sendable {
 
 /// A running dataplane: owns every resource it set up, and removes what the kernel does not.
 public final class Runtime {
-  let config: Config
+  var config: Config
+  /// Where the configuration came from (SIGHUP re-reads it); nil: reload is not possible.
+  let configPath: String?
   let logger: Logger
   let signals: SignalEvents
   let tun: TunDevice
-  let routes: RouteInstaller
+  let netlink: Netlink
+  var routes: RouteInstaller
   let core: LoopCore
   /// The backend actually in use (io_uring may fall back to mmsg).
   public private(set) var backend: IOBackend
 
   /// Sets everything up.
   /// - Throws: ``SystemError`` / ``NetlinkError`` with a one-line reason, or ``SATableError``.
-  public init(config: Config, backend requested: IOBackend, logger: Logger) throws {
+  public init(config: Config, configPath: String? = nil, backend requested: IOBackend, logger: Logger) throws {
     self.config = config
+    self.configPath = configPath
     self.logger = logger
     // Signals first, before anything could start a thread that would receive them instead.
     signals = try SignalEvents()
@@ -38,7 +42,7 @@ public final class Runtime {
     tun = try TunDevice(name: config.tun.name)
     if !config.tun.addresses.contains(where: { $0.address.isV6 }) { tun.disableIPv6() }
     try tun.configure(mtu: config.tun.mtu)
-    let netlink = try Netlink()
+    netlink = try Netlink()
     let index = tun.index
     for a in config.tun.addresses { try netlink.addAddress(a, index: index) }
     logger.info(
@@ -66,15 +70,58 @@ public final class Runtime {
       keepaliveSeconds: config.natKeepaliveSeconds)
     backend = requested
     logger.info("\(table.tunnels.count) tunnels, \(table.tunnels.reduce(0) { $0 + $1.inbound.count }) inbound SAs")
+    core.onReload = { [unowned self] in self.reload() }
+  }
+
+  /// SIGHUP: re-reads the configuration and swaps in its tunnels and SAs between batches. SAs whose
+  /// configuration is unchanged keep their state (sequence numbers, replay windows); tunnels keep
+  /// their learned peers and counters; routes are added before stale ones are removed. Changes to
+  /// `listen`, `tun` or `ike` need a restart and are reported, not applied.
+  func reload() {
+    guard let configPath else { return }
+    let bytes: [UInt8]
+    switch FileIO.read(configPath) {
+    case .success(let b): bytes = b
+    case .failure(let e):
+      logger.error("reload failed: \(e)")
+      return
+    }
+    let new: Config
+    switch ConfigParser.parse(bytes: bytes) {
+    case .success(let c): new = c
+    case .failure(let errors):
+      logger.error("reload failed: \(errors.problems.joined(separator: "; "))")
+      return
+    }
+    if new.listen != config.listen || new.tun.name != config.tun.name || new.tun.addresses != config.tun.addresses
+      || new.tun.mtu != config.tun.mtu || new.ikePunt != config.ikePunt
+    {
+      logger.warning("reload: changes to listen, tun or ike need a restart; applying the tunnels only")
+    }
+    do {
+      let table = try SATable(config: new, previous: (core.pipeline.table, config))
+      let installer = RouteInstaller(netlink: netlink, interfaceIndex: tun.index, config: new)
+      try installer.install()
+      for stale in Set(routes.routes).subtracting(installer.routes) {
+        try? netlink.deleteRoute(stale.prefix, index: tun.index, table: stale.table)
+      }
+      for stale in Set(routes.rules).subtracting(installer.rules) { try? netlink.deleteRule(stale) }
+      routes = installer
+      core.pipeline.install(table)
+      config = new
+      logger.info("reloaded \(configPath): \(table.tunnels.count) tunnels")
+    } catch {
+      logger.error("reload failed: \(error)")
+    }
   }
 
   /// Runs the loop until SIGINT or SIGTERM.
   /// - Parameter onStats: receives the stats JSON on SIGUSR1.
   public func run(onStats: @escaping (String) -> Void) {
+    core.onStats = onStats
     if backend == .uring {
       do {
         let loop = try URingLoop(core: core, signals: signals)
-        loop.onStats = onStats
         logger.info("io: io_uring (\(loop.setupDescription))")
         loop.run()
         return
@@ -85,7 +132,6 @@ public final class Runtime {
     }
     logger.info("io: recvmmsg/sendmmsg")
     let loop = MMsgLoop(core: core, signals: signals)
-    loop.onStats = onStats
     loop.run()
   }
 

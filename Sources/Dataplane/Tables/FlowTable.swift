@@ -90,6 +90,9 @@ public struct FlowTable {
     }
   }
 
+  /// Entries it can hold.
+  public var capacity: Int { keys.count }
+
   /// Entries in use.
   public var count: Int { keys.count { $0 != nil } }
 }

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+// A reload (SIGHUP) swaps in a new snapshot: unchanged SAs keep their state, changed ones start anew.
+import ESP
+import Testing
+
+@testable import Dataplane
+
+@Suite struct ReloadTests {
+  let wire = Wire()
+
+  @Test func unchangedSAsKeepStateAndChangedOnesAreNew() throws {
+    let pairs = (1...3).map { Fixture.pair($0, mode: .tunnel) }
+    let config1 = Fixture.gatewayConfig(pairs.map(\.gateway))
+    let gateway = Pipeline(table: try SATable(config: config1))
+    var clients = try pairs.map {
+      Pipeline(
+        table: try SATable(
+          config: Fixture.clientConfig($0.client, tunAddress: IPAddress("203.0.113.1\($0.client.outbound.spi & 0xF)")!))
+      )
+    }
+    // Traffic from every client: the gateway learns three peers and advances three windows.
+    for (i, c) in clients.enumerated() {
+      let inner = TestPackets.udp4("203.0.113.1\(i + 1)", "198.51.100.1", sport: 1, dport: 2, payload: [UInt8(i)])
+      for _ in 0..<3 {
+        let (_, esp, _) = wire.send(inner, on: c)
+        #expect(
+          wire.receive(esp, on: gateway, from: Endpoint(address: Fixture.natIP, port: UInt16(31000 + i))).0
+            == .decapsulated(tunnel: Int32(i)))
+      }
+    }
+    let before = gateway.table
+    // Client 2 restarts with new SAs; the gateway's config changes for tunnel client2 only.
+    var restarted = Fixture.pair(2, mode: .tunnel)
+    restarted.gateway.inbound = [Fixture.sa(0x3002, .aes128gcm16, seed: 77)]
+    restarted.gateway.outbound = Fixture.sa(0x4002, .aes128gcm16, seed: 78)
+    restarted.client.outbound = restarted.gateway.inbound[0]
+    restarted.client.inbound = [restarted.gateway.outbound]
+    var config2 = config1
+    config2.tunnels[1] = restarted.gateway
+    let after = try SATable(config: config2, previous: (before, config1))
+    gateway.install(after)
+
+    #expect(after.tunnels[0].inbound[0] === before.tunnels[0].inbound[0])  // same object: same window
+    #expect(after.tunnels[0].outbound === before.tunnels[0].outbound)
+    #expect(after.tunnels[2].inbound[0] === before.tunnels[2].inbound[0])
+    #expect(after.tunnels[1].inbound[0] !== before.tunnels[1].inbound[0])
+    #expect(after.tunnels[1].inbound[0].spi == 0x3002)
+    #expect(after.tunnels[0].peer == Endpoint(address: Fixture.natIP, port: 31000))  // learned peer kept
+    #expect(after.tunnels[0].counters.packetsIn == 3)
+    #expect(after.tunnels[0].inbound[0].replay.highest == 3)
+
+    // The old client-2 SA is gone; the other clients go on without a hitch (and replays stay replays).
+    let (_, oldESP, _) = wire.send(
+      TestPackets.udp4("203.0.113.12", "198.51.100.1", sport: 1, dport: 2, payload: [9]), on: clients[1])
+    #expect(
+      wire.receive(oldESP, on: gateway, from: Endpoint(address: Fixture.natIP, port: 31001)).0 == .dropped(.unknownSPI))
+    clients[1] = Pipeline(
+      table: try SATable(config: Fixture.clientConfig(restarted.client, tunAddress: IPAddress("203.0.113.12")!)))
+    let (_, newESP, _) = wire.send(
+      TestPackets.udp4("203.0.113.12", "198.51.100.1", sport: 1, dport: 2, payload: [9]), on: clients[1])
+    #expect(
+      wire.receive(newESP, on: gateway, from: Endpoint(address: Fixture.natIP, port: 40001)).0
+        == .decapsulated(tunnel: 1))
+    #expect(gateway.table.tunnels[1].peer?.port == 40001)
+    let (_, esp0, _) = wire.send(
+      TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [1]), on: clients[0])
+    #expect(
+      wire.receive(esp0, on: gateway, from: Endpoint(address: Fixture.natIP, port: 31000)).0 == .decapsulated(tunnel: 0)
+    )
+    #expect(gateway.table.tunnels[0].inbound[0].replay.highest == 4)
+  }
+}

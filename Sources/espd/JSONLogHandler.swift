@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // `--log-format json`: one JSON object per log line on stderr (time, level, message, metadata).
+import Dataplane
 import Logging
 
 #if canImport(Glibc)
@@ -25,24 +26,12 @@ struct JSONLogHandler: LogHandler {
     clock_gettime(CLOCK_REALTIME, &ts)
     let time = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     var fields =
-      "\"time\":\(time),\"level\":\"\(level)\",\"label\":\(Self.quote(label)),\"message\":\(Self.quote("\(message)"))"
+      "\"time\":\(time),\"level\":\"\(level)\",\"label\":\(Self.json(label)),\"message\":\(Self.json("\(message)"))"
     for (k, v) in metadata.merging(extra ?? [:], uniquingKeysWith: { $1 }) {
-      fields += ",\(Self.quote(k)):\(Self.quote("\(v)"))"
+      fields += ",\(Self.json(k)):\(Self.json("\(v)"))"
     }
     printError("{" + fields + "}")
   }
 
-  static func quote(_ s: String) -> String {
-    var out = "\""
-    for c in s.unicodeScalars {
-      switch c {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case _ where c.value < 0x20: out += "\\u00" + (c.value < 16 ? "0" : "") + String(c.value, radix: 16)
-      default: out.unicodeScalars.append(c)
-      }
-    }
-    return out + "\""
-  }
+  static func json(_ s: String) -> String { JSONValue.string(s).jsonText }
 }

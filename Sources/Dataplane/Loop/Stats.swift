@@ -17,7 +17,7 @@ extension Pipeline {
       let k = t.counters
       let peer = t.peer.map { "\"\($0)\"" } ?? "null"
       return
-        "{\"name\":\"\(Replayer.escape(t.name))\",\"peer\":\(peer),\"packets_in\":\(k.packetsIn),\"bytes_in\":\(k.bytesIn)"
+        "{\"name\":\(JSONValue.string(t.name).jsonText),\"peer\":\(peer),\"packets_in\":\(k.packetsIn),\"bytes_in\":\(k.bytesIn)"
         + ",\"packets_out\":\(k.packetsOut),\"bytes_out\":\(k.bytesOut),\"endpoint_changes\":\(k.endpointChanges)"
         + ",\"keepalives_sent\":\(t.keepalivesSent),\"drops\":\(drops(k.drops))}"
     }.joined(separator: ",")

@@ -18,7 +18,7 @@ public struct ReplaySummary: Sendable {
       "{\"packets\":\(packets),\"decapsulated\":\(verdicts.decapsulated),\"encapsulated\":\(verdicts.encapsulated)"
     s += ",\"ike\":\(verdicts.ike),\"keepalive\":\(verdicts.keepalive),\"passed\":\(verdicts.passed)"
     s += ",\"dropped\":\(verdicts.drops.total),\"drops\":{\(drops)}"
-    if let damage { s += ",\"damaged\":\"\(Replayer.escape(damage))\"" }
+    if let damage { s += ",\"damaged\":\(JSONValue.string(damage).jsonText)" }
     return s + "}"
   }
 
@@ -143,16 +143,4 @@ public final class Replayer {
     return false
   }
 
-  static func escape(_ s: String) -> String {
-    var out = ""
-    for c in s.unicodeScalars {
-      switch c {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case _ where c.value < 0x20: out += "\\u00" + (c.value < 16 ? "0" : "") + String(c.value, radix: 16)
-      default: out.unicodeScalars.append(c)
-      }
-    }
-    return out
-  }
 }

@@ -66,12 +66,12 @@ enum CryptoBench {
   /// ESP encapsulation of `size`-byte payloads, batches of 128 slots, in place.
   static func espSeal(_ alg: ESPAlgorithm, _ size: Int) -> () -> UInt64 {
     let slab = Slab(count: batch)
-    let sa = try! OutboundSA(spi: 0x1000, algorithm: alg, key: key(alg), authKey: authKey(alg), esn: true)
+    let sa = orExit { try OutboundSA(spi: 0x1000, algorithm: alg, key: key(alg), authKey: authKey(alg), esn: true) }
     return {
       let t0 = nanoseconds()
       for i in 0..<batch {
         var p = slab.packet(i, count: size)
-        do { try sa.encapsulate(&p, nextHeader: 4) } catch { fatalError("seal failed: \(error)") }
+        do { try sa.encapsulate(&p, nextHeader: 4) } catch { benchFailure("seal failed: \(error)") }
       }
       return nanoseconds() - t0
     }
@@ -82,24 +82,24 @@ enum CryptoBench {
   static func espOpen(_ alg: ESPAlgorithm, _ size: Int) -> () -> UInt64 {
     let slab = Slab(count: batch)
     let pristine = Slab(count: batch)
-    let out = try! OutboundSA(spi: 0x1000, algorithm: alg, key: key(alg), authKey: authKey(alg))
+    let out = orExit { try OutboundSA(spi: 0x1000, algorithm: alg, key: key(alg), authKey: authKey(alg)) }
     var lengths = [Int](repeating: 0, count: batch)
     for i in 0..<batch {
       var p = pristine.packet(i, count: size)
-      _ = try! out.encapsulate(&p, nextHeader: 4)
+      _ = orExit { try out.encapsulate(&p, nextHeader: 4) }
       lengths[i] = p.count
       precondition(p.start == Slab.headroom - alg.ivLength - 8)
     }
     let start = Slab.headroom - alg.ivLength - 8
     return {
       let paused = CAllocCounterPause()
-      let sa = try! InboundSA(spi: 0x1000, algorithm: alg, key: key(alg), authKey: authKey(alg))
+      let sa = orExit { try InboundSA(spi: 0x1000, algorithm: alg, key: key(alg), authKey: authKey(alg)) }
       paused.resume()
       let t0 = nanoseconds()
       for i in 0..<batch {
         (slab.slot(i) + start).copyMemory(from: pristine.slot(i) + start, byteCount: lengths[i])
         var p = PacketBuffer(base: slab.slot(i), capacity: Slab.slotSize, start: start, count: lengths[i])
-        do { _ = try sa.decapsulate(&p) } catch { fatalError("open failed: \(error)") }
+        do { _ = try sa.decapsulate(&p) } catch { benchFailure("open failed: \(error)") }
       }
       let ns = nanoseconds() - t0
       withExtendedLifetime(sa) {}
@@ -115,7 +115,9 @@ enum CryptoBench {
       let t0 = nanoseconds()
       for i in 0..<batch {
         counter &+= 1
-        guard raw.process(slab.slot(i) + Slab.headroom, length: size, counter: counter) else { fatalError("raw seal") }
+        guard raw.process(slab.slot(i) + Slab.headroom, length: size, counter: counter) else {
+          benchFailure("raw seal")
+        }
       }
       return nanoseconds() - t0
     }
@@ -129,14 +131,16 @@ enum CryptoBench {
     let raw = RawEVP(algorithm: alg, encrypt: false)
     let length = size + 16
     for i in 0..<batch {
-      guard sealer.process(pristine.slot(i) + Slab.headroom, length: size, counter: UInt64(i)) else { fatalError() }
+      guard sealer.process(pristine.slot(i) + Slab.headroom, length: size, counter: UInt64(i)) else {
+        benchFailure("raw seal of the pristine packets")
+      }
     }
     return {
       let t0 = nanoseconds()
       for i in 0..<batch {
         (slab.slot(i) + Slab.headroom).copyMemory(from: pristine.slot(i) + Slab.headroom, byteCount: length)
         guard raw.process(slab.slot(i) + Slab.headroom, length: size, counter: UInt64(i)) else {
-          fatalError("raw open")
+          benchFailure("raw open")
         }
       }
       return nanoseconds() - t0

@@ -132,3 +132,16 @@ struct CAllocCounterPause {
   /// Resumes counting, keeping what was counted before the pause.
   func resume() { CAllocCounter_resume(count) }
 }
+
+/// Stops the benchmark with one line on stderr and exit status 1 (a benchmark that cannot run its
+/// own setup has no figure to give; this is not input validation).
+func benchFailure(_ message: String) -> Never {
+  var line = "bench: " + message + "\n"
+  line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+  exit(1)
+}
+
+/// Runs benchmark setup that cannot fail unless the build is broken; stops with one line if it does.
+func orExit<T>(_ body: () throws -> T) -> T {
+  do { return try body() } catch { benchFailure("setup failed: \(error)") }
+}

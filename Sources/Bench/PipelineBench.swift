@@ -72,7 +72,7 @@ enum PipelineBench {
   }
 
   static func encap(_ alg: ESPAlgorithm, _ size: Int) -> () -> UInt64 {
-    let gateway = Pipeline(table: try! SATable(config: configs(alg).gateway))
+    let gateway = Pipeline(table: orExit { try SATable(config: configs(alg).gateway) })
     let slab = Slab(count: CryptoBench.batch)
     // The reply direction: 198.51.100.1 -> 203.0.113.10, routed by the tunnel's remote_ts.
     var reply = innerPacket(size: size)
@@ -95,14 +95,14 @@ enum PipelineBench {
       let t0 = nanoseconds()
       gateway.outbound(packets, addresses: addresses, verdicts: verdicts, count: CryptoBench.batch)
       let ns = nanoseconds() - t0
-      guard case .encapsulated = verdicts[0] else { fatalError("encap failed: \(verdicts[0])") }
+      guard case .encapsulated = verdicts[0] else { benchFailure("encap failed: \(verdicts[0])") }
       return ns
     }
   }
 
   static func decap(_ alg: ESPAlgorithm, _ size: Int) -> () -> UInt64 {
     let (gwConfig, clientConfig) = configs(alg)
-    let client = Pipeline(table: try! SATable(config: clientConfig))
+    let client = Pipeline(table: orExit { try SATable(config: clientConfig) })
     let pristine = Slab(count: CryptoBench.batch)
     let slab = Slab(count: CryptoBench.batch)
     var lengths = [Int](repeating: 0, count: CryptoBench.batch)
@@ -112,7 +112,7 @@ enum PipelineBench {
       var p = pristine.packet(i, count: size)
       inner.withUnsafeBytes { p.data.copyMemory(from: $0.baseAddress!, byteCount: size) }
       var a = DatagramAddress(remote: gatewayEndpoint, local: gatewayEndpoint)
-      guard case .encapsulated = client.outbound(&p, address: &a) else { fatalError("seal failed") }
+      guard case .encapsulated = client.outbound(&p, address: &a) else { benchFailure("seal failed") }
       lengths[i] = p.count
       starts[i] = p.start
     }
@@ -125,7 +125,7 @@ enum PipelineBench {
     return {
       // A fresh gateway per batch (its replay window has seen these numbers), built untimed.
       let paused = CAllocCounterPause()
-      let gateway = Pipeline(table: try! SATable(config: gwConfig), flowCapacity: 64)
+      let gateway = Pipeline(table: orExit { try SATable(config: gwConfig) }, flowCapacity: 64)
       paused.resume()
       let t0 = nanoseconds()
       for i in 0..<CryptoBench.batch {
@@ -134,7 +134,7 @@ enum PipelineBench {
       }
       gateway.inbound(packets, addresses: addresses, verdicts: verdicts, count: CryptoBench.batch)
       let ns = nanoseconds() - t0
-      guard case .decapsulated = verdicts[CryptoBench.batch - 1] else { fatalError("decap failed: \(verdicts[0])") }
+      guard case .decapsulated = verdicts[CryptoBench.batch - 1] else { benchFailure("decap failed: \(verdicts[0])") }
       withExtendedLifetime(gateway) {}
       return ns
     }

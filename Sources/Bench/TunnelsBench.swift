@@ -68,7 +68,7 @@ enum TunnelsBench {
           inbound: [SAConfig(spi: spi(i), algorithm: .aes128gcm16, key: key)],
           outbound: SAConfig(spi: spi(i) ^ 0x8000_0000, algorithm: .aes128gcm16, key: key)))
     }
-    return try! SATable(config: Config(listen: [PipelineBench.gatewayEndpoint], tunnels: tunnels))
+    return orExit { try SATable(config: Config(listen: [PipelineBench.gatewayEndpoint], tunnels: tunnels)) }
   }
 
   /// Median ns per lookup over rounds of 4096 lookups cycling through `active` SPIs.

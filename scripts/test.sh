@@ -32,6 +32,9 @@ rm -rf "$work"
 step "live: espd between network namespaces (tunnel/transport, every algorithm, IPv4/IPv6, NAT, io_uring and mmsg)"
 bash scripts/netns-test.sh --espd .build/debug/espd
 
+step "live: many clients behind one NAT (aliases, flow table, rebinding, forgery, restart and reload, 10,000 tunnels)"
+bash scripts/nat-test.sh --espd .build/debug/espd
+
 step "release build and benchmark gate"
 swift build -c release
 bash scripts/bench.sh

@@ -56,7 +56,10 @@ public final class Tunnel {
   /// Carries a reloaded tunnel's run-time state over from its previous incarnation: the learned
   /// peer (unless the configuration names one), the local endpoint, counters and timers.
   func takeState(from old: Tunnel) {
-    if !peerConfigured { peer = old.peer }
+    // A tunnel whose every SA is new is a peer that restarted: its old NAT mapping may belong to
+    // someone else by now, so wait for its first authenticated packet instead.
+    let keptAnSA = outbound === old.outbound || inbound.contains { sa in old.inbound.contains { $0 === sa } }
+    if !peerConfigured && keptAnSA { peer = old.peer }
     localEndpoint = old.localEndpoint
     counters = old.counters
     lastSent = old.lastSent

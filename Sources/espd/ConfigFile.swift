@@ -8,7 +8,7 @@ enum ConfigFile {
   /// (`espd: <problem>`) and exits 2.
   static func load(_ path: String) throws -> Config {
     let bytes: [UInt8]
-    switch FileIO.read(path, limit: JSONLimits().maxBytes) {
+    switch FileIO.read(path, limit: ConfigParser.maxFileBytes) {
     case .success(let b): bytes = b
     case .failure(let e):
       printError("espd: \(e)")

@@ -46,6 +46,7 @@ import Testing
     #expect(after.tunnels[1].inbound[0] !== before.tunnels[1].inbound[0])
     #expect(after.tunnels[1].inbound[0].spi == 0x3002)
     #expect(after.tunnels[0].peer == Endpoint(address: Fixture.natIP, port: 31000))  // learned peer kept
+    #expect(after.tunnels[1].peer == nil)  // every SA new: a restarted peer, its old NAT port is not trusted
     #expect(after.tunnels[0].counters.packetsIn == 3)
     #expect(after.tunnels[0].inbound[0].replay.highest == 3)
 
@@ -68,5 +69,36 @@ import Testing
       wire.receive(esp0, on: gateway, from: Endpoint(address: Fixture.natIP, port: 31000)).0 == .decapsulated(tunnel: 0)
     )
     #expect(gateway.table.tunnels[0].inbound[0].replay.highest == 4)
+  }
+
+  /// Tunnels sharing an alias: the flows learned before a reload still steer replies after it,
+  /// and the flows of a tunnel that the reload removed are forgotten.
+  @Test func learnedFlowsSurviveAReload() throws {
+    let alias = IPAddress("198.51.100.130")!
+    let pairs = (1...3).map { Fixture.pair($0, mode: .transport, alias: alias) }
+    let config1 = Fixture.gatewayConfig(pairs.map(\.gateway))
+    let gateway = Pipeline(table: try SATable(config: config1))
+    for (i, p) in pairs.enumerated() {
+      let client = Pipeline(
+        table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
+      let pkt = TestPackets.udp4(
+        "192.0.2.200", "198.51.100.1", sport: UInt16(1701 + i), dport: 1701, payload: [UInt8(i)])
+      let (_, esp, _) = wire.send(pkt, on: client)
+      #expect(
+        wire.receive(esp, on: gateway, from: Endpoint(address: Fixture.natIP, port: UInt16(31000 + i))).0
+          == .decapsulated(tunnel: Int32(i)))
+    }
+    // Reload: tunnel client1 is removed, so client2 and client3 move to indices 0 and 1.
+    var config2 = config1
+    config2.tunnels.removeFirst()
+    gateway.install(try SATable(config: config2, previous: (gateway.table, config1)), replacing: gateway.table)
+    for (i, port) in [(0, 1702), (1, 1703)] {
+      let reply = TestPackets.udp4("198.51.100.1", "198.51.100.130", sport: 1701, dport: UInt16(port), payload: [7])
+      let (v, _, addr) = wire.send(reply, on: gateway)
+      #expect(v == .encapsulated(tunnel: Int32(i)))
+      #expect(addr?.remote.port == UInt16(31001 + i))
+    }
+    let toRemoved = TestPackets.udp4("198.51.100.1", "198.51.100.130", sport: 1701, dport: 1701, payload: [7])
+    #expect(wire.send(toRemoved, on: gateway).0 == .dropped(.noRoute))
   }
 }

@@ -6,6 +6,9 @@
                     [--full-tunnel a|b] [--keepalive N] [--ike-punt SPEC] [--esn] [--seed N]
     configs.py nat  --out DIR [--clients N] [--alg A] [--inner 4[,6]] [--full-tunnel c1,c2]
                     [--keepalive N] [--gw-keepalive N] [--ike-punt SPEC] [--esn] [--seed N]
+    configs.py nat  --out DIR --mode transport [--alias distinct|shared] [--clients N] ...
+    configs.py rekey DIR --host cN [--port P]   # new SAs for one client (gw.json and cN.json), new port
+    configs.py many --out DIR [--tunnels N] [--clients K] [--alg A] [--seed N]
     configs.py check DIR --espd PATH      # `espd check --config` on every *.json config in DIR
 
 Writes DIR/<host>.json (one espd config per host: a and b, or gw and c1..cN) and DIR/scenario.json
@@ -20,6 +23,16 @@ The addresses are those of topology.sh (documentation ranges only):
     nat:   gw ul0 192.0.2.1/24  <->  nat wan0 192.0.2.2/24 (masquerade) | br0 203.0.113.1/24
            c<i> eth0 203.0.113.(9+i)/24, default via 203.0.113.1
            inner gw 198.51.100.1 2001:db8:100::1, c<i> 198.51.100.(9+i) 2001:db8:100::(9+i, hex)
+
+nat --mode transport (L2TP/IPsec clients behind one NAT; inner IPv4 only):
+           every client has the same TUN address 198.51.100.50/32 and the alias 198.51.100.1 for
+           the gateway, so every client's inner flows can be identical (udp 1701 -> 1701);
+           the gateway's TUN has 198.51.100.1/24 and its tunnel c<i> the alias 198.51.100.(130+i)
+           (--alias distinct) or all of them 198.51.100.130 (--alias shared: replies steered by
+           the flow table learned from inbound packets)
+    many:  the nat plan with N gateway tunnels (tunnel mode, inner IPv6: tunnel k has remote_ts
+           2001:db8:1::(k+1)/128), K of them real clients c1..cK spread over the list (first,
+           middle, last, ...); every other tunnel has random keys and distinct SPIs and no peer
 
 TUN addresses are host prefixes (/32, /128): every route to the far side comes from espd's own
 `remote_ts`/alias routes, so the tests check those too. Each config has its own control socket in
@@ -178,9 +191,9 @@ def pair(a: argparse.Namespace, keys: Keys) -> tuple[dict, dict]:
 
 
 def nat(a: argparse.Namespace, keys: Keys) -> tuple[dict, dict]:
+    if a.mode == "transport":
+        return nat_transport(a, keys)
     fams = families(a.inner)
-    if a.mode != "tunnel":
-        raise SystemExit("configs.py: nat: only --mode tunnel is generated")
     gw = base_config(a.out, "gw", [endpoint(NAT_GW_OUTER)], [host_prefix(NAT_GW_INNER[f]) for f in fams],
                      a.gw_keepalive, a.ike_punt)
     configs: dict[str, dict] = {"gw": gw}
@@ -215,14 +228,158 @@ def nat(a: argparse.Namespace, keys: Keys) -> tuple[dict, dict]:
     return configs, scenario
 
 
-def write(out: str, configs: dict, scenario: dict) -> None:
+# nat --mode transport: the L2TP/IPsec plan (see the module docstring).
+TRANSPORT_CLIENT_TUN = "198.51.100.50"
+TRANSPORT_GW_TUN = "198.51.100.1/24"
+TRANSPORT_SHARED_ALIAS = "198.51.100.130"
+
+
+def transport_gw_alias(i: int, shared: bool) -> str:
+    return TRANSPORT_SHARED_ALIAS if shared else f"198.51.100.{130 + i}"
+
+
+def nat_transport(a: argparse.Namespace, keys: Keys) -> tuple[dict, dict]:
+    if families(a.inner) != [4] and a.inner != "4,6":
+        raise SystemExit("configs.py: nat --mode transport: inner IPv4 only")
+    if a.full_tunnel:
+        raise SystemExit("configs.py: nat --mode transport: no --full-tunnel")
+    shared = a.alias == "shared"
+    gw = base_config(a.out, "gw", [endpoint(NAT_GW_OUTER)], [TRANSPORT_GW_TUN], a.gw_keepalive, a.ike_punt)
+    configs: dict[str, dict] = {"gw": gw}
+    hosts: dict[str, dict] = {}
+    gw_tunnels = []
+    gw_inner = NAT_GW_INNER[4]
+    for i in range(1, a.clients + 1):
+        c = f"c{i}"
+        up, down = sa_pair(keys, a.alg, a.esn)  # up: client -> gw, down: gw -> client
+        alias = transport_gw_alias(i, shared)
+        gw["tunnels"].append({"name": c, "mode": "transport", "alias": alias,
+                              "inbound": [inbound(up)], "outbound": down})
+        gw_tunnels.append({"name": c, "alias": alias, "spi_in": up["spi"], "spi_out": down["spi"]})
+        cfg = base_config(a.out, c, [endpoint(nat_client_outer(i))], [host_prefix(TRANSPORT_CLIENT_TUN)],
+                          a.keepalive, None)
+        cfg["tunnels"].append({"name": "gw", "mode": "transport", "peer": endpoint(NAT_GW_OUTER),
+                               "alias": gw_inner, "inbound": [inbound(down)], "outbound": up})
+        configs[c] = cfg
+        hosts[c] = {"config": os.path.join(os.path.abspath(a.out), f"{c}.json"), "tun": TUN,
+                    "outer": nat_client_outer(i), "listen": cfg["listen"], "inner4": TRANSPORT_CLIENT_TUN,
+                    "inner6": None, "alias_of_peer": gw_inner, "alias_on_gw": alias,
+                    "spi_in": down["spi"], "spi_out": up["spi"]}
+    hosts["gw"] = {"config": os.path.join(os.path.abspath(a.out), "gw.json"), "tun": TUN, "outer": NAT_GW_OUTER,
+                   "listen": gw["listen"], "inner4": gw_inner, "inner6": None, "tunnels": gw_tunnels}
+    scenario = {"scenario": "nat", "alg": a.alg, "mode": "transport", "alias": a.alias, "outer": 4, "inner": [4],
+                "port": PORT, "nat_address": NAT_ROUTER_OUTER, "hosts": hosts}
+    return configs, scenario
+
+
+def write_json_atomic(path: str, obj: dict) -> None:
+    """Writes a whole file or nothing (a running espd may re-read it on SIGHUP at any moment)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    old = os.umask(0o077)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        os.umask(old)
+
+
+def rekey(a: argparse.Namespace) -> int:
+    """A client restarts: new SAs for it in gw.json and in its own config (optionally a new listen
+    port, hence a new NAT mapping); every other tunnel of gw.json stays byte for byte the same."""
+    with open(os.path.join(a.dir, "scenario.json")) as f:
+        scenario = json.load(f)
+    with open(os.path.join(a.dir, "gw.json")) as f:
+        gw = json.load(f)
+    cpath = os.path.join(a.dir, f"{a.host}.json")
+    with open(cpath) as f:
+        client = json.load(f)
+    mine = [t for t in gw["tunnels"] if t["name"] == a.host]
+    if len(mine) != 1 or len(client["tunnels"]) != 1:
+        raise SystemExit(f"configs.py rekey: no single tunnel {a.host!r} in gw.json / {a.host}.json")
+    keys = Keys(a.seed)
+    for t in gw["tunnels"]:
+        for sa in t["inbound"] + [t["outbound"]]:
+            keys.spis.add(int(sa["spi"], 16))
+    alg = mine[0]["outbound"]["alg"]
+    esn = bool(mine[0]["outbound"].get("esn", False))
+    up, down = sa_pair(keys, alg, esn)
+    mine[0]["inbound"] = [inbound(up)]
+    mine[0]["outbound"] = down
+    ct = client["tunnels"][0]
+    ct["inbound"] = [inbound(down)]
+    ct["outbound"] = up
+    if a.port:
+        client["listen"] = [endpoint(ep.rsplit(":", 1)[0].strip("[]"), a.port) for ep in client["listen"]]
+    write_json_atomic(cpath, client)
+    write_json_atomic(os.path.join(a.dir, "gw.json"), gw)
+    h = scenario["hosts"]
+    h[a.host].update(spi_in=down["spi"], spi_out=up["spi"], listen=client["listen"])
+    for t in h["gw"]["tunnels"]:
+        if t["name"] == a.host:
+            t.update(spi_in=up["spi"], spi_out=down["spi"])
+    write_json_atomic(os.path.join(a.dir, "scenario.json"), scenario)
+    print(cpath)
+    print(os.path.join(a.dir, "gw.json"))
+    return 0
+
+
+def many_inner(k: int) -> str:
+    """The inner address (remote_ts) of the gateway's tunnel k (0-based): 2001:db8:1::(k+1)."""
+    return str(ipaddress.IPv6Address(0x2001_0db8_0001 << 80 | (k + 1)))
+
+
+def many(a: argparse.Namespace, keys: Keys) -> tuple[dict, dict]:
+    n, k = a.tunnels, a.clients
+    if not 1 <= k <= n:
+        raise SystemExit("configs.py many: need 1 <= --clients <= --tunnels")
+    # real clients spread over the list: first, last, then evenly in between
+    real = sorted({0, n - 1} | {round(j * (n - 1) / (k - 1)) for j in range(k)} if k > 1 else {n // 2})[:k]
+    gw_inner6 = NAT_GW_INNER[6]
+    gw = base_config(a.out, "gw", [endpoint(NAT_GW_OUTER)], [host_prefix(NAT_GW_INNER[4]), host_prefix(gw_inner6)],
+                     0, None)
+    configs: dict[str, dict] = {"gw": gw}
+    hosts: dict[str, dict] = {}
+    gw_real = []
+    for t in range(n):
+        up, down = sa_pair(keys, a.alg, False)
+        name = f"t{t:05d}"
+        if t in real:
+            i = real.index(t) + 1
+            name = f"c{i}"
+            c = name
+            inner = many_inner(t)
+            cfg = base_config(a.out, c, [endpoint(nat_client_outer(i))], [host_prefix(inner)], 0, None)
+            cfg["tunnels"].append({"name": "gw", "mode": "tunnel", "peer": endpoint(NAT_GW_OUTER),
+                                   "remote_ts": [host_prefix(gw_inner6)],
+                                   "inbound": [inbound(down)], "outbound": up})
+            configs[c] = cfg
+            hosts[c] = {"config": os.path.join(os.path.abspath(a.out), f"{c}.json"), "tun": TUN,
+                        "outer": nat_client_outer(i), "listen": cfg["listen"], "inner4": None, "inner6": inner,
+                        "index_on_gw": t, "spi_in": down["spi"], "spi_out": up["spi"]}
+            gw_real.append({"name": c, "index": t, "spi_in": up["spi"], "spi_out": down["spi"]})
+        gw["tunnels"].append({"name": name, "mode": "tunnel", "remote_ts": [host_prefix(many_inner(t))],
+                              "inbound": [inbound(up)], "outbound": down})
+    hosts["gw"] = {"config": os.path.join(os.path.abspath(a.out), "gw.json"), "tun": TUN, "outer": NAT_GW_OUTER,
+                   "listen": gw["listen"], "inner4": NAT_GW_INNER[4], "inner6": gw_inner6, "tunnels": gw_real,
+                   "tunnel_count": n, "silent_example": many_inner(1 if 1 not in real else n // 3)}
+    scenario = {"scenario": "many", "alg": a.alg, "mode": "tunnel", "outer": 4, "inner": [6], "port": PORT,
+                "nat_address": NAT_ROUTER_OUTER, "tunnels": n, "hosts": hosts}
+    return configs, scenario
+
+
+def write(out: str, configs: dict, scenario: dict, compact: bool = False) -> None:
     os.makedirs(out, exist_ok=True)
     old = os.umask(0o077)  # the files hold keys
     try:
         for name, cfg in configs.items():
             path = os.path.join(out, f"{name}.json")
             with open(path, "w") as f:
-                json.dump(cfg, f, indent=2)
+                if compact:  # espd reads config files up to 4 MiB; 10,000 tunnels fit only without indentation
+                    json.dump(cfg, f, separators=(",", ":"))
+                else:
+                    json.dump(cfg, f, indent=2)
                 f.write("\n")
             print(path)
         with open(os.path.join(out, "scenario.json"), "w") as f:
@@ -271,6 +428,19 @@ def main() -> int:
         else:
             p.add_argument("--clients", type=int, default=2)
             p.add_argument("--gw-keepalive", type=int, default=0, help="the gateway's nat_keepalive_seconds")
+            p.add_argument("--alias", default="distinct", choices=["distinct", "shared"],
+                           help="--mode transport: one alias per client on the gateway, or one for all")
+    m = sub.add_parser("many")
+    m.add_argument("--out", required=True, help="directory for the configs (created)")
+    m.add_argument("--tunnels", type=int, default=10000)
+    m.add_argument("--clients", type=int, default=3)
+    m.add_argument("--alg", default="aes128gcm16", choices=sorted(ALGS))
+    m.add_argument("--seed", type=int, help="deterministic keys and SPIs (debugging only)")
+    r = sub.add_parser("rekey")
+    r.add_argument("dir")
+    r.add_argument("--host", required=True, help="the client that restarts (c1, c2, ...)")
+    r.add_argument("--port", type=int, help="its new listen port (a new NAT mapping)")
+    r.add_argument("--seed", type=int, help="deterministic keys and SPIs (debugging only)")
     c = sub.add_parser("check")
     c.add_argument("dir")
     c.add_argument("--espd", required=True)
@@ -278,8 +448,14 @@ def main() -> int:
     a = ap.parse_args()
     if a.cmd == "check":
         return check(a)
-    a.full_tunnel = {x.strip() for x in a.full_tunnel.split(",") if x.strip()}
+    if a.cmd == "rekey":
+        return rekey(a)
     keys = Keys(a.seed)
+    if a.cmd == "many":
+        configs, scenario = many(a, keys)
+        write(a.out, configs, scenario, compact=True)
+        return 0
+    a.full_tunnel = {x.strip() for x in a.full_tunnel.split(",") if x.strip()}
     configs, scenario = pair(a, keys) if a.cmd == "pair" else nat(a, keys)
     write(a.out, configs, scenario)
     return 0

@@ -9,6 +9,8 @@
 #   tp_bg NAME NS CMD...        # background process, logs in $TP_LOGDIR/NAME.{out,err}
 #   tp_espd_start NAME NS CONFIG [--io mmsg]; tp_espd_stats NAME; tp_espd_stop NAME
 #   tp_teardown                 # kill our processes, delete our namespaces (the trap does it too)
+#   tp_nat_rule nat wan0 [PORTS]; tp_exec nat conntrack -F   # remap the NAT (rebinding)
+#   tp_espd_reload NAME         # SIGHUP, wait for `reloaded` / `reload failed` on stderr
 #
 # Addresses (documentation ranges only; nothing leaves the namespaces; configs.py uses the same):
 #   pair:  a ul0 192.0.2.1/24 2001:db8::1/64  <->  b ul0 192.0.2.2/24 2001:db8::2/64
@@ -103,6 +105,19 @@ table ip espd_nat {
   }
 }
 EOF
+}
+
+TP_NAT_LAN4=203.0.113.0/24
+tp_nat_rule() {  # tp_nat_rule SHORT OUTIF [PORTS] : replace the masquerade rule, atomically, by one for the
+  # LAN only (the router's own packets keep their source), optionally `to :PORTS` (e.g. 40000-40100).
+  # Existing conntrack entries keep their mapping: flush them (conntrack -F) to make the change bite.
+  local ns rule; ns=$(tp_ns "$1")
+  rule="add rule ip espd_nat postrouting ip saddr $TP_NAT_LAN4 oifname \"$2\""
+  {
+    echo "flush chain ip espd_nat postrouting"
+    [[ -n ${3:-} ]] && echo "$rule meta l4proto { tcp, udp } masquerade to :$3"
+    echo "$rule masquerade"
+  } | ip netns exec "$ns" nft -f -
 }
 
 # pair: a <-> b on one veth (ul0), IPv4 and IPv6 outer addresses.
@@ -343,6 +358,35 @@ tp_espd_start() {  # tp_espd_start NAME SHORT CONFIG [ARGS...] : start `espd run
   return 1
 }
 
+TP_RELOAD_LINE="" TP_RELOAD_MS=""
+tp_espd_reload() {  # tp_espd_reload NAME [SECONDS=5] : SIGHUP; wait for a new `reloaded` or `reload failed`
+  # line on espd's stderr; TP_RELOAD_LINE = it, TP_RELOAD_MS = how long it took; 0 only for `reloaded`
+  local name=$1 t=${2:-5} pid err n i t0 m
+  pid=$(tp_pid "$name"); err=$TP_LOGDIR/$name.err
+  TP_RELOAD_LINE="" TP_RELOAD_MS=""
+  tp_alive "$pid" || { TP_ESPD_WHY="espd $name is not running"; return 1; }
+  n=$(grep -cE 'reloaded|reload failed' "$err" 2>/dev/null || true)
+  t0=$(date +%s%N)
+  kill -HUP "$pid" 2>/dev/null || true
+  m=$(awk -v t="$t" 'BEGIN{printf "%d", t * 50}')
+  for ((i = 0; i < m; i++)); do
+    if (($(grep -cE 'reloaded|reload failed' "$err" 2>/dev/null) > n)); then
+      TP_RELOAD_MS=$((($(date +%s%N) - t0) / 1000000))
+      TP_RELOAD_LINE=$(grep -E 'reloaded|reload failed' "$err" | tail -1)
+      [[ $TP_RELOAD_LINE == *"reload failed"* ]] && { TP_ESPD_WHY="espd $name: $TP_RELOAD_LINE"; return 1; }
+      return 0
+    fi
+    tp_alive "$pid" || { TP_ESPD_WHY="espd $name exited after SIGHUP: $(_tp_tail "$err" 2)"; return 1; }
+    sleep 0.02
+  done
+  TP_ESPD_WHY="espd $name logged neither 'reloaded' nor 'reload failed' within ${t}s of SIGHUP"
+  return 1
+}
+
+tp_proc_mem() {  # tp_proc_mem PID : "VmRSS VmHWM" in kB from /proc/PID/status
+  awk '/^VmRSS:/{r=$2} /^VmHWM:/{h=$2} END{print r+0, h+0}' "/proc/$1/status" 2>/dev/null
+}
+
 TP_STATS_LINE=""
 tp_espd_stats() {  # tp_espd_stats NAME : SIGUSR1, wait for a new {"stats":...} line; TP_STATS_LINE = it
   local name=$1 pid out n i
@@ -432,6 +476,13 @@ _tp_write_nettool() {
   udp-client --to A --port P --payload TEXT [--count N] [--timeout S] [--no-echo] [--sport P]
   ike-client --to A [--port 4500] [--timeout S]          non-ESP marker + IKE header, expects a reply
   stats FILE KEY                                          a counter from espd's last {"stats":...} line
+  echo-tag --bind A --port P [--proto udp|tcp] [--duration S] [--hello A:P] [--silent]
+                                                          echo; replies start "from=ADDR:PORT|"
+  flow --to A --port P --tag T [--bind A] [--sport P] [--proto udp|tcp] [--count N] [--interval S]
+       [--linger S] [--expect-from ADDR[:PORT]]   numbered requests to echo-tag; one JSON summary line
+                                                  (SIGTERM: stop sending, linger, print the summary)
+  send-esp --bind A --sport P --to A --port P --hex H [--hex H...] [--seq N] [--flip-last] [--count K]
+                                                          datagrams built from captured ESP (forgeries)
 """
 import argparse, json, os, select, socket, struct, sys, time
 
@@ -579,6 +630,232 @@ def ike_client(a):
     return 0 if not problems else 1
 
 
+def big_buffers(s, n=4 << 20):
+    """Socket buffers that hold a burst (espd drains a backlog at once after a pause): a loss must
+    be the dataplane's, not this tool's."""
+    for force, plain in ((33, socket.SO_RCVBUF), (32, socket.SO_SNDBUF)):  # SO_RCVBUFFORCE, SO_SNDBUFFORCE
+        try:
+            s.setsockopt(socket.SOL_SOCKET, force, n)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, plain, n)
+
+
+def echo_tag(a):
+    """Echo that names the sender as this host sees it: reply = b"from=ADDR:PORT|" + request
+    (UDP: per datagram; TCP: per line). One JSON line per request on stdout."""
+    fam = fam_of(a.bind)
+    deadline = time.monotonic() + a.duration
+
+    def tag(src):
+        return b"from=%s:%d|" % (src[0].encode(), src[1])
+
+    def log(src, data):
+        print(json.dumps({"event": "request", "from": src[0], "port": src[1],
+                          "text": data[:64].decode("latin-1")}), flush=True)
+
+    if a.proto == "udp":
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        big_buffers(s)
+        s.bind((a.bind, a.port))
+        if a.hello:  # speak first from this very socket (so that a peer can learn the flow)
+            host, _, port = a.hello.rpartition(":")
+            s.sendto(b"hello", (host.strip("[]"), int(port)))
+        print(json.dumps({"event": "listening", "port": a.port}), flush=True)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return 0
+            if not select.select([s], [], [], left)[0]:
+                continue
+            data, src = s.recvfrom(65535)
+            if not a.silent:
+                try:
+                    s.sendto(tag(src) + data, src)
+                except OSError as e:
+                    print(json.dumps({"event": "send-error", "error": str(e)}), flush=True)
+            log(src, data)
+    import threading
+    srv = socket.socket(fam, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((a.bind, a.port))
+    srv.listen(16)
+    print(json.dumps({"event": "listening", "port": a.port}), flush=True)
+
+    def serve(conn, src):
+        buf = b""
+        conn.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            while True:
+                d = conn.recv(65535)
+                if not d:
+                    return
+                buf += d
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    conn.sendall(tag(src) + line + b"\n")
+                    log(src, line)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return 0
+        if not select.select([srv], [], [], left)[0]:
+            continue
+        conn, src = srv.accept()
+        print(json.dumps({"event": "connection", "from": src[0], "port": src[1]}), flush=True)
+        threading.Thread(target=serve, args=(conn, src), daemon=True).start()
+
+
+def flow(a):
+    """COUNT numbered requests "TAG:SEQ" every INTERVAL to an echo-tag server; prints one JSON line:
+    sent, received (own replies), lost, foreign (replies carrying another client's tag), bad_from
+    (replies naming a sender other than --expect-from), from (the senders the server named)."""
+    tag = a.tag.encode()
+    fam = fam_of(a.to)
+    any_addr = "::" if fam == socket.AF_INET6 else "0.0.0.0"
+    tcp = a.proto == "tcp"
+    s = socket.socket(fam, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if not tcp:
+        big_buffers(s)
+    if a.bind or a.sport:
+        s.bind((a.bind or any_addr, a.sport or 0))
+    res = {"tag": a.tag, "proto": a.proto, "to": f"{a.to}:{a.port}", "count": a.count}
+    if tcp:
+        s.settimeout(a.connect_timeout)
+        try:
+            s.connect((a.to, a.port))
+        except OSError as e:
+            res.update(error=f"connect: {e}", sent=0, received=0, lost=a.count)
+            print(json.dumps(res))
+            return 1
+        s.setblocking(False)
+        res["local"] = "%s:%d" % s.getsockname()[:2]
+    got, sent_at, foreign, froms = {}, {}, {}, {}
+    bad_from = dups = send_errors = malformed = 0
+    first_error = None
+    buf = b""
+
+    def handle(reply, now):
+        nonlocal bad_from, dups, malformed
+        if not reply.startswith(b"from=") or b"|" not in reply:
+            malformed += 1
+            return
+        head, payload = reply[5:].split(b"|", 1)
+        frm = head.decode("latin-1")
+        froms[frm] = froms.get(frm, 0) + 1
+        if a.expect_from and a.expect_from not in (frm, frm.rsplit(":", 1)[0]):
+            bad_from += 1
+        ptag, _, pseq = payload.rpartition(b":")
+        if ptag != tag or not pseq.isdigit():
+            k = ptag.decode("latin-1")
+            foreign[k] = foreign.get(k, 0) + 1
+            return
+        seq = int(pseq)
+        if seq in got:
+            dups += 1
+        else:
+            got[seq] = (now - sent_at.get(seq, now)) * 1000
+
+    import signal
+    stop = []   # SIGTERM/SIGINT: stop sending, wait --linger for the replies, print the summary
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    t0 = time.monotonic()
+    i, end = 0, None
+    while True:
+        now = time.monotonic()
+        if stop and i < a.count:
+            a.count = i
+            res.update(count=i, stopped=True)
+        if i < a.count and now >= t0 + i * a.interval:
+            i += 1
+            msg = tag + b":%d" % i
+            try:
+                if tcp:
+                    s.sendall(msg + b"\n")
+                else:
+                    s.sendto(msg, (a.to, a.port))
+                sent_at[i] = now
+            except OSError as e:
+                send_errors += 1
+                first_error = first_error or str(e)
+            continue
+        if i >= a.count:
+            if end is None:
+                end = now + a.linger
+            if len(got) >= len(sent_at) or now >= end:
+                break
+            wait = end - now
+        else:
+            wait = t0 + i * a.interval - now
+        try:
+            if not select.select([s], [], [], max(0.0, wait))[0]:
+                continue
+        except InterruptedError:
+            continue
+        try:
+            data = s.recv(65535)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError as e:
+            first_error = first_error or f"recv: {e}"
+            if tcp:
+                break
+            continue
+        now = time.monotonic()
+        if tcp:
+            if not data:
+                break
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                handle(line, now)
+        else:
+            handle(data, now)
+    lost = sorted(set(sent_at) - set(got))
+    rtts = sorted(got.values())
+    res.update(sent=len(sent_at), send_errors=send_errors, received=len(got), lost=len(lost), lost_seqs=lost[:20],
+               dups=dups, foreign=foreign, bad_from=bad_from, malformed=malformed, **{"from": froms},
+               rtt_ms_max=round(rtts[-1], 2) if rtts else None,
+               rtt_ms_p50=round(rtts[len(rtts) // 2], 2) if rtts else None,
+               seconds=round(time.monotonic() - t0, 2))
+    if first_error:
+        res["error"] = first_error
+    print(json.dumps(res))
+    ok = len(sent_at) == a.count and not lost and not foreign and not bad_from and not malformed
+    return 0 if ok else 1
+
+
+def send_esp(a):
+    """Datagrams made from captured ESP packets (hex UDP payloads): optionally with the sequence
+    number replaced (SEQ, SEQ+1, ...) and/or the last byte (the end of the ICV) flipped."""
+    s = socket.socket(fam_of(a.to), socket.SOCK_DGRAM)
+    s.bind((a.bind, a.sport))
+    n, seq = 0, a.seq
+    for h in a.hex:
+        for _ in range(a.count):
+            p = bytearray(bytes.fromhex(h))
+            if len(p) < 8:
+                print(json.dumps({"error": "shorter than an ESP header"}))
+                return 1
+            if seq is not None:
+                p[4:8] = struct.pack("!I", seq & 0xFFFFFFFF)
+                seq += 1
+            if a.flip_last:
+                p[-1] ^= 0xFF
+            s.sendto(bytes(p), (a.to, a.port))
+            n += 1
+            time.sleep(0.01)
+    print(json.dumps({"sent": n, "from": "%s:%d" % s.getsockname()[:2]}))
+    return 0
+
+
 def find(obj, key):
     """espd's counter KEY: stats.KEY, stats.global.KEY, stats.drops.KEY, stats.global.drops.KEY,
     else the shallowest numeric KEY anywhere in the stats object (breadth first)."""
@@ -658,9 +935,37 @@ def main():
     p = sub.add_parser("stats")
     p.add_argument("file")
     p.add_argument("key")
+    p = sub.add_parser("echo-tag")
+    p.add_argument("--bind", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--proto", choices=["udp", "tcp"], default="udp")
+    p.add_argument("--duration", type=float, default=30)
+    p.add_argument("--hello", help="udp: first send one datagram to ADDR:PORT from the server's socket")
+    p.add_argument("--silent", action="store_true", help="udp: log the requests, answer none (a sink)")
+    p = sub.add_parser("flow")
+    p.add_argument("--to", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--tag", required=True)
+    p.add_argument("--bind")
+    p.add_argument("--sport", type=int)
+    p.add_argument("--proto", choices=["udp", "tcp"], default="udp")
+    p.add_argument("--count", type=int, default=10)
+    p.add_argument("--interval", type=float, default=0.02)
+    p.add_argument("--linger", type=float, default=1.0, help="seconds to wait for replies after the last send")
+    p.add_argument("--connect-timeout", type=float, default=3.0)
+    p.add_argument("--expect-from", help="the sender every reply must name (ADDR or ADDR:PORT)")
+    p = sub.add_parser("send-esp")
+    p.add_argument("--bind", required=True)
+    p.add_argument("--sport", type=int, required=True)
+    p.add_argument("--to", required=True)
+    p.add_argument("--port", type=int, default=4500)
+    p.add_argument("--hex", action="append", required=True, help="an ESP packet (UDP payload) in hex; repeatable")
+    p.add_argument("--seq", type=int, help="replace the sequence numbers with SEQ, SEQ+1, ...")
+    p.add_argument("--flip-last", action="store_true", help="flip every bit of the last byte (the ICV's)")
+    p.add_argument("--count", type=int, default=1, help="datagrams per --hex")
     a = ap.parse_args()
     return {"ping": ping, "udp-server": udp_server, "udp-client": udp_client, "ike-client": ike_client,
-            "stats": stats}[a.cmd](a)
+            "stats": stats, "echo-tag": echo_tag, "flow": flow, "send-esp": send_esp}[a.cmd](a)
 
 
 if __name__ == "__main__":

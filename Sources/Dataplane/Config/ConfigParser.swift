@@ -24,12 +24,16 @@ public enum ConfigParser {
     parse(bytes: Array(text.utf8))
   }
 
+  /// The largest configuration file accepted: 256 MiB, several hundred thousand tunnels (a
+  /// control-socket request keeps JSONLimits' smaller default).
+  public static let maxFileBytes = 256 << 20
+
   /// Parses and validates a configuration given as UTF-8 bytes (as read from the file).
   /// - Parameter bytes: the JSON text; invalid UTF-8 is a problem, never replaced.
   /// - Returns: the configuration, or every problem found (a syntax error is a single problem).
   public static func parse(bytes: [UInt8]) -> Result<Config, ConfigErrors> {
     do {
-      return parse(try JSONValue.parse(bytes: bytes))
+      return parse(try JSONValue.parse(bytes: bytes, limits: JSONLimits(maxBytes: maxFileBytes)))
     } catch {
       return .failure(ConfigErrors(problems: [error.description]))
     }

@@ -17,11 +17,20 @@ public final class Pipeline {
     flows = FlowTable(capacity: flowCapacity)
   }
 
-  /// Swaps in a new snapshot (between batches). Learned flows are forgotten (tunnel indices may
-  /// have moved); the next inbound packet of each flow teaches it again.
-  public func install(_ table: SATable) {
+  /// Swaps in a new snapshot (between batches). Learned flows follow their tunnel by name to its
+  /// new index; flows of tunnels that are gone are forgotten.
+  /// - Parameters:
+  ///   - table: the new snapshot.
+  ///   - old: the snapshot it replaces (nil: forget every learned flow).
+  public func install(_ table: SATable, replacing old: SATable? = nil) {
+    var mapping: [Int32: Int32] = [:]
+    if let old {
+      var byName: [String: Int32] = [:]
+      for t in table.tunnels { byName[t.name] = t.index }
+      for t in old.tunnels { if let n = byName[t.name] { mapping[t.index] = n } }
+    }
+    flows.remap(mapping)
     self.table = table
-    flows = FlowTable(capacity: flows.capacity)
   }
 
   /// Counts a verdict globally and, when it names a tunnel, on the tunnel.

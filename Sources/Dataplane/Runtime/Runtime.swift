@@ -54,7 +54,9 @@ public final class Runtime {
       Runtime.writeSysctl("/proc/sys/net/ipv4/conf/all/src_valid_mark", "1")
     }
     try routes.install()
-    for line in routes.installedDescription { logger.info("\(line)") }
+    let described = routes.installedDescription
+    for line in described.prefix(20) { logger.info("\(line)") }
+    if described.count > 20 { logger.info("… and \(described.count - 20) more routes and rules") }
     var sockets: [UDPSocket] = []
     for l in config.listen {
       sockets.append(try UDPSocket(listen: l, mark: RouteInstaller.fwmark))
@@ -80,7 +82,7 @@ public final class Runtime {
   func reload() {
     guard let configPath else { return }
     let bytes: [UInt8]
-    switch FileIO.read(configPath) {
+    switch FileIO.read(configPath, limit: ConfigParser.maxFileBytes) {
     case .success(let b): bytes = b
     case .failure(let e):
       logger.error("reload failed: \(e)")
@@ -107,7 +109,7 @@ public final class Runtime {
       }
       for stale in Set(routes.rules).subtracting(installer.rules) { try? netlink.deleteRule(stale) }
       routes = installer
-      core.pipeline.install(table)
+      core.pipeline.install(table, replacing: core.pipeline.table)
       config = new
       logger.info("reloaded \(configPath): \(table.tunnels.count) tunnels")
     } catch {

@@ -90,6 +90,18 @@ public struct FlowTable {
     }
   }
 
+  /// Moves every flow to its tunnel's new index; flows whose tunnel is not in `mapping` are forgotten.
+  public mutating func remap(_ mapping: [Int32: Int32]) {
+    for i in 0..<keys.count where keys[i] != nil {
+      if let n = mapping[tunnels[i]] {
+        tunnels[i] = n
+      } else {
+        keys[i] = nil
+        tunnels[i] = -1
+      }
+    }
+  }
+
   /// Entries it can hold.
   public var capacity: Int { keys.count }
 

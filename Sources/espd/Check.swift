@@ -12,9 +12,9 @@ struct Check: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Validate a configuration file and print what espd would do with it.",
     discussion: """
-      Exits 0 if the configuration is valid, after a summary of the listen sockets, the TUN device
-      and each tunnel with its SPIs and algorithms (never keys). Otherwise prints every problem, one
-      line each (`espd: tunnels[1].inbound[0].key: expected 20 bytes (16-byte key + 4-byte salt) for
+      Exits 0 if the configuration is valid, after a summary of the listen sockets, the TUN device \
+      and each tunnel with its SPIs and algorithms (never keys). Otherwise prints every problem, one \
+      line each (`espd: tunnels[1].inbound[0].key: expected 20 bytes (16-byte key + 4-byte salt) for \
       aes128gcm16, got 16`), and exits 2.
       """
   )

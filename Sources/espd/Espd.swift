@@ -8,9 +8,10 @@ struct Espd: ParsableCommand {
     commandName: "espd",
     abstract: "A userspace ESP-in-UDP (RFC 4303, RFC 3948) IPsec dataplane.",
     discussion: """
-      espd moves ESP packets between a TUN device and UDP sockets, doing the encapsulation and
-      decapsulation itself. An IKE daemon negotiates the SAs and installs them through the control
-      socket. See README.md for what works in this build.
+      espd moves ESP packets between a TUN device and UDP sockets, doing the encapsulation and \
+      decapsulation itself; an IKE daemon negotiates the SAs. In this build SAs come from the \
+      configuration file (SIGHUP reloads it); the control socket is not there yet. \
+      See README.md for what works today.
       """,
     version: EspdVersion.string,
     subcommands: [Run.self, Check.self, ReplayCommand.self, KeysCommand.self]

@@ -9,10 +9,10 @@ struct KeysCommand: ParsableCommand {
     commandName: "keys",
     abstract: "Print the SAs' keys in Wireshark's esp_sa table format (one line per SA).",
     discussion: """
-      Each line: "IPv4","SRC","DST","0xSPI","<encryption>","0x<key>","<authentication>","0x<auth key>".
-      Save the lines as `esp_sa` in a Wireshark profile directory (e.g. ~/.config/wireshark/esp_sa)
-      and run tshark with `-o esp.enable_encryption_decode:TRUE`. Addresses that are not known
-      from the configuration (a responder's peer, a wildcard listen address) are `*`.
+      Each line: "IPv4","SRC","DST","0xSPI","<encryption>","0x<key>","<authentication>","0x<auth key>". \
+      Save the lines as `esp_sa` in a Wireshark profile directory (e.g. ~/.config/wireshark/esp_sa) \
+      and run tshark with `-o esp.enable_encryption_decode:TRUE`. Addresses that are not known \
+      from the configuration (a responder's peer, a wildcard listen address) are `*`. \
       The output contains secret keys.
       """
   )

@@ -8,13 +8,13 @@ struct ReplayCommand: ParsableCommand {
     commandName: "replay",
     abstract: "Run a capture through the inbound and outbound paths offline (no TUN, no sockets).",
     discussion: """
-      Reads IN (pcap or pcapng; Ethernet, Linux cooked SLL/SLL2 or raw IP). UDP to a `listen`
-      endpoint is classified (keepalive, IKE, ESP); ESP in UDP or raw ESP (IP protocol 50) with a
-      known inbound SPI is decapsulated; any other IP packet routed to a tunnel (remote_ts or
-      transport alias) is encapsulated. OUT gets raw IP packets (link type 101): decapsulated inner
-      packets as the TUN would receive them, encapsulated ones as outer IP + UDP + ESP.
-      Prints the count of every verdict (they add up to `packets`). A damaged input: the packets
-      before the damage are processed and written, the summary is printed, one line says where the
+      Reads IN (pcap or pcapng; Ethernet, Linux cooked SLL/SLL2 or raw IP). UDP to a `listen` \
+      endpoint is classified (keepalive, IKE, ESP); ESP in UDP or raw ESP (IP protocol 50) with a \
+      known inbound SPI is decapsulated; any other IP packet routed to a tunnel (remote_ts or \
+      transport alias) is encapsulated. OUT gets raw IP packets (link type 101): decapsulated inner \
+      packets as the TUN would receive them, encapsulated ones as outer IP + UDP + ESP. \
+      Prints the count of every verdict (they add up to `packets`). A damaged input: the packets \
+      before the damage are processed and written, the summary is printed, one line says where the \
       file is damaged, and the exit code is 1.
       """
   )

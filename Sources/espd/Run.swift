@@ -13,7 +13,7 @@ struct Run: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Run the dataplane in the foreground until SIGINT or SIGTERM.",
     discussion: """
-      With --selftest, runs the built-in known-answer tests (RFC 7634, draft-mcgrew-gcm-test-01,
+      With --selftest, runs the built-in known-answer tests (RFC 7634, draft-mcgrew-gcm-test-01, \
       RFC 3602) and anti-replay tables, prints each result, and exits 0 if all pass, 1 otherwise.
       """
   )

@@ -477,9 +477,9 @@ t_tshark() {  # the underlay carries only ESP in UDP 4500; tshark decrypts it wi
   ((total >= 12)) || fail "only $total ESP packets captured (2 UDP + 4 pings, each way)"
   ((good == total)) || fail "tshark decrypted $good of $total ESP packets with a good ICV ($(head -1 "$TP_LOGDIR/tshark.err"))"
   ((withmarker >= 4)) || fail "the marker is in $withmarker decrypted packets, expected 4 (2 datagrams, 2 echoes)"
-  if [[ -f tests/replay/tshark_decrypt.py ]]; then
-    "$TP_PY" tests/replay/tshark_decrypt.py "$(cfg "$d" a)" "$cap" "$TP_LOGDIR/esp_sa" >"$TP_LOGDIR/tshark_decrypt.log" 2>&1 ||
-      fail "tests/replay/tshark_decrypt.py: $(grep -m1 -- ' - ' "$TP_LOGDIR/tshark_decrypt.log")"
+  if [[ -f Tests/Replay/tshark_decrypt.py ]]; then
+    "$TP_PY" Tests/Replay/tshark_decrypt.py "$(cfg "$d" a)" "$cap" "$TP_LOGDIR/esp_sa" >"$TP_LOGDIR/tshark_decrypt.log" 2>&1 ||
+      fail "Tests/Replay/tshark_decrypt.py: $(grep -m1 -- ' - ' "$TP_LOGDIR/tshark_decrypt.log")"
   fi
   info "$total ESP packets, all decrypted (ICV good), marker in $withmarker, none in the clear"
   stop a; stop b

@@ -26,7 +26,7 @@ step "selftest (debug binary)"
 
 step "replay: scapy-built captures through espd replay, outputs checked with scapy and tshark"
 work=$(mktemp -d /tmp/espd-replay.XXXXXX)
-python3 tests/replay/run_espd.py .build/debug/espd --work "$work"
+python3 Tests/Replay/run_espd.py .build/debug/espd --work "$work"
 rm -rf "$work"
 
 step "live: espd between network namespaces (tunnel/transport, every algorithm, IPv4/IPv6, NAT, io_uring and mmsg)"

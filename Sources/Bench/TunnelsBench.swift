@@ -41,8 +41,8 @@ struct TunnelsCommand: ParsableCommand {
     // Lookups of a few active SPIs (the realistic case: traffic on a handful of tunnels), and of
     // SPIs spread over the whole table (every lookup a cache miss: memory latency, not the hash).
     for (name, active) in [("spi_lookup_active10", 10), ("spi_lookup_spread", count)] {
-      let nsSmall = TunnelsBench.lookupNanos(small, tunnels: 10, active: min(active, 10))
-      let nsLarge = TunnelsBench.lookupNanos(large, tunnels: count, active: active)
+      let (nsSmall, nsLarge) = TunnelsBench.lookupNanos(
+        small: small, large: large, tunnels: count, active: active)
       printJSONLine([
         ("case", .string(name)), ("tunnels", .int(count)), ("ns_at_10", .double(nsSmall, digits: 2)),
         ("ns_at_n", .double(nsLarge, digits: 2)), ("ratio", .double(nsLarge / nsSmall, digits: 3)),
@@ -71,22 +71,34 @@ enum TunnelsBench {
     return orExit { try SATable(config: Config(listen: [PipelineBench.gatewayEndpoint], tunnels: tunnels)) }
   }
 
-  /// Median ns per lookup over rounds of 4096 lookups cycling through `active` SPIs.
-  static func lookupNanos(_ table: SATable, tunnels: Int, active: Int) -> Double {
+  /// Median ns per lookup over rounds of 4096 lookups, in the 10-tunnel table (its 10 SPIs) and in
+  /// the large one (`active` SPIs spread over it), the rounds alternating so that machine noise
+  /// hits both alike.
+  static func lookupNanos(small: SATable, large: SATable, tunnels: Int, active: Int) -> (Double, Double) {
     var rng = UInt64(0x1234_5678)
-    let keys: [UInt32] = (0..<4096).map { _ in
-      rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-      return spi(Int(rng >> 33) % active * (tunnels / active))
+    func keys(_ n: Int, _ total: Int) -> [UInt32] {
+      (0..<4096).map { _ in
+        rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return spi(Int(rng >> 33) % n * (total / n))
+      }
     }
-    var samples: [Double] = []
-    var found = 0
-    for _ in 0..<200 {
+    let smallKeys = keys(min(active, 10), 10)
+    let largeKeys = keys(active, tunnels)
+    func round(_ table: SATable, _ keys: [UInt32]) -> Double {
+      var found = 0
       let t0 = nanoseconds()
       for k in keys where table.hasInboundSA(spi: k) { found += 1 }
-      samples.append(Double(nanoseconds() - t0) / Double(keys.count))
+      let ns = Double(nanoseconds() - t0) / Double(keys.count)
+      if found != keys.count { benchFailure("lookups missed") }
+      return ns
     }
-    precondition(found == 200 * keys.count, "lookups missed")
-    return samples.sorted()[samples.count / 2]
+    var a: [Double] = []
+    var b: [Double] = []
+    for _ in 0..<400 {
+      a.append(round(small, smallKeys))
+      b.append(round(large, largeKeys))
+    }
+    return (a.sorted()[a.count / 2], b.sorted()[b.count / 2])
   }
 
   static func heapBytes() -> Int {

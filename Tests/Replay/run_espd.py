@@ -5,7 +5,7 @@
     run_espd.py ESPD [--work DIR] [--only CASE ...] [--no-tshark] [--keep-going]
 
 ESPD is the espd executable (e.g. .build/debug/espd), or a command line in quotes
-("python3 tests/replay/refmodel.py" runs the reference model instead, to test this script).
+("python3 Tests/Replay/refmodel.py" runs the reference model instead, to test this script).
 For every case of make_fixtures.py, in WORK (default: a temporary directory, kept on failure):
 
     espd replay --config CASE/config.json --in CASE/in.pcap --out OUT/out.pcap --json > OUT/summary.json

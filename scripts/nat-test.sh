@@ -59,6 +59,8 @@ TP_PREFIX=espd-n$$
 TP_KEEP=$KEEP
 # shellcheck source=netns/topology.sh
 source "$ROOT/scripts/netns/topology.sh"
+# shellcheck source=netns/harness.sh
+source "$ROOT/scripts/netns/harness.sh"
 if ((!LIST)); then
   tp_init
   tp_require iperf3 tshark dumpcap conntrack
@@ -68,42 +70,7 @@ CONFIGS=$ROOT/scripts/netns/configs.py
 PASSED=0 FAILED=0
 T_FAILS=() T_INFO=()
 
-fail() { T_FAILS+=("$*"); return 1; }
-info() { T_INFO+=("$*"); }
 
-run() {  # run NAME FUNCTION [ARGS...] : one test, always followed by a teardown
-  local name=$1 t0 rest
-  shift
-  [[ -z $FILTER || $name =~ $FILTER ]] || return 0
-  [[ -n $SKIP && $name =~ $SKIP ]] && return 0
-  if ((LIST)); then echo "$name"; return 0; fi
-  T_FAILS=() T_INFO=()
-  TP_LOGDIR=$TP_WORK/$name
-  mkdir -p "$TP_LOGDIR"
-  t0=$SECONDS
-  if ((SECONDS > BUDGET)); then
-    fail "not run: the suite is past its ${BUDGET}s budget"
-  else
-    "$@"
-  fi
-  tp_teardown
-  rest=$(tp_leftovers | tr '\n' ' ')
-  [[ -z $rest ]] || fail "left behind after teardown: $rest"
-  if ((${#T_FAILS[@]})); then
-    FAILED=$((FAILED + 1))
-    printf 'FAIL %s (%ss): %s\n' "$name" $((SECONDS - t0)) "${T_FAILS[0]}"
-    local f
-    for f in "${T_FAILS[@]:1}"; do printf '     %s\n' "$f"; done
-    printf '     logs: %s\n' "$TP_LOGDIR"
-  else
-    PASSED=$((PASSED + 1))
-    rest=""
-    local x
-    for x in "${T_INFO[@]}"; do rest+="${rest:+; }$x"; done
-    [[ -n $rest ]] && rest=": $rest"
-    printf 'PASS %s (%ss)%s\n' "$name" $((SECONDS - t0)) "$rest"
-  fi
-}
 
 # ------------------------------------------------------------------ helpers
 
@@ -118,12 +85,7 @@ gen() {  # gen DIR nat|many ARGS... : configs.py, then `espd check` on every con
     { fail "espd check rejects a generated config: $(head -2 "$dir.check.log" | tr '\n' ' ')"; return 1; }
 }
 
-cfg() { printf '%s/%s.json' "$1" "$2"; }
-sc() { jq -r "$2" "$1/scenario.json"; }
 
-start() {  # start HOST CONFIG [ARGS...] : espd in namespace HOST, as process "espd-HOST"
-  tp_espd_start "espd-$1" "$1" "$2" "${@:3}" || fail "$TP_ESPD_WHY"
-}
 
 stop() {  # stop HOST [SECONDS=3] : SIGTERM; must exit 0 in time and leave no TUN
   tp_espd_stop "espd-$1" "${2:-3}" || { fail "$TP_ESPD_WHY"; return 1; }

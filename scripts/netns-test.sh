@@ -42,6 +42,8 @@ TP_PREFIX=espd-t$$
 TP_KEEP=$KEEP
 # shellcheck source=netns/topology.sh
 source "$ROOT/scripts/netns/topology.sh"
+# shellcheck source=netns/harness.sh
+source "$ROOT/scripts/netns/harness.sh"
 if ((!LIST)); then
   tp_init
   tp_require iperf3 tshark dumpcap conntrack
@@ -52,35 +54,7 @@ RESPONDER=$ROOT/scripts/ike_responder.py
 PASSED=0 FAILED=0
 T_FAILS=() T_INFO=()
 
-fail() { T_FAILS+=("$*"); return 1; }   # record a failure; returns 1 so callers can `|| return`
-info() { T_INFO+=("$*"); }
 
-run() {  # run NAME FUNCTION [ARGS...] : one test, always followed by a teardown
-  local name=$1 t0 rest
-  shift
-  [[ -z $FILTER || $name =~ $FILTER ]] || return 0
-  if ((LIST)); then echo "$name"; return 0; fi
-  T_FAILS=() T_INFO=()
-  TP_LOGDIR=$TP_WORK/$name
-  mkdir -p "$TP_LOGDIR"
-  t0=$SECONDS
-  "$@"
-  tp_teardown
-  rest=$(tp_leftovers | tr '\n' ' ')
-  [[ -z $rest ]] || fail "left behind after teardown: $rest"
-  if ((${#T_FAILS[@]})); then
-    FAILED=$((FAILED + 1))
-    printf 'FAIL %s (%ss): %s\n' "$name" $((SECONDS - t0)) "${T_FAILS[0]}"
-    local f
-    for f in "${T_FAILS[@]:1}"; do printf '     %s\n' "$f"; done
-    printf '     logs: %s\n' "$TP_LOGDIR"
-  else
-    PASSED=$((PASSED + 1))
-    rest=""
-    ((${#T_INFO[@]})) && rest=": $(IFS=';'; echo "${T_INFO[*]}" | sed 's/;/; /g')"
-    printf 'PASS %s (%ss)%s\n' "$name" $((SECONDS - t0)) "$rest"
-  fi
-}
 
 # ------------------------------------------------------------------ helpers
 
@@ -94,12 +68,7 @@ gen() {  # gen DIR pair|nat ARGS... : configs.py, then `espd check` on every con
   fi
 }
 
-cfg() { printf '%s/%s.json' "$1" "$2"; }                        # cfg DIR HOST
-sc() { jq -r "$2" "$1/scenario.json"; }                          # sc DIR JQ-EXPR
 
-start() {  # start HOST CONFIG [ARGS...] : espd in namespace HOST, as process "espd-HOST"
-  tp_espd_start "espd-$1" "$1" "$2" "${@:3}" || fail "$TP_ESPD_WHY"
-}
 
 stop() {  # stop HOST : SIGTERM; must exit 0 within 3 s, print the final stats line, leave no TUN
   local h=$1 n

@@ -51,7 +51,7 @@ public final class Runtime {
     routes = RouteInstaller(netlink: netlink, interfaceIndex: index, config: config)
     if routes.routes.contains(where: { $0.prefix.length == 0 && !$0.prefix.address.isV6 }) {
       // As wg-quick: with a full tunnel, reverse-path filtering must take the fwmark into account.
-      Runtime.writeSysctl("/proc/sys/net/ipv4/conf/all/src_valid_mark", "1")
+      FileIO.write("1", to: "/proc/sys/net/ipv4/conf/all/src_valid_mark")
     }
     try routes.install()
     let described = routes.installedDescription
@@ -135,12 +135,6 @@ public final class Runtime {
     logger.info("io: recvmmsg/sendmmsg")
     let loop = MMsgLoop(core: core, signals: signals)
     loop.run()
-  }
-
-  static func writeSysctl(_ path: String, _ value: String) {
-    guard let f = fopen(path, "w") else { return }
-    fputs(value, f)
-    fclose(f)
   }
 
   /// The counters as JSON.

@@ -27,6 +27,15 @@ public enum FileIO {
     return .success(out)
   }
 
+  /// Writes `text` to an existing file such as a /proc/sys entry.
+  /// - Returns: false if the file cannot be opened (for a sysctl: the kernel lacks it).
+  @discardableResult
+  public static func write(_ text: String, to path: String) -> Bool {
+    guard let f = fopen(path, "w") else { return false }
+    fputs(text, f)
+    return fclose(f) == 0
+  }
+
   /// Reads a text file as UTF-8 (invalid sequences replaced).
   public static func readText(_ path: String, limit: Int = 16 << 20) -> Result<String, FileError> {
     read(path, limit: limit).map { String(decoding: $0, as: UTF8.self) }

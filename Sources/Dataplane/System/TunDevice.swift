@@ -47,10 +47,7 @@ public final class TunDevice {
   /// Turns IPv6 off on the device (for a TUN with no IPv6 address: otherwise the kernel's own router
   /// solicitations and MLD reports would reach the outbound path as unroutable packets).
   public func disableIPv6() {
-    let path = "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6"
-    guard let f = fopen(path, "w") else { return }  // no IPv6 in this kernel: nothing to do
-    fputs("1", f)
-    fclose(f)
+    FileIO.write("1", to: "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6")  // no IPv6 in this kernel: nothing to do
   }
 
   /// Sets the MTU and brings the link up, with the classic interface ioctls.

@@ -29,11 +29,12 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python test tools: scapy builds the independent ESP/NAT-T/IKE packets the tests compare against.
-if ! python3 -c 'import scapy, cryptography' 2>/dev/null; then
-  echo "bootstrap: installing scapy, cryptography (pip)" >&2
-  python3 -m pip install -q --disable-pip-version-check scapy cryptography 2>/dev/null ||
-    python3 -m pip install -q --disable-pip-version-check --break-system-packages scapy cryptography
+# Python test tools: scapy builds the independent ESP/NAT-T/IKE packets the tests compare against;
+# prometheus-client's parser checks the metrics endpoint's text format.
+if ! python3 -c 'import scapy, cryptography, prometheus_client' 2>/dev/null; then
+  echo "bootstrap: installing scapy, cryptography, prometheus-client (pip)" >&2
+  python3 -m pip install -q --disable-pip-version-check scapy cryptography prometheus-client 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages scapy cryptography prometheus-client
 fi
 
 command -v swift >/dev/null || { echo "bootstrap: swift not found on PATH (need Swift 6.x)" >&2; exit 1; }

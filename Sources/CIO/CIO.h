@@ -31,6 +31,9 @@ static inline int CIO_bind(int fd, const void *addr, socklen_t len) { return bin
 // See CIO_bind.
 static inline int CIO_connect(int fd, const void *addr, socklen_t len) { return connect(fd, (const struct sockaddr *)addr, len); }
 
+// See CIO_bind.
+static inline int CIO_accept(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
+
 // io_uring_prep_* are static inline already; this one sets the buffer-select flag and group.
 static inline void CIO_sqe_set_buffer_select(struct io_uring_sqe *sqe, unsigned short group) {
   sqe->flags |= IOSQE_BUFFER_SELECT;

@@ -25,15 +25,22 @@ public final class SATable {
   /// The TUN's own addresses by family: transport-mode packets are delivered to them.
   public let tunAddress4: IPAddress?
   public let tunAddress6: IPAddress?
+  /// SAs with a time limit, checked once a second by the loop (inbound SA index, or tunnel index for outbound).
+  let timedInbound: [Int32]
+  let timedOutbound: [Int32]
 
   /// Builds the SAs and tables for a validated configuration.
   /// - Parameters:
   ///   - config: the configuration.
   ///   - previous: the snapshot in use and the configuration it was built from (a reload): an SA
   ///     whose configuration is unchanged is reused with its state (sequence number, replay window),
-  ///     and a tunnel of the same name keeps its learned peer, local endpoint and counters.
+  ///     and a tunnel of the same name keeps its learned peer, local endpoint and counters. The
+  ///     previous snapshot's mutable state is not read here (this may run on the control thread
+  ///     while the loop uses it): each tunnel only remembers its predecessor, and
+  ///     ``Pipeline/install(_:replacing:)`` carries the state over on the loop's thread.
+  ///   - now: the monotonic clock in ns, from which new SAs' time limits count.
   /// - Throws: ``SATableError`` with one line per SA that could not be created.
-  public init(config: Config, previous: (table: SATable, config: Config)? = nil) throws(SATableError) {
+  public init(config: Config, previous: (table: SATable, config: Config)? = nil, now: UInt64 = 0) throws(SATableError) {
     var oldInbound: [UInt32: (SAConfig, InboundSA)] = [:]
     var oldOutbound: [UInt32: (SAConfig, OutboundSA)] = [:]
     var oldTunnels: [String: Tunnel] = [:]
@@ -48,6 +55,8 @@ public final class SATable {
     var tunnels: [Tunnel] = []
     var inboundSAs: [InboundSA] = []
     var inboundTunnel: [Int32] = []
+    var timedInbound: [Int32] = []
+    var timedOutbound: [Int32] = []
     var spiIndex = OpenAddressingTable<SPIKey>(expected: config.tunnels.reduce(0) { $0 + $1.inbound.count })
     var routes: [(Prefix, Int32)] = []
     var aliasCount: [MaskedAddress: Int] = [:]
@@ -65,7 +74,9 @@ public final class SATable {
             s = try InboundSA(
               spi: sa.spi, algorithm: sa.algorithm, key: sa.key, authKey: sa.authKey, esn: sa.esn,
               replayWindow: sa.replayWindow, replaySequence: sa.replaySequence)
+            if let l = sa.lifetime { s.setLimits(SALimits(l, now: now)) }
           }
+          if s.limits.isTimed { timedInbound.append(Int32(inboundSAs.count)) }
           inbound.append(s)
           if spiIndex.insert(SPIKey(sa.spi), Int32(inboundSAs.count)) != nil {
             problems.append("\(path).inbound[\(j)].spi: duplicate SPI \(SATable.hexSPI(sa.spi))")
@@ -85,13 +96,15 @@ public final class SATable {
           outbound = try OutboundSA(
             spi: o.spi, algorithm: o.algorithm, key: o.key, authKey: o.authKey, esn: o.esn,
             sequenceNumber: o.sequenceNumber)
+          if let l = o.lifetime { outbound.setLimits(SALimits(l, now: now)) }
         }
       } catch {
         problems.append("\(path).outbound: \(error)")
         continue
       }
       let tunnel = Tunnel(index: Int32(tunnels.count), config: t, outbound: outbound, inbound: inbound)
-      if let old = oldTunnels[t.name] { tunnel.takeState(from: old) }
+      tunnel.predecessor = oldTunnels[t.name]
+      if outbound.limits.isTimed { timedOutbound.append(Int32(tunnels.count)) }
       tunnels.append(tunnel)
       if t.mode == .tunnel {
         for p in t.remoteTS { routes.append((p, Int32(tunnels.count - 1))) }
@@ -119,6 +132,8 @@ public final class SATable {
     self.routes = RouteTable(routes)
     self.aliases = aliases
     self.listen = config.listen
+    self.timedInbound = timedInbound
+    self.timedOutbound = timedOutbound
     tunAddress4 = config.tun.addresses.first { !$0.address.isV6 }?.address
     tunAddress6 = config.tun.addresses.first { $0.address.isV6 }?.address
   }
@@ -135,11 +150,33 @@ public final class SATable {
   /// The tunnel by name (control path).
   public func tunnel(named name: String) -> Tunnel? { tunnels.first { $0.name == name } }
 
+  /// Every inbound SA with the index of its tunnel (control path and stats).
+  public var inboundSAList: [(sa: InboundSA, tunnel: Int32)] { Array(zip(inboundSAs, inboundTunnel)) }
+
   /// Bytes used by the lookup tables (not counting the SAs themselves).
   public var tableMemoryBytes: Int { spiIndex.memoryBytes + routes.memoryBytes + aliases.memoryBytes }
 
   static func hexSPI(_ spi: UInt32) -> String {
     let h = String(spi, radix: 16)
     return "0x" + String(repeating: "0", count: max(0, 8 - h.count)) + h
+  }
+}
+
+extension SALimits {
+  /// The limits of a configured lifetime, time limits counted from `now` (monotonic ns).
+  public init(_ l: Lifetime, now: UInt64) {
+    self.init()
+    packetsSoft = l.packetsSoft ?? .max
+    packetsHard = l.packetsHard ?? .max
+    bytesSoft = l.bytesSoft ?? .max
+    bytesHard = l.bytesHard ?? .max
+    func deadline(_ s: UInt64?) -> UInt64 {
+      guard let s else { return .max }
+      let (ns, o1) = s.multipliedReportingOverflow(by: 1_000_000_000)
+      let (d, o2) = now.addingReportingOverflow(ns)
+      return o1 || o2 ? .max - 1 : d
+    }
+    softDeadline = deadline(l.secondsSoft)
+    hardDeadline = deadline(l.secondsHard)
   }
 }

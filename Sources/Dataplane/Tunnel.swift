@@ -39,6 +39,9 @@ public final class Tunnel {
   var lastSent: UInt64 = 0
   /// NAT-keepalives sent.
   public internal(set) var keepalivesSent: UInt64 = 0
+  /// The tunnel of the same name in the snapshot this one replaces, until the loop installs this
+  /// snapshot and carries the state over (``takeState(from:)``, on the loop's thread).
+  var predecessor: Tunnel? = nil
 
   init(index: Int32, config: TunnelConfig, outbound: OutboundSA, inbound: [InboundSA]) {
     self.index = index

@@ -23,6 +23,8 @@ public enum ESPError: Error, Equatable, Sendable {
   case noRoom
   /// OpenSSL reported an internal failure (not caused by the packet's contents).
   case cryptoFailure
+  /// The SA reached a hard lifetime limit (RFC 4301 §4.4.2.1) and carries no more packets.
+  case expired
 }
 
 /// Why a security association could not be created (control path only).

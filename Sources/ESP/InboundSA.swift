@@ -27,6 +27,7 @@ public final class InboundSA {
   public private(set) var bytes: UInt64 = 0
 
   let context: AEADContext
+  var lifetime = LifetimeTracker()
   private let ivLength: Int
   private let blockSize: Int
 
@@ -62,8 +63,9 @@ public final class InboundSA {
   /// - Returns: the Next Header and the full sequence number.
   /// - Throws: ``ESPError/truncated``, ``ESPError/malformed``, ``ESPError/unknownSPI``,
   ///   ``ESPError/replayed``, ``ESPError/outsideWindow``, ``ESPError/authenticationFailed``,
-  ///   ``ESPError/badPadding``.
+  ///   ``ESPError/badPadding``, ``ESPError/expired`` (a hard lifetime limit was reached).
   public func decapsulate(_ packet: inout PacketBuffer) throws(ESPError) -> ESPPayload {
+    guard !lifetime.hardReached else { throw .expired }
     let headerLength = ESPConstants.headerSize + ivLength
     let icvLength = algorithm.icvLength
     guard packet.count >= headerLength + ESPConstants.trailerSize + icvLength else { throw .truncated }
@@ -107,6 +109,26 @@ public final class InboundSA {
     packet.count = payloadLength
     packets &+= 1
     bytes &+= UInt64(payloadLength)
+    if packets >= lifetime.nextPackets || bytes >= lifetime.nextBytes {
+      lifetime.crossed(packets: packets, bytes: bytes)
+    }
     return ESPPayload(nextHeader: nextHeader, sequenceNumber: seq)
   }
+}
+
+extension InboundSA {
+  /// Sets the SA's lifetime limits (before its first packet, or to change them later).
+  public func setLimits(_ limits: SALimits) { lifetime.set(limits) }
+  /// The limits in force.
+  public var limits: SALimits { lifetime.limits }
+  /// Whether a lifetime event is waiting in ``takeLifetimeEvent()``.
+  public var hasLifetimeEvent: Bool { lifetime.hasPendingEvent }
+  /// The next lifetime event raised and not yet taken.
+  public func takeLifetimeEvent() -> LifetimeEvent? { lifetime.takeEvent() }
+  /// Raises the time-based events whose deadline `now` has reached.
+  public func checkLifetime(now: UInt64) { lifetime.check(now: now) }
+  /// Whether a soft limit was reached (time to rekey).
+  public var isSoftExpired: Bool { lifetime.softReached }
+  /// Whether a hard limit was reached: the SA accepts no more packets.
+  public var isExpired: Bool { lifetime.hardReached }
 }

@@ -26,6 +26,8 @@ public final class OutboundSA {
   private let ivLength: Int
   private let blockSize: Int
   private let maxSequence: UInt64
+  private let softSequence: UInt64
+  var lifetime = LifetimeTracker()
 
   /// Creates an outbound SA.
   /// - Parameters:
@@ -48,6 +50,7 @@ public final class OutboundSA {
     self.esn = esn
     self.sequenceNumber = sequenceNumber
     self.maxSequence = maxSequence
+    self.softSequence = ESPConstants.softSequenceLimit(esn: esn)
     self.ivLength = algorithm.ivLength
     self.blockSize = algorithm.blockSize
     self.context = try AEADContext(algorithm: algorithm, key: key, authKey: authKey, encrypt: true)
@@ -68,8 +71,8 @@ public final class OutboundSA {
   ///     transport mode); on success it becomes the whole ESP packet, SPI through ICV.
   ///   - nextHeader: the protocol of the payload (4, 41, or the transport protocol).
   /// - Returns: the sequence number the packet carries.
-  /// - Throws: ``ESPError/sequenceExhausted``, ``ESPError/noRoom`` (the packet is unchanged), or
-  ///   ``ESPError/cryptoFailure``.
+  /// - Throws: ``ESPError/sequenceExhausted``, ``ESPError/expired`` (a hard lifetime limit was
+  ///   reached), ``ESPError/noRoom`` (the packet is unchanged), or ``ESPError/cryptoFailure``.
   @discardableResult
   public func encapsulate(_ packet: inout PacketBuffer, nextHeader: UInt8) throws(ESPError) -> UInt64 {
     let padLength = ESPLayout.padLength(payloadLength: packet.count, blockSize: blockSize)
@@ -88,6 +91,7 @@ public final class OutboundSA {
       padLength <= ESPConstants.maxPadLength
     else { throw .noRoom }
     guard sequenceNumber < maxSequence else { throw .sequenceExhausted }
+    guard !lifetime.hardReached else { throw .expired }
     sequenceNumber += 1
     let seq = sequenceNumber
 
@@ -122,6 +126,30 @@ public final class OutboundSA {
     packet.count = headerLength + textLength + icvLength
     packets &+= 1
     bytes &+= UInt64(payloadLength)
+    if packets >= lifetime.nextPackets || bytes >= lifetime.nextBytes {
+      lifetime.crossed(packets: packets, bytes: bytes)
+    }
+    if seq >= softSequence {
+      // RFC 4303 §3.3.3: never wrap. Warn at 15/16 of the space; the last number stops the SA.
+      if seq == maxSequence { lifetime.hard(.sequence) } else { lifetime.soft(.sequence) }
+    }
     return seq
   }
+}
+
+extension OutboundSA {
+  /// Sets the SA's lifetime limits (before its first packet, or to change them later).
+  public func setLimits(_ limits: SALimits) { lifetime.set(limits) }
+  /// The limits in force.
+  public var limits: SALimits { lifetime.limits }
+  /// Whether a lifetime event is waiting in ``takeLifetimeEvent()``.
+  public var hasLifetimeEvent: Bool { lifetime.hasPendingEvent }
+  /// The next lifetime event raised and not yet taken.
+  public func takeLifetimeEvent() -> LifetimeEvent? { lifetime.takeEvent() }
+  /// Raises the time-based events whose deadline `now` has reached.
+  public func checkLifetime(now: UInt64) { lifetime.check(now: now) }
+  /// Whether a soft limit was reached (time to rekey).
+  public var isSoftExpired: Bool { lifetime.softReached }
+  /// Whether a hard limit was reached: the SA carries no more packets.
+  public var isExpired: Bool { lifetime.hardReached }
 }

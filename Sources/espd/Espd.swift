@@ -9,12 +9,15 @@ struct Espd: ParsableCommand {
     abstract: "A userspace ESP-in-UDP (RFC 4303, RFC 3948) IPsec dataplane.",
     discussion: """
       espd moves ESP packets between a TUN device and UDP sockets, doing the encapsulation and \
-      decapsulation itself; an IKE daemon negotiates the SAs. In this build SAs come from the \
-      configuration file (SIGHUP reloads it); the control socket is not there yet. \
+      decapsulation itself; an IKE daemon negotiates the SAs and drives a running espd over its \
+      control socket (tunnel, rekey, sa, stats, events); SIGHUP reloads the configuration file. \
       See README.md for what works today.
       """,
     version: EspdVersion.string,
-    subcommands: [Run.self, Check.self, ReplayCommand.self, KeysCommand.self]
+    subcommands: [
+      Run.self, Check.self, ReplayCommand.self, KeysCommand.self, TunnelCommand.self, RekeyCommand.self,
+      SACommand.self, StatsCommand.self, EventsCommand.self,
+    ]
   )
 }
 

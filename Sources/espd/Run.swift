@@ -83,7 +83,13 @@ struct Run: ParsableCommand {
     logger.info(
       "espd \(EspdVersion.string) running (SIGUSR1 prints the counters; SIGHUP reloads the config; SIGINT/SIGTERM stop)"
     )
-    runtime.run { printOutput($0) }
+    do {
+      try runtime.run { printOutput($0) }
+    } catch {
+      printError("espd: \(error)")
+      runtime.shutdown()
+      throw ExitCode(1)
+    }
     runtime.shutdown()
     printOutput(runtime.statsJSON)
     logger.info("stopped")

@@ -23,8 +23,10 @@ public final class LoopCore {
   var statsRequested = false
   /// Set by SIGHUP: reload the configuration after the current batch.
   var reloadRequested = false
-  /// Does the reload (set by the runtime); runs on the loop's thread, between batches.
-  public var onReload: (() -> Void)? = nil
+  /// The handoff with the control thread (nil: no control plane, e.g. in tests).
+  public let mailbox: Mailbox?
+  /// Set when the mailbox's eventfd fired: take the work after the current batch.
+  var mailboxSignalled = false
   /// Receives the stats JSON when SIGUSR1 asks for it.
   public var onStats: (String) -> Void = { _ in }
   /// Loop-level drops (kernel buffers full), and keepalives sent.
@@ -36,7 +38,11 @@ public final class LoopCore {
   public internal(set) var batchedPackets: UInt64 = 0
   var nextTick: UInt64 = 0
 
-  public init(pipeline: Pipeline, tun: TunDevice, sockets: [UDPSocket], punt: PuntChannel?, keepaliveSeconds: Int) {
+  public init(
+    pipeline: Pipeline, tun: TunDevice, sockets: [UDPSocket], punt: PuntChannel?, keepaliveSeconds: Int,
+    mailbox: Mailbox? = nil
+  ) {
+    self.mailbox = mailbox
     self.pipeline = pipeline
     self.tun = tun
     self.sockets = sockets
@@ -70,6 +76,7 @@ public final class LoopCore {
   func tick(now: UInt64) {
     guard now >= nextTick else { return }
     nextTick = now + 1_000_000_000
+    pipeline.checkLifetimes(now: now)
     guard keepaliveInterval > 0 else { return }
     for t in pipeline.table.tunnels where t.peerConfigured {
       guard let peer = t.peer, now &- t.lastSent >= keepaliveInterval else { continue }
@@ -101,15 +108,28 @@ public final class LoopCore {
     }
   }
 
-  /// Between batches: print the counters, reload the configuration, as signals asked.
+  /// Between batches: install a new snapshot, copy the counters out, hand lifetime events over,
+  /// print the counters (SIGUSR1), pass a reload (SIGHUP) to the control thread.
   func serviceRequests() {
+    if mailboxSignalled, let mailbox {
+      mailboxSignalled = false
+      let work = mailbox.takeWork()
+      var old: SATable? = nil
+      if let table = work.table {
+        old = pipeline.table
+        pipeline.install(table, replacing: old)
+      }
+      let stats = work.statsWanted != 0 ? pipeline.snapshot(loop: loopCounters) : nil
+      mailbox.finish(generation: work.generation, retired: old, stats: stats, statsGeneration: work.statsWanted)
+    }
+    if !pipeline.events.isEmpty, let mailbox { mailbox.post(events: pipeline.takeEvents()) }
     if statsRequested {
       statsRequested = false
-      onStats(pipeline.statsJSON(extra: loopCounters))
+      onStats(pipeline.snapshot(loop: loopCounters).statsJSON)
     }
     if reloadRequested {
       reloadRequested = false
-      onReload?()
+      mailbox?.requestReload()
     }
   }
 

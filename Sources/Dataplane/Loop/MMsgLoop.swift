@@ -65,7 +65,11 @@ public final class MMsgLoop {
       pollfd(fd: core.tun.fd, events: Int16(POLLIN), revents: 0),
     ]
     for s in core.sockets { fds.append(pollfd(fd: s.fd, events: Int16(POLLIN), revents: 0)) }
+    let mailboxSlot = fds.count
+    if let m = core.mailbox { fds.append(pollfd(fd: m.loopFD, events: Int16(POLLIN), revents: 0)) }
+    let puntSlot = fds.count
     if let p = core.punt { fds.append(pollfd(fd: p.fd, events: Int16(POLLIN), revents: 0)) }
+    defer { core.mailbox?.loopExited() }
     while !core.stopRequested {
       let now = LoopCore.now()
       core.tick(now: now)
@@ -75,7 +79,8 @@ public final class MMsgLoop {
       if fds[0].revents != 0 { signals.drain(into: core) }
       if fds[1].revents != 0 { readTUN() }
       for (i, s) in core.sockets.enumerated() where fds[2 + i].revents != 0 { receive(from: s) }
-      if core.punt != nil, fds[fds.count - 1].revents != 0 { core.forwardPuntReplies() }
+      if core.mailbox != nil, fds[mailboxSlot].revents != 0 { core.mailboxSignalled = true }
+      if core.punt != nil, fds[puntSlot].revents != 0 { core.forwardPuntReplies() }
       core.serviceRequests()
     }
   }

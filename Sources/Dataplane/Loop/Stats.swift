@@ -1,26 +1,133 @@
 // SPDX-License-Identifier: Apache-2.0
-// The counters of a running dataplane as one JSON object (`espd stats`, SIGUSR1, exit).
+// The counters of a running dataplane, copied out of the loop as one value (between batches), and
+// printed as the stats JSON (`espd stats`, SIGUSR1, exit) and the `list` answer. Keys never appear.
+import ESP
+
+/// One SA as `list` shows it: identity, use, and lifetime state. No key material.
+public struct SASummary: Sendable, Equatable {
+  public var spi: UInt32
+  public var algorithm: ESPAlgorithm
+  public var esn: Bool
+  public var packets: UInt64
+  public var bytes: UInt64
+  /// Outbound: the last sequence number used; inbound: the highest one accepted.
+  public var sequence: UInt64
+  /// `active`, `soft_expired` or `expired`.
+  public var state: String
+
+  init(_ sa: InboundSA) {
+    spi = sa.spi
+    algorithm = sa.algorithm
+    esn = sa.esn
+    packets = sa.packets
+    bytes = sa.bytes
+    sequence = sa.replay.highest
+    state = sa.isExpired ? "expired" : sa.isSoftExpired ? "soft_expired" : "active"
+  }
+
+  init(_ sa: OutboundSA) {
+    spi = sa.spi
+    algorithm = sa.algorithm
+    esn = sa.esn
+    packets = sa.packets
+    bytes = sa.bytes
+    sequence = sa.sequenceNumber
+    state = sa.isExpired ? "expired" : sa.isSoftExpired ? "soft_expired" : "active"
+  }
+
+  func json(outbound: Bool) -> String {
+    "{\"spi\":\"\(SATable.hexSPI(spi))\",\"alg\":\"\(algorithm.rawValue)\",\"esn\":\(esn)"
+      + ",\"\(outbound ? "seq" : "replay_seq")\":\(sequence),\"packets\":\(packets),\"bytes\":\(bytes),\"state\":\"\(state)\"}"
+  }
+}
+
+/// One tunnel's state and counters.
+public struct TunnelSnapshot: Sendable, Equatable {
+  public var name: String
+  public var mode: TunnelMode
+  public var peer: Endpoint?
+  public var alias: IPAddress?
+  public var remoteTS: [Prefix]
+  public var counters: TunnelCounters
+  public var keepalivesSent: UInt64
+  public var inbound: [SASummary]
+  public var outbound: SASummary
+
+  init(_ t: Tunnel) {
+    name = t.name
+    mode = t.mode
+    peer = t.peer
+    alias = t.alias
+    remoteTS = t.remoteTS
+    counters = t.counters
+    keepalivesSent = t.keepalivesSent
+    inbound = t.inbound.map(SASummary.init)
+    outbound = SASummary(t.outbound)
+  }
+
+  /// The counters object of `stats` (and `counters` in `list`).
+  var countersJSON: String {
+    let k = counters
+    return "\"packets_in\":\(k.packetsIn),\"bytes_in\":\(k.bytesIn),\"packets_out\":\(k.packetsOut)"
+      + ",\"bytes_out\":\(k.bytesOut),\"endpoint_changes\":\(k.endpointChanges),\"keepalives_sent\":\(keepalivesSent)"
+      + ",\"drops\":\(StatsSnapshot.dropsJSON(k.drops))"
+  }
+
+  var peerJSON: String { peer.map { "\"\($0)\"" } ?? "null" }
+}
+
+/// Everything the counters say at one instant: taken on the loop's thread, printed anywhere.
+public struct StatsSnapshot: Sendable {
+  public var counters: VerdictCounters
+  /// Loop-level counters (kernel buffers full, keepalives, IKE punt, batches), in print order.
+  public var loop: [(String, UInt64)]
+  public var tunnels: [TunnelSnapshot]
+  public var softEvents: UInt64
+  public var hardEvents: UInt64
+
+  /// The named loop counter (0 if absent).
+  public func loopCounter(_ name: String) -> UInt64 { loop.first { $0.0 == name }?.1 ?? 0 }
+
+  static func dropsJSON(_ d: DropCounters) -> String {
+    "{" + DropReason.allCases.map { "\"\($0.name)\":\(d[$0])" }.joined(separator: ",") + "}"
+  }
+
+  /// The stats object: verdict counts, loop counters, drops by reason, and per tunnel its peer,
+  /// packets, bytes, endpoint changes, keepalives and drops.
+  public func statsObject(extra: [(String, UInt64)] = []) -> String {
+    let c = counters
+    var s = "{\"decapsulated\":\(c.decapsulated),\"encapsulated\":\(c.encapsulated)"
+    s += ",\"ike\":\(c.ike),\"keepalive\":\(c.keepalive),\"passed\":\(c.passed),\"dropped\":\(c.drops.total)"
+    for (k, v) in loop + extra { s += ",\"\(k)\":\(v)" }
+    s += ",\"sa_soft_expired\":\(softEvents),\"sa_hard_expired\":\(hardEvents)"
+    s += ",\"drops\":\(StatsSnapshot.dropsJSON(c.drops)),\"tunnels\":["
+    s += tunnels.map { t in "{\"name\":\(JSONValue.string(t.name).jsonText),\"peer\":\(t.peerJSON),\(t.countersJSON)}" }
+      .joined(separator: ",")
+    return s + "]}"
+  }
+
+  /// `{"stats":{…}}`: SIGUSR1 and the line printed at exit.
+  public var statsJSON: String { "{\"stats\":\(statsObject())}" }
+
+  /// The `list` answer: tunnels with mode, peer, SAs (never keys) and counters.
+  public var listJSON: String {
+    let items = tunnels.map { t in
+      var s = "{\"name\":\(JSONValue.string(t.name).jsonText),\"mode\":\"\(t.mode.rawValue)\",\"peer\":\(t.peerJSON)"
+      if let a = t.alias { s += ",\"alias\":\"\(a)\"" }
+      if t.mode == .tunnel { s += ",\"remote_ts\":[" + t.remoteTS.map { "\"\($0)\"" }.joined(separator: ",") + "]" }
+      s += ",\"inbound\":[" + t.inbound.map { $0.json(outbound: false) }.joined(separator: ",") + "]"
+      s += ",\"outbound\":" + t.outbound.json(outbound: true)
+      return s + ",\"counters\":{\(t.countersJSON)}}"
+    }
+    return "{\"ok\":true,\"tunnels\":[" + items.joined(separator: ",") + "]}"
+  }
+}
 
 extension Pipeline {
-  /// `{"stats":{…}}`: verdict counts, drops by reason, and per tunnel its peer, packets, bytes,
-  /// endpoint changes, keepalives and drops.
-  public func statsJSON(extra: [(String, UInt64)] = []) -> String {
-    func drops(_ d: DropCounters) -> String {
-      "{" + DropReason.allCases.map { "\"\($0.name)\":\(d[$0])" }.joined(separator: ",") + "}"
-    }
-    let c = counters
-    var s = "{\"stats\":{\"decapsulated\":\(c.decapsulated),\"encapsulated\":\(c.encapsulated)"
-    s += ",\"ike\":\(c.ike),\"keepalive\":\(c.keepalive),\"passed\":\(c.passed),\"dropped\":\(c.drops.total)"
-    for (k, v) in extra { s += ",\"\(k)\":\(v)" }
-    s += ",\"drops\":\(drops(c.drops)),\"tunnels\":["
-    s += table.tunnels.map { t in
-      let k = t.counters
-      let peer = t.peer.map { "\"\($0)\"" } ?? "null"
-      return
-        "{\"name\":\(JSONValue.string(t.name).jsonText),\"peer\":\(peer),\"packets_in\":\(k.packetsIn),\"bytes_in\":\(k.bytesIn)"
-        + ",\"packets_out\":\(k.packetsOut),\"bytes_out\":\(k.bytesOut),\"endpoint_changes\":\(k.endpointChanges)"
-        + ",\"keepalives_sent\":\(t.keepalivesSent),\"drops\":\(drops(k.drops))}"
-    }.joined(separator: ",")
-    return s + "]}}"
+  /// Copies every counter out (on the loop's thread, between batches).
+  public func snapshot(loop: [(String, UInt64)] = []) -> StatsSnapshot {
+    StatsSnapshot(
+      counters: counters, loop: loop, tunnels: table.tunnels.map(TunnelSnapshot.init), softEvents: softEvents,
+      hardEvents: hardEvents)
   }
 }

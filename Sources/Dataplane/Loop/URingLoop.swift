@@ -18,6 +18,7 @@ public final class URingLoop {
     case tunWrite = 4  // write of receive buffer: index = group << 16 | buffer id
     case signal = 5
     case punt = 6  // poll on the punt socket
+    case mailbox = 7  // read of the control plane's eventfd
   }
 
   let core: LoopCore
@@ -41,6 +42,7 @@ public final class URingLoop {
   var inboundCount = 0
   var outboundCount = 0
   let signalInfo = UnsafeMutablePointer<signalfd_siginfo>.allocate(capacity: 1)
+  let mailboxValue = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
   let completions = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: 256)
 
   /// What the ring was set up with, for the log.
@@ -86,6 +88,7 @@ public final class URingLoop {
     sendNames.deallocate()
     sendControls.deallocate()
     signalInfo.deallocate()
+    mailboxValue.deallocate()
     completions.deallocate()
   }
 
@@ -116,6 +119,12 @@ public final class URingLoop {
     io_uring_sqe_set_data64(sqe, userData(.signal, 0))
   }
 
+  func postMailboxRead() {
+    guard let m = core.mailbox, let sqe = uring.sqe() else { return }
+    io_uring_prep_read(sqe, m.loopFD, mailboxValue, 8, 0)
+    io_uring_sqe_set_data64(sqe, userData(.mailbox, 0))
+  }
+
   func postPuntPoll() {
     guard let p = core.punt, let sqe = uring.sqe() else { return }
     io_uring_prep_poll_add(sqe, p.fd, UInt32(POLLIN))
@@ -130,6 +139,7 @@ public final class URingLoop {
     for i in 0..<tunReads { postTunRead(i) }
     postSignalRead()
     postPuntPoll()
+    postMailboxRead()
     while !core.stopRequested {
       let now = LoopCore.now()
       core.tick(now: now)
@@ -142,6 +152,7 @@ public final class URingLoop {
       core.serviceRequests()
     }
     cancelEverything()
+    core.mailbox?.loopExited()
   }
 
   /// Cancels every request in flight and waits (at most a second) for their completions, so that
@@ -216,6 +227,9 @@ public final class URingLoop {
     case .punt:
       core.forwardPuntReplies()
       postPuntPoll()
+    case .mailbox:
+      core.mailboxSignalled = true
+      postMailboxRead()
     case nil:
       break
     }

@@ -31,6 +31,8 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
   case noPeer
   /// A dummy packet (Next Header 59, RFC 4303 §2.6), discarded by design.
   case dummy
+  /// The SA reached a hard lifetime limit (bytes, packets or seconds) and was stopped.
+  case expired
 
   /// The counter's name in stats, replay summaries and metrics.
   public var name: String {
@@ -48,6 +50,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     case .cryptoFailure: "crypto_failure"
     case .noPeer: "no_peer"
     case .dummy: "dummy"
+    case .expired: "expired"
     }
   }
 
@@ -63,6 +66,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     case .sequenceExhausted: self = .sequenceExhausted
     case .noRoom: self = .tooBig
     case .cryptoFailure: self = .cryptoFailure
+    case .expired: self = .expired
     }
   }
 }

@@ -47,6 +47,7 @@ extension Pipeline {
     } catch {
       return finish(.dropped(DropReason(error)), tunnel: tunnel)
     }
+    if sa.hasLifetimeEvent { noteEvents(sa, tunnel: tunnel) }
     if payload.nextHeader == ESPConstants.nextHeaderNone {
       return finish(.dropped(.dummy), tunnel: tunnel)
     }

@@ -70,6 +70,7 @@ extension Pipeline {
     } catch {
       return finish(.dropped(DropReason(error)), tunnel: tunnel)
     }
+    if tunnel.outbound.hasLifetimeEvent { noteEvents(tunnel.outbound, tunnel: tunnel) }
     address = DatagramAddress(remote: peer, local: sourceEndpoint(for: tunnel, peer: peer))
     tunnel.counters.packetsOut &+= 1
     tunnel.counters.bytesOut &+= UInt64(length)

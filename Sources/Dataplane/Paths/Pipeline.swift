@@ -11,14 +11,20 @@ public final class Pipeline {
   public internal(set) var flows: FlowTable
   /// Verdict counts of this loop.
   public internal(set) var counters = VerdictCounters()
+  /// Lifetime events raised and not yet taken by the loop (``takeEvents()``).
+  public internal(set) var events: [SAEvent] = []
+  /// Lifetime events raised in all (soft, hard).
+  public internal(set) var softEvents: UInt64 = 0
+  public internal(set) var hardEvents: UInt64 = 0
 
   public init(table: SATable, flowCapacity: Int = DataplaneConstants.flowTableCapacity) {
     self.table = table
     flows = FlowTable(capacity: flowCapacity)
   }
 
-  /// Swaps in a new snapshot (between batches). Learned flows follow their tunnel by name to its
-  /// new index; flows of tunnels that are gone are forgotten.
+  /// Swaps in a new snapshot (between batches). Each tunnel takes over the run-time state of its
+  /// predecessor of the same name (peer, counters, timers); learned flows follow their tunnel by
+  /// name to its new index; flows of tunnels that are gone are forgotten.
   /// - Parameters:
   ///   - table: the new snapshot.
   ///   - old: the snapshot it replaces (nil: forget every learned flow).
@@ -30,7 +36,52 @@ public final class Pipeline {
       for t in old.tunnels { if let n = byName[t.name] { mapping[t.index] = n } }
     }
     flows.remap(mapping)
+    for t in table.tunnels {
+      guard let p = t.predecessor else { continue }
+      t.takeState(from: p)
+      t.predecessor = nil
+    }
     self.table = table
+  }
+
+  /// Takes the lifetime events raised since the last call.
+  public func takeEvents() -> [SAEvent] {
+    let e = events
+    events.removeAll(keepingCapacity: true)
+    return e
+  }
+
+  /// Collects the events an inbound SA raised.
+  func noteEvents(_ sa: InboundSA, tunnel: Tunnel) {
+    while let e = sa.takeLifetimeEvent() {
+      record(SAEvent(spi: sa.spi, direction: .inbound, tunnel: tunnel.name, event: e))
+    }
+  }
+
+  /// Collects the events an outbound SA raised.
+  func noteEvents(_ sa: OutboundSA, tunnel: Tunnel) {
+    while let e = sa.takeLifetimeEvent() {
+      record(SAEvent(spi: sa.spi, direction: .outbound, tunnel: tunnel.name, event: e))
+    }
+  }
+
+  private func record(_ e: SAEvent) {
+    if e.event.hard { hardEvents &+= 1 } else { softEvents &+= 1 }
+    events.append(e)
+  }
+
+  /// Once a second: raises the time-based lifetime events that are due.
+  public func checkLifetimes(now: UInt64) {
+    for i in table.timedInbound {
+      let sa = table.inboundSAs[Int(i)]
+      sa.checkLifetime(now: now)
+      if sa.hasLifetimeEvent { noteEvents(sa, tunnel: table.tunnels[Int(table.inboundTunnel[Int(i)])]) }
+    }
+    for i in table.timedOutbound {
+      let t = table.tunnels[Int(i)]
+      t.outbound.checkLifetime(now: now)
+      if t.outbound.hasLifetimeEvent { noteEvents(t.outbound, tunnel: t) }
+    }
   }
 
   /// Counts a verdict globally and, when it names a tunnel, on the tunnel.
@@ -50,5 +101,25 @@ public struct DatagramAddress: Equatable, Sendable {
   public init(remote: Endpoint, local: Endpoint) {
     self.remote = remote
     self.local = local
+  }
+}
+
+/// A lifetime event of one SA (INTERFACE.md "Control socket": `{"event":"expire",…}`).
+public struct SAEvent: Sendable, Equatable {
+  public let spi: UInt32
+  public let direction: SADirection
+  public let tunnel: String
+  public let event: LifetimeEvent
+  public init(spi: UInt32, direction: SADirection, tunnel: String, event: LifetimeEvent) {
+    self.spi = spi
+    self.direction = direction
+    self.tunnel = tunnel
+    self.event = event
+  }
+
+  /// `{"event":"expire","spi":"0x…","hard":false,"reason":"packets","direction":"inbound","tunnel":"alice"}`.
+  public var json: String {
+    "{\"event\":\"expire\",\"spi\":\"\(SATable.hexSPI(spi))\",\"hard\":\(event.hard),\"reason\":\"\(event.reason.name)\""
+      + ",\"direction\":\"\(direction.rawValue)\",\"tunnel\":\(JSONValue.string(tunnel).jsonText)}"
   }
 }

@@ -18,27 +18,23 @@ public enum IOBackend: String, Sendable {
 
 /// A running dataplane: owns every resource it set up, and removes what the kernel does not.
 public final class Runtime {
-  var config: Config
-  /// Where the configuration came from (SIGHUP re-reads it); nil: reload is not possible.
-  let configPath: String?
   let logger: Logger
   let signals: SignalEvents
   let tun: TunDevice
   let netlink: Netlink
-  var routes: RouteInstaller
   let core: LoopCore
+  let control: ControlServer
   /// The backend actually in use (io_uring may fall back to mmsg).
   public private(set) var backend: IOBackend
 
   /// Sets everything up.
   /// - Throws: ``SystemError`` / ``NetlinkError`` with a one-line reason, or ``SATableError``.
   public init(config: Config, configPath: String? = nil, backend requested: IOBackend, logger: Logger) throws {
-    self.config = config
-    self.configPath = configPath
     self.logger = logger
     // Signals first, before anything could start a thread that would receive them instead.
     signals = try SignalEvents()
-    let table = try SATable(config: config)
+    let table = try SATable(config: config, now: LoopCore.now())
+    let mailbox = try Mailbox()
     tun = try TunDevice(name: config.tun.name)
     if !config.tun.addresses.contains(where: { $0.address.isV6 }) { tun.disableIPv6() }
     try tun.configure(mtu: config.tun.mtu)
@@ -48,7 +44,7 @@ public final class Runtime {
     logger.info(
       "tun \(tun.name) up, mtu \(config.tun.mtu), addresses \(config.tun.addresses.map(\.description).joined(separator: ", "))"
     )
-    routes = RouteInstaller(netlink: netlink, interfaceIndex: index, config: config)
+    let routes = RouteInstaller(netlink: netlink, interfaceIndex: index, config: config)
     if routes.routes.contains(where: { $0.prefix.length == 0 && !$0.prefix.address.isV6 }) {
       // As wg-quick: with a full tunnel, reverse-path filtering must take the fwmark into account.
       FileIO.write("1", to: "/proc/sys/net/ipv4/conf/all/src_valid_mark")
@@ -58,69 +54,39 @@ public final class Runtime {
     for line in described.prefix(20) { logger.info("\(line)") }
     if described.count > 20 { logger.info("… and \(described.count - 20) more routes and rules") }
     var sockets: [UDPSocket] = []
-    for l in config.listen {
-      sockets.append(try UDPSocket(listen: l, mark: RouteInstaller.fwmark))
-      logger.info("listening on udp \(l) (ESP-in-UDP and IKE, RFC 3948)")
+    do {
+      for l in config.listen {
+        sockets.append(try UDPSocket(listen: l, mark: RouteInstaller.fwmark))
+        logger.info("listening on udp \(l) (ESP-in-UDP and IKE, RFC 3948)")
+      }
+      var punt: PuntChannel? = nil
+      if let target = config.ikePunt {
+        punt = try PuntChannel(target: target)
+        logger.info("IKE datagrams punted to \(target)")
+      }
+      let plane = ControlPlane(
+        config: config, table: table, routes: routes, mailbox: mailbox, logger: logger, configPath: configPath)
+      control = try ControlServer(plane: plane, controlPath: config.control, metrics: config.metrics)
+      logger.info("control socket \(config.control) (mode 0600)")
+      if let m = config.metrics { logger.info("metrics on http://\(m)/metrics") }
+      core = LoopCore(
+        pipeline: Pipeline(table: table), tun: tun, sockets: sockets, punt: punt,
+        keepaliveSeconds: config.natKeepaliveSeconds, mailbox: mailbox)
+    } catch {
+      routes.uninstall()
+      tun.close()
+      throw error
     }
-    var punt: PuntChannel? = nil
-    if let target = config.ikePunt {
-      punt = try PuntChannel(target: target)
-      logger.info("IKE datagrams punted to \(target)")
-    }
-    core = LoopCore(
-      pipeline: Pipeline(table: table), tun: tun, sockets: sockets, punt: punt,
-      keepaliveSeconds: config.natKeepaliveSeconds)
     backend = requested
     logger.info("\(table.tunnels.count) tunnels, \(table.tunnels.reduce(0) { $0 + $1.inbound.count }) inbound SAs")
-    core.onReload = { [unowned self] in self.reload() }
   }
 
-  /// SIGHUP: re-reads the configuration and swaps in its tunnels and SAs between batches. SAs whose
-  /// configuration is unchanged keep their state (sequence numbers, replay windows); tunnels keep
-  /// their learned peers and counters; routes are added before stale ones are removed. Changes to
-  /// `listen`, `tun` or `ike` need a restart and are reported, not applied.
-  func reload() {
-    guard let configPath else { return }
-    let bytes: [UInt8]
-    switch FileIO.read(configPath, limit: ConfigParser.maxFileBytes) {
-    case .success(let b): bytes = b
-    case .failure(let e):
-      logger.error("reload failed: \(e)")
-      return
-    }
-    let new: Config
-    switch ConfigParser.parse(bytes: bytes) {
-    case .success(let c): new = c
-    case .failure(let errors):
-      logger.error("reload failed: \(errors.problems.joined(separator: "; "))")
-      return
-    }
-    if new.listen != config.listen || new.tun.name != config.tun.name || new.tun.addresses != config.tun.addresses
-      || new.tun.mtu != config.tun.mtu || new.ikePunt != config.ikePunt
-    {
-      logger.warning("reload: changes to listen, tun or ike need a restart; applying the tunnels only")
-    }
-    do {
-      let table = try SATable(config: new, previous: (core.pipeline.table, config))
-      let installer = RouteInstaller(netlink: netlink, interfaceIndex: tun.index, config: new)
-      try installer.install()
-      for stale in Set(routes.routes).subtracting(installer.routes) {
-        try? netlink.deleteRoute(stale.prefix, index: tun.index, table: stale.table)
-      }
-      for stale in Set(routes.rules).subtracting(installer.rules) { try? netlink.deleteRule(stale) }
-      routes = installer
-      core.pipeline.install(table, replacing: core.pipeline.table)
-      config = new
-      logger.info("reloaded \(configPath): \(table.tunnels.count) tunnels")
-    } catch {
-      logger.error("reload failed: \(error)")
-    }
-  }
-
-  /// Runs the loop until SIGINT or SIGTERM.
+  /// Runs the loop until SIGINT or SIGTERM, with the control thread beside it.
   /// - Parameter onStats: receives the stats JSON on SIGUSR1.
-  public func run(onStats: @escaping (String) -> Void) {
+  public func run(onStats: @escaping (String) -> Void) throws {
     core.onStats = onStats
+    try control.start()
+    defer { control.stop() }
     if backend == .uring {
       do {
         let loop = try URingLoop(core: core, signals: signals)
@@ -138,12 +104,12 @@ public final class Runtime {
   }
 
   /// The counters as JSON.
-  public var statsJSON: String { core.pipeline.statsJSON(extra: core.loopCounters) }
+  public var statsJSON: String { core.pipeline.snapshot(loop: core.loopCounters).statsJSON }
 
   /// Removes the policy rules and routes, then closes the TUN (the kernel removes the device, its
   /// addresses and remaining routes before the close returns).
   public func shutdown() {
-    for problem in routes.uninstall() { logger.warning("\(problem)") }
+    for problem in control.plane.uninstallRoutes() { logger.warning("\(problem)") }
     tun.close()
   }
 }

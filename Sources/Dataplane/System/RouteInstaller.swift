@@ -59,6 +59,7 @@ public final class RouteInstaller {
   private let interfaceIndex: Int32
   private let interfaceName: String
   private var installedRoutes: [Route] = []
+  private var installedRouteSet = Set<Route>()
   private var installedRules: [PolicyRule] = []
 
   /// Plans the routes and rules for `config`; nothing is changed until ``install()``.
@@ -100,12 +101,15 @@ public final class RouteInstaller {
   /// Installs the routes (replacing identical or conflicting ones), then the rules (an identical
   /// rule already present, e.g. left by a crashed run, counts as installed). Calling it again
   /// installs only what is missing from this installer's record.
-  /// - Throws: the first ``NetlinkError``, after removing everything this installer had installed.
+  /// - Throws: the first ``NetlinkError``, after removing what this call had installed.
   public func install() throws(NetlinkError) {
+    let routesBefore = installedRoutes.count
+    let rulesBefore = installedRules.count
     do throws(NetlinkError) {
-      for route in routes where !installedRoutes.contains(route) {
+      for route in routes where !installedRouteSet.contains(route) {
         try netlink.addRoute(route.prefix, index: interfaceIndex, table: route.table)
         installedRoutes.append(route)
+        installedRouteSet.insert(route)
       }
       for rule in rules where !installedRules.contains(rule) {
         do throws(NetlinkError) {
@@ -114,7 +118,14 @@ public final class RouteInstaller {
         installedRules.append(rule)
       }
     } catch {
-      _ = uninstall()
+      // Take back what this call added; what was installed before stays (it may still be in use).
+      for rule in installedRules[rulesBefore...].reversed() { try? netlink.deleteRule(rule) }
+      for route in installedRoutes[routesBefore...].reversed() {
+        try? netlink.deleteRoute(route.prefix, index: interfaceIndex, table: route.table)
+        installedRouteSet.remove(route)
+      }
+      installedRules.removeSubrange(rulesBefore...)
+      installedRoutes.removeSubrange(routesBefore...)
       throw error
     }
   }
@@ -144,6 +155,49 @@ public final class RouteInstaller {
     }
     installedRules = []
     installedRoutes = []
+    installedRouteSet = []
+    return problems
+  }
+
+  /// An installer for `config` that knows what this one installed and `config` keeps: its
+  /// ``install()`` adds only what is missing (a change at run time costs what changed, not a
+  /// netlink message per tunnel). Install it, switch the dataplane over, then call
+  /// ``removeStale(keeping:)`` on this one.
+  public func successor(for config: Config) -> RouteInstaller {
+    let next = RouteInstaller(netlink: netlink, interfaceIndex: interfaceIndex, config: config)
+    let wantRoutes = Set(next.routes)
+    let wantRules = Set(next.rules)
+    next.installedRoutes = installedRoutes.filter { wantRoutes.contains($0) }
+    next.installedRouteSet = Set(next.installedRoutes)
+    next.installedRules = installedRules.filter { wantRules.contains($0) }
+    return next
+  }
+
+  /// Removes the rules and routes this installer installed that `next` does not keep; best effort.
+  /// - Returns: one line per thing that could not be removed.
+  @discardableResult
+  public func removeStale(keeping next: RouteInstaller) -> [String] {
+    var problems: [String] = []
+    let keepRules = Set(next.installedRules)
+    for rule in installedRules.reversed() where !keepRules.contains(rule) {
+      do throws(NetlinkError) {
+        try netlink.deleteRule(rule)
+      } catch  where error.errno == ENOENT {
+      } catch {
+        problems.append(error.description)
+      }
+    }
+    for route in installedRoutes.reversed() where !next.installedRouteSet.contains(route) {
+      do throws(NetlinkError) {
+        try netlink.deleteRoute(route.prefix, index: interfaceIndex, table: route.table)
+      } catch  where error.errno == ESRCH || error.errno == ENODEV {
+      } catch {
+        problems.append(error.description)
+      }
+    }
+    installedRules = installedRules.filter { keepRules.contains($0) }
+    installedRoutes = installedRoutes.filter { next.installedRouteSet.contains($0) }
+    installedRouteSet = Set(installedRoutes)
     return problems
   }
 

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+// One client connection of the control plane (control socket or metrics): buffered, non-blocking,
+// bounded both ways.
+import ESP
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A connected client. Reads complete lines (control) or a request head (metrics); queues output
+/// and writes what the socket takes. Owned by the control thread.
+final class Connection {
+  enum Kind { case control, metrics }
+
+  let fd: Int32
+  let kind: Kind
+  /// When it was accepted (monotonic ns): idle metrics clients are closed.
+  let opened: UInt64
+  private(set) var input: [UInt8] = []
+  private var output: [UInt8] = []
+  private var outputOffset = 0
+  /// Receives lifetime events.
+  var subscribed = false
+  /// Close once the output is written (after an error answer, or an HTTP response).
+  var closeAfterOutput = false
+  /// An error happened (or the client is too slow): close now.
+  private(set) var dead = false
+  /// The client shut its side down: no more requests will come.
+  private(set) var inputClosed = false
+
+  init(fd: Int32, kind: Kind, now: UInt64) {
+    self.fd = fd
+    self.kind = kind
+    self.opened = now
+  }
+
+  deinit {
+    wipeInput(input.count)
+    close(fd)
+  }
+
+  /// Whether there is output waiting for the socket to take it.
+  var wantsWrite: Bool { outputOffset < output.count }
+
+  /// Refused: the answer is sent and the write side shut; input is read and dropped until the
+  /// client closes (or this deadline passes), so that closing never resets the connection under
+  /// an answer the client has not read yet.
+  private(set) var drainingUntil: UInt64? = nil
+  /// A request line was too long: input is dropped up to the next newline, then requests resume.
+  var skippingLine = false
+
+  /// Whether the connection should be closed now.
+  func finished(now: UInt64) -> Bool {
+    if dead { return true }
+    if let until = drainingUntil { return inputClosed || now >= until }
+    return closeAfterOutput && !wantsWrite
+  }
+
+  /// Answers with `line` and then lets the client go (see ``drainingUntil``).
+  func refuse(_ line: String, now: UInt64) {
+    send(line)
+    flush()
+    shutdown(fd, Int32(SHUT_WR))
+    drainingUntil = now + 2_000_000_000
+  }
+
+  /// Reads what the socket has (at most `limit` bytes buffered).
+  func readAvailable(limit: Int) {
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while input.count < limit {
+      let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, min($0.count, limit - input.count)) }
+      if n > 0 {
+        input += chunk[0..<n]
+        continue
+      }
+      if n == 0 {
+        inputClosed = true  // answer what was asked, then close
+        break
+      }
+      let e = errno
+      if e == EINTR { continue }
+      if e != EAGAIN && e != EWOULDBLOCK { dead = true }
+      break
+    }
+    KeyMaterial.wipe(&chunk)
+  }
+
+  /// The next complete line, without its newline (and a trailing CR), or nil.
+  func nextLine() -> [UInt8]? {
+    if drainingUntil != nil {
+      discardInput()
+      return nil
+    }
+    if skippingLine {
+      guard let nl = input.firstIndex(of: 10) else {
+        discardInput()
+        return nil
+      }
+      wipeInput(nl + 1)
+      input.removeFirst(nl + 1)
+      skippingLine = false
+    }
+    guard let nl = input.firstIndex(of: 10) else { return nil }
+    var line = Array(input[0..<nl])
+    if line.last == 13 { line.removeLast() }
+    wipeInput(nl + 1)
+    input.removeFirst(nl + 1)
+    return line
+  }
+
+  /// Drops (and wipes) everything read.
+  func discardInput() {
+    wipeInput(input.count)
+    input.removeAll()
+  }
+
+  /// Request lines carry key material: overwrite what was read before letting go of it.
+  private func wipeInput(_ count: Int) {
+    input.withUnsafeMutableBytes { b in
+      for i in 0..<min(count, b.count) { b[i] = 0 }
+    }
+  }
+
+  /// Queues a line (a newline is added). A client that lets more than `limit` bytes pile up is closed.
+  func send(_ line: String, limit: Int = ControlLimits.maxPendingOutput) {
+    guard !dead else { return }
+    if output.count - outputOffset + line.utf8.count > limit {
+      dead = true
+      return
+    }
+    output += line.utf8
+    output.append(10)
+  }
+
+  /// Queues raw bytes (HTTP).
+  func sendRaw(_ text: String) {
+    output += text.utf8
+  }
+
+  /// Writes what the socket takes now.
+  func flush() {
+    while outputOffset < output.count {
+      let n = output.withUnsafeBytes { write(fd, $0.baseAddress! + outputOffset, output.count - outputOffset) }
+      if n > 0 {
+        outputOffset += n
+        continue
+      }
+      if n < 0 && errno == EINTR { continue }
+      if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
+      dead = true
+      return
+    }
+    if outputOffset == output.count {
+      output.removeAll(keepingCapacity: output.capacity <= 65536)
+      outputOffset = 0
+    }
+  }
+}

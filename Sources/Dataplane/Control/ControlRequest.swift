@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+// One control-socket request line (INTERFACE.md "Control socket"), parsed and checked. Pure.
+import ESP
+
+/// A request on the control socket.
+public enum ControlRequest: Sendable {
+  case addTunnel(TunnelConfig)
+  case deleteTunnel(name: String)
+  /// Adds `inbound` (if given) first, then switches to `outbound` (if given).
+  case rekey(name: String, inbound: SAConfig?, outbound: SAConfig?)
+  case deleteSA(spi: UInt32)
+  case list
+  case stats
+  case subscribe
+
+  /// Whether the request changes the tunnels and SAs.
+  public var isChange: Bool {
+    switch self {
+    case .addTunnel, .deleteTunnel, .rekey, .deleteSA: true
+    case .list, .stats, .subscribe: false
+    }
+  }
+
+  /// The ops, as the `op` member names them.
+  public static let ops = ["add_tunnel", "delete_tunnel", "rekey", "delete_sa", "list", "stats", "subscribe"]
+
+  /// Parses one request line (one JSON object).
+  /// - Returns: the request, or a one-line error for the answer (never quoting key material).
+  public static func parse(_ line: [UInt8]) -> Result<ControlRequest, ControlError> {
+    let value: JSONValue
+    do {
+      value = try JSONValue.parse(bytes: line, limits: JSONLimits(maxBytes: ControlLimits.maxRequestBytes))
+    } catch {
+      return .failure(ControlError("bad JSON: \(error)"))
+    }
+    guard case .object(let members) = value else {
+      return .failure(ControlError("expected a JSON object with an \"op\" member, got \(value.kind)"))
+    }
+    guard case .string(let op)? = value["op"] else {
+      return .failure(ControlError("op: expected one of \(ops.joined(separator: ", "))"))
+    }
+    func only(_ allowed: [String]) -> ControlError? {
+      for m in members where m.key != "op" && !allowed.contains(m.key) {
+        return ControlError(
+          "\(m.key): unknown member for op \(op) (expected \(allowed.isEmpty ? "none" : allowed.joined(separator: ", ")))"
+        )
+      }
+      return nil
+    }
+    func name() -> Result<String, ControlError> {
+      guard case .string(let s)? = value["name"], ConfigParser.validTunnelName(s) else {
+        return .failure(ControlError("name: expected a tunnel name, got \(describe(value["name"]))"))
+      }
+      return .success(s)
+    }
+    func errors(_ e: ConfigErrors) -> ControlError { ControlError(e.problems.joined(separator: "; ")) }
+
+    switch op {
+    case "add_tunnel":
+      if let e = only(["tunnel"]) { return .failure(e) }
+      guard let t = value["tunnel"] else { return .failure(ControlError("tunnel: missing (a tunnel object)")) }
+      return ConfigParser.parseTunnel(t, path: "tunnel").map { .addTunnel($0) }.mapError(errors)
+    case "delete_tunnel":
+      if let e = only(["name"]) { return .failure(e) }
+      return name().map { .deleteTunnel(name: $0) }
+    case "rekey":
+      if let e = only(["name", "inbound", "outbound"]) { return .failure(e) }
+      let n: String
+      switch name() {
+      case .success(let s): n = s
+      case .failure(let e): return .failure(e)
+      }
+      guard value["inbound"] != nil || value["outbound"] != nil else {
+        return .failure(ControlError("rekey: expected an inbound SA, an outbound SA or both"))
+      }
+      var inbound: SAConfig? = nil
+      var outbound: SAConfig? = nil
+      if let v = value["inbound"] {
+        switch ConfigParser.parseSA(v, path: "inbound", direction: .inbound) {
+        case .success(let sa): inbound = sa
+        case .failure(let e): return .failure(errors(e))
+        }
+      }
+      if let v = value["outbound"] {
+        switch ConfigParser.parseSA(v, path: "outbound", direction: .outbound) {
+        case .success(let sa): outbound = sa
+        case .failure(let e): return .failure(errors(e))
+        }
+      }
+      return .success(.rekey(name: n, inbound: inbound, outbound: outbound))
+    case "delete_sa":
+      if let e = only(["spi"]) { return .failure(e) }
+      guard let v = value["spi"], let n = ConfigParser.hexOrInteger(v), n != 0, n <= UInt64(UInt32.max) else {
+        return .failure(ControlError("spi: expected a non-zero 32-bit SPI, got \(describe(value["spi"]))"))
+      }
+      return .success(.deleteSA(spi: UInt32(n)))
+    case "list", "stats", "subscribe":
+      if let e = only([]) { return .failure(e) }
+      return .success(op == "list" ? .list : op == "stats" ? .stats : .subscribe)
+    default:
+      return .failure(
+        ControlError("op: unknown op \(JSONValue.quoted(op)) (expected one of \(ops.joined(separator: ", ")))"))
+    }
+  }
+}
+
+/// A control request that was refused: the text of `{"ok":false,"error":"…"}`.
+public struct ControlError: Error, Equatable, Sendable, CustomStringConvertible {
+  public let message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { message }
+
+  /// The error answer line.
+  public var answer: String { "{\"ok\":false,\"error\":\(JSONValue.string(message).jsonText)}" }
+}
+
+/// Bounds on what the control socket accepts.
+public enum ControlLimits {
+  /// The longest request line.
+  public static let maxRequestBytes = 1 << 20
+  /// Open control connections at once; more are answered with an error and closed.
+  public static let maxConnections = 64
+  /// Unsent answer and event bytes per connection before it is closed as too slow.
+  public static let maxPendingOutput = 4 << 20
+  /// Inbound SAs per tunnel (several only during a rekey).
+  public static let maxInboundSAs = 16
+  /// Tunnels in all (the configuration file may hold more; the control socket adds no more beyond).
+  public static let maxTunnels = 1_000_000
+  /// Open metrics (HTTP) connections at once.
+  public static let maxMetricsConnections = 16
+}

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: Apache-2.0
+// The control thread: serves the control socket (JSON lines) and the metrics endpoint (HTTP), and
+// passes the loop's lifetime events to subscribers. One poll(2) loop; nothing here touches packets.
+import CIO
+import ESP
+import Logging
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Runs on its own thread between ``start()`` and ``stop()``.
+public final class ControlServer: @unchecked Sendable {
+  let plane: ControlPlane
+  let controlPath: String
+  let controlFD: Int32
+  let metricsFD: Int32?
+  let metricsEndpoint: Endpoint?
+  /// Written by ``stop()`` to end the thread's poll.
+  let stopFD: Int32
+  private var connections: [Connection] = []
+  private var thread: PThread? = nil
+  private let owner = geteuid()
+  var logger: Logger { plane.logger }
+
+  // Counters (control thread only; copied into stats and metrics answers).
+  private var requests: UInt64 = 0
+  private var errors: UInt64 = 0
+  private var refusedOwner: UInt64 = 0
+  private var refusedBusy: UInt64 = 0
+  private var scrapes: UInt64 = 0
+  private var eventsSent: UInt64 = 0
+
+  /// Opens the control socket and the metrics endpoint.
+  init(plane: ControlPlane, controlPath: String, metrics: Endpoint?) throws(SystemError) {
+    self.plane = plane
+    self.controlPath = controlPath
+    stopFD = try Sys.call("cannot create an eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+    do throws(SystemError) {
+      controlFD = try Listeners.unix(path: controlPath)
+    } catch {
+      close(stopFD)
+      throw error
+    }
+    if let metrics {
+      do throws(SystemError) {
+        metricsFD = try Listeners.tcp(metrics)
+      } catch {
+        close(controlFD)
+        close(stopFD)
+        unlink(controlPath)
+        throw error
+      }
+    } else {
+      metricsFD = nil
+    }
+    metricsEndpoint = metrics
+  }
+
+  deinit {
+    connections.removeAll()
+    close(controlFD)
+    if let metricsFD { close(metricsFD) }
+    close(stopFD)
+    unlink(controlPath)
+  }
+
+  /// Starts the control thread.
+  func start() throws(SystemError) {
+    thread = try PThread(name: "espd-control") { [self] in self.run() }
+  }
+
+  /// Ends the control thread and waits for it.
+  func stop() {
+    var one: UInt64 = 1
+    _ = write(stopFD, &one, 8)
+    thread?.join()
+    thread = nil
+  }
+
+  /// The control-plane counters, for `stats` and the metrics.
+  var counters: [(String, UInt64)] {
+    [
+      ("control_requests", requests), ("control_errors", errors), ("control_refused_not_owner", refusedOwner),
+      ("control_refused_busy", refusedBusy), ("metrics_scrapes", scrapes), ("events_sent", eventsSent),
+    ]
+  }
+
+  // MARK: the loop
+
+  private func run() {
+    while true {
+      var fds = [
+        pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: plane.mailbox.controlFD, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: controlFD, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: metricsFD ?? -1, events: Int16(POLLIN), revents: 0),
+      ]
+      for c in connections {
+        fds.append(pollfd(fd: c.fd, events: Int16(POLLIN) | (c.wantsWrite ? Int16(POLLOUT) : 0), revents: 0))
+      }
+      let polled = connections
+      let n = poll(&fds, nfds_t(fds.count), 1000)
+      if n < 0 && errno != EINTR { break }
+      if fds[0].revents != 0 { break }
+      if fds[1].revents != 0 { serviceMailbox() }
+      if fds[2].revents != 0 { accept(controlFD, kind: .control) }
+      if fds[3].revents != 0, let m = metricsFD { accept(m, kind: .metrics) }
+      let now = LoopCore.now()
+      for (i, c) in polled.enumerated() where fds[4 + i].revents != 0 {
+        if fds[4 + i].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+          switch c.kind {
+          case .control: serveControl(c)
+          case .metrics: serveMetrics(c)
+          }
+        }
+        c.flush()
+      }
+      // A metrics client gets 10 seconds to send its request.
+      for c in connections where c.kind == .metrics && now &- c.opened > 10_000_000_000 { c.closeAfterOutput = true }
+      connections.removeAll { $0.finished(now: now) }
+    }
+    connections.removeAll()
+  }
+
+  private func accept(_ listener: Int32, kind: Connection.Kind) {
+    while true {
+      let fd = CIO_accept(listener, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
+      if fd < 0 { return }
+      let now = LoopCore.now()
+      let c = Connection(fd: fd, kind: kind, now: now)
+      let limit = kind == .control ? ControlLimits.maxConnections : ControlLimits.maxMetricsConnections
+      if connections.filter({ $0.kind == kind }).count >= limit {
+        refusedBusy &+= 1
+        if connections.count >= 4 * (ControlLimits.maxConnections + ControlLimits.maxMetricsConnections) {
+          continue  // a flood: closed at once by deinit
+        }
+        if kind == .control {
+          c.refuse(ControlError("too many control connections (at most \(limit))").answer, now: now)
+        } else {
+          c.sendRaw(ControlServer.http(503, "too many metrics connections\n"))
+          c.closeAfterOutput = true
+        }
+        connections.append(c)
+        continue
+      }
+      if kind == .control {
+        // Mode 0600 keeps other users out already; the credential check also covers a socket file
+        // whose mode someone changed, and root's CAP_DAC_OVERRIDE.
+        let uid = Listeners.peerUID(fd)
+        if uid != owner {
+          refusedOwner &+= 1
+          let who = uid.map { "\($0)" } ?? "unknown"
+          c.refuse(
+            ControlError("permission denied: uid \(who) is not the socket's owner (uid \(owner))").answer, now: now)
+          logger.warning("control socket: refused a connection from uid \(who)")
+          connections.append(c)
+          continue
+        }
+      }
+      connections.append(c)
+    }
+  }
+
+  // MARK: control requests
+
+  private func serveControl(_ c: Connection) {
+    c.readAvailable(limit: ControlLimits.maxRequestBytes + 1)
+    while var line = c.nextLine() {
+      if !line.isEmpty { c.send(answer(line, on: c)) }
+      KeyMaterial.wipe(&line)
+    }
+    if c.input.count > ControlLimits.maxRequestBytes && !c.skippingLine {
+      // Answer once, drop the rest of the line, and go on with the next one.
+      c.discardInput()
+      c.skippingLine = true
+      errors &+= 1
+      c.send(ControlError("request longer than \(ControlLimits.maxRequestBytes) bytes").answer)
+    }
+    if c.inputClosed { c.closeAfterOutput = true }
+  }
+
+  /// The answer line to one request line.
+  private func answer(_ line: [UInt8], on c: Connection) -> String {
+    requests &+= 1
+    let request: ControlRequest
+    switch ControlRequest.parse(line) {
+    case .success(let r): request = r
+    case .failure(let e):
+      errors &+= 1
+      return e.answer
+    }
+    do throws(Mailbox.Failure) {
+      switch request {
+      case .list:
+        return try plane.mailbox.stats().listJSON
+      case .stats:
+        return "{\"ok\":true,\"stats\":\(try plane.mailbox.stats().statsObject(extra: counters))}"
+      case .subscribe:
+        c.subscribed = true
+        return "{\"ok\":true,\"subscribed\":true}"
+      case .addTunnel, .deleteTunnel, .rekey, .deleteSA:
+        switch plane.change(request) {
+        case .success:
+          logger.info("control: \(ControlServer.describe(request))")
+          return "{\"ok\":true}"
+        case .failure(let e):
+          errors &+= 1
+          logger.notice("control: refused \(ControlServer.describe(request)): \(e)")
+          return e.answer
+        }
+      }
+    } catch {
+      errors &+= 1
+      return ControlError("\(error)").answer
+    }
+  }
+
+  /// What a change request does, for the log (SPIs and names only, never keys).
+  static func describe(_ r: ControlRequest) -> String {
+    switch r {
+    case .addTunnel(let t):
+      "add_tunnel \(t.name) (inbound \(t.inbound.map { ConfigParser.spiText($0.spi) }.joined(separator: ",")), outbound \(ConfigParser.spiText(t.outbound.spi)))"
+    case .deleteTunnel(let name): "delete_tunnel \(name)"
+    case .rekey(let name, let i, let o):
+      "rekey \(name)" + (i.map { " inbound \(ConfigParser.spiText($0.spi))" } ?? "")
+        + (o.map { " outbound \(ConfigParser.spiText($0.spi))" } ?? "")
+    case .deleteSA(let spi): "delete_sa \(ConfigParser.spiText(spi))"
+    case .list: "list"
+    case .stats: "stats"
+    case .subscribe: "subscribe"
+    }
+  }
+
+  // MARK: events and reloads from the loop
+
+  private func serviceMailbox() {
+    let (events, reload, _) = plane.mailbox.take()
+    for e in events {
+      let what =
+        "SA \(ConfigParser.spiText(e.spi)) (\(e.tunnel), \(e.direction.rawValue)): \(e.event.hard ? "hard" : "soft") lifetime reached (\(e.event.reason.name))"
+      if e.event.hard { logger.warning("\(what)") } else { logger.info("\(what)") }
+      let line = e.json
+      for c in connections where c.subscribed {
+        c.send(line)
+        eventsSent &+= 1
+      }
+    }
+    if reload { plane.reload() }
+  }
+
+  // MARK: metrics
+
+  private func serveMetrics(_ c: Connection) {
+    c.readAvailable(limit: 8192)
+    guard let end = ControlServer.headEnd(c.input) else {
+      if c.input.count >= 8192 || c.inputClosed {
+        c.sendRaw(ControlServer.http(400, "bad request\n"))
+        c.closeAfterOutput = true
+      }
+      return
+    }
+    let head = String(decoding: c.input[0..<end], as: UTF8.self)
+    c.discardInput()
+    c.closeAfterOutput = true
+    let parts = head.split(separator: " ", maxSplits: 2)
+    guard parts.count >= 2, parts[0] == "GET" || parts[0] == "HEAD" else {
+      c.sendRaw(ControlServer.http(405, "only GET\n"))
+      return
+    }
+    let path = parts[1].split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
+    guard path == "/metrics" else {
+      c.sendRaw(ControlServer.http(404, "not found; try /metrics\n"))
+      return
+    }
+    do throws(Mailbox.Failure) {
+      scrapes &+= 1
+      let body = try plane.mailbox.stats().prometheusText(control: counters)
+      c.sendRaw(
+        ControlServer.http(
+          200, parts[0] == "HEAD" ? "" : body, type: "text/plain; version=0.0.4; charset=utf-8", length: body.utf8.count
+        ))
+    } catch {
+      c.sendRaw(ControlServer.http(503, "\(error)\n"))
+    }
+  }
+
+  /// The end of an HTTP request head (the index of the blank line), or nil.
+  static func headEnd(_ b: [UInt8]) -> Int? {
+    guard b.count >= 4 else { return nil }
+    for i in 0...(b.count - 4) where b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10 { return i }
+    for i in 0...(b.count - 2) where b[i] == 10 && b[i + 1] == 10 { return i }
+    return nil
+  }
+
+  static func http(_ status: Int, _ body: String, type: String = "text/plain; charset=utf-8", length: Int? = nil)
+    -> String
+  {
+    let reason =
+      [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"][status]
+      ?? "Error"
+    return "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(length ?? body.utf8.count)\r\n"
+      + "Connection: close\r\n\r\n\(body)"
+  }
+}

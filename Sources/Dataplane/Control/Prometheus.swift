@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+// The counters in the Prometheus text exposition format (version 0.0.4), for `GET /metrics`.
+
+extension StatsSnapshot {
+  /// The whole exposition: global verdicts and drops by reason, loop counters, SA and tunnel
+  /// gauges, lifetime events, control-plane counters, and per tunnel packets, bytes, endpoint
+  /// changes, keepalives and (non-zero) drops by reason. Tunnel names need no escaping: they are
+  /// letters, digits, '.', '_' and '-' only.
+  public func prometheusText(control: [(String, UInt64)] = []) -> String {
+    var out = ""
+    out.reserveCapacity(4096 + tunnels.count * 400)
+    func family(_ name: String, _ type: String, _ help: String) {
+      out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+    func sample(_ name: String, _ labels: String, _ value: UInt64) {
+      out += labels.isEmpty ? "\(name) \(value)\n" : "\(name){\(labels)} \(value)\n"
+    }
+
+    family("espd_packets_total", "counter", "Packets by verdict.")
+    let c = counters
+    for (v, n) in [
+      ("decapsulated", c.decapsulated), ("encapsulated", c.encapsulated), ("ike", c.ike),
+      ("keepalive", c.keepalive), ("passed", c.passed), ("dropped", c.drops.total),
+    ] {
+      sample("espd_packets_total", "verdict=\"\(v)\"", n)
+    }
+    family("espd_drops_total", "counter", "Packets dropped, by reason.")
+    for r in DropReason.allCases { sample("espd_drops_total", "reason=\"\(r.name)\"", c.drops[r]) }
+    for (name, value) in loop {
+      let metric = "espd_\(name)_total"
+      family(metric, "counter", StatsSnapshot.loopHelp[name] ?? "Loop counter \(name).")
+      sample(metric, "", value)
+    }
+    family("espd_tunnels", "gauge", "Tunnels configured.")
+    sample("espd_tunnels", "", UInt64(tunnels.count))
+    family("espd_sas", "gauge", "Security associations, by direction.")
+    sample("espd_sas", "direction=\"inbound\"", UInt64(tunnels.reduce(0) { $0 + $1.inbound.count }))
+    sample("espd_sas", "direction=\"outbound\"", UInt64(tunnels.count))
+    family("espd_sa_expire_events_total", "counter", "SA lifetime events raised (soft: rekey soon; hard: stopped).")
+    sample("espd_sa_expire_events_total", "hard=\"false\"", softEvents)
+    sample("espd_sa_expire_events_total", "hard=\"true\"", hardEvents)
+    for (name, value) in control {
+      let metric = "espd_\(name)_total"
+      family(metric, "counter", "Control socket: \(name.replacingUnderscores).")
+      sample(metric, "", value)
+    }
+
+    family("espd_tunnel_packets_total", "counter", "Packets through each tunnel (in: decapsulated, out: encapsulated).")
+    for t in tunnels {
+      sample("espd_tunnel_packets_total", "tunnel=\"\(t.name)\",direction=\"in\"", t.counters.packetsIn)
+      sample("espd_tunnel_packets_total", "tunnel=\"\(t.name)\",direction=\"out\"", t.counters.packetsOut)
+    }
+    family("espd_tunnel_bytes_total", "counter", "Inner bytes through each tunnel.")
+    for t in tunnels {
+      sample("espd_tunnel_bytes_total", "tunnel=\"\(t.name)\",direction=\"in\"", t.counters.bytesIn)
+      sample("espd_tunnel_bytes_total", "tunnel=\"\(t.name)\",direction=\"out\"", t.counters.bytesOut)
+    }
+    family("espd_tunnel_endpoint_changes_total", "counter", "Times each tunnel's peer endpoint moved (NAT rebinding).")
+    for t in tunnels {
+      sample("espd_tunnel_endpoint_changes_total", "tunnel=\"\(t.name)\"", t.counters.endpointChanges)
+    }
+    family("espd_tunnel_keepalives_sent_total", "counter", "NAT-keepalives sent by each tunnel.")
+    for t in tunnels { sample("espd_tunnel_keepalives_sent_total", "tunnel=\"\(t.name)\"", t.keepalivesSent) }
+    family("espd_tunnel_drops_total", "counter", "Packets of each tunnel dropped, by reason (reasons seen only).")
+    for t in tunnels {
+      for r in DropReason.allCases where t.counters.drops[r] != 0 {
+        sample("espd_tunnel_drops_total", "tunnel=\"\(t.name)\",reason=\"\(r.name)\"", t.counters.drops[r])
+      }
+    }
+    return out
+  }
+
+  static let loopHelp: [String: String] = [
+    "tun_write_dropped": "Decapsulated packets the TUN did not take (its queue was full).",
+    "udp_send_dropped": "ESP datagrams the kernel did not take (socket buffer full).",
+    "keepalives_sent": "NAT-keepalives sent (RFC 3948 section 4).",
+    "ike_punted": "IKE datagrams handed to the IKE daemon.",
+    "ike_punt_dropped": "IKE datagrams the IKE daemon did not take.",
+    "ike_replies": "IKE datagrams sent for the IKE daemon.",
+    "batches": "Batches handled by the packet loop.",
+    "batched_packets": "Packets in those batches (mean batch size = batched_packets / batches).",
+  ]
+}
+
+extension String {
+  fileprivate var replacingUnderscores: String { String(map { $0 == "_" ? " " : $0 }) }
+}

@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The control plane, live: two espd in network namespaces driven over their control sockets
+# (scripts/netns/control.py speaks the protocol as an IKE daemon would; the espd CLI is tested too).
+#   cli              tunnel add/list/delete, rekey, sa delete, stats via the espd commands; routes
+#                    follow; socket mode 0600; no key in any answer or log
+#   rekey            iperf3 UDP both ways for 30 s: a baseline run, then the same run with a hitless
+#                    rekey of both directions every second; the rekeys must lose nothing more
+#   churn            1,000 tunnels added and deleted at runtime while iperf3 UDP runs in another:
+#                    no loss, routes back to what they were
+#   malformed        bad JSON, unknown op, wrong key length, duplicate SPI, a missing tunnel, ...: an
+#                    error answer each, nothing changed, a ping flow uninterrupted
+#   expiry           soft and hard lifetime events (packets, seconds, sequence exhaustion) reach a
+#                    subscriber; a hard-expired SA drops traffic and counts it
+#   metrics          GET /metrics parses as the Prometheus text format; counters match `espd stats`
+#   owner            another user cannot connect (mode 0600), nor through a socket made world-writable
+#                    (SO_PEERCRED)
+# Every test prints one PASS or FAIL line; the last line is "N passed, M failed"; exit 1 on failure.
+#
+# Usage: sudo scripts/control-test.sh [--espd PATH] [-k REGEX] [--keep] [--list]
+#   --espd PATH  the binary (default: $ESPD, else the newer of .build/release/espd and .build/debug/espd)
+#   -k REGEX     run only the tests whose name matches (bash regex)
+#   --keep       keep the work dir (configs, logs); it is kept anyway when a test fails
+#   --list       print the test names and exit
+#
+# Namespaces are espd-c<PID>-<host>; documentation addresses only (scripts/netns/topology.sh). Only
+# processes this script started are signalled, by PID. Needs root; takes about 2.5 minutes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+FILTER="" KEEP=0 LIST=0 ESPD_ARG=""
+while (($#)); do
+  case $1 in
+    --espd) ESPD_ARG=${2:?--espd needs a path}; shift 2 ;;
+    -k) FILTER=${2:?-k needs a regex}; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    --list) LIST=1; shift ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    *) echo "control-test.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+ESPD=${ESPD_ARG:-${ESPD:-}}
+if [[ -z $ESPD ]]; then
+  ESPD=.build/debug/espd
+  [[ -x .build/release/espd && ! .build/release/espd -ot .build/debug/espd ]] && ESPD=.build/release/espd
+fi
+[[ $ESPD == /* ]] || ESPD=$ROOT/$ESPD
+export ESPD
+
+TP_PREFIX=espd-c$$
+TP_KEEP=$KEEP
+# shellcheck source=netns/topology.sh
+source "$ROOT/scripts/netns/topology.sh"
+# shellcheck source=netns/harness.sh
+source "$ROOT/scripts/netns/harness.sh"
+if ((!LIST)); then
+  tp_init
+  tp_require iperf3 jq curl setpriv
+fi
+CONFIGS=$ROOT/scripts/netns/configs.py
+CTL=$ROOT/scripts/netns/control.py
+
+PASSED=0 FAILED=0
+T_FAILS=() T_INFO=()
+
+# ------------------------------------------------------------------ helpers
+
+gen() {  # gen DIR ARGS... : a pair of configs (configs.py pair)
+  local dir=$1; shift
+  "$TP_PY" "$CONFIGS" pair --out "$dir" "$@" >"$dir.gen.log" 2>&1 ||
+    { fail "configs.py pair $* failed: $(tail -1 "$dir.gen.log")"; return 1; }
+}
+
+pair_up() {  # pair_up DIR : topology + espd on a and b
+  tp_topo_pair || { fail "building the pair topology failed"; return 1; }
+  start a "$(cfg "$1" a)" || return 1
+  start b "$(cfg "$1" b)" || return 1
+}
+
+sock() { jq -r .control "$(cfg "$1" "$2")"; }   # sock DIR HOST
+
+ctl() {  # ctl NAME CMD... : control.py, output in $TP_LOGDIR/NAME.out; 1 on failure
+  "$TP_PY" "$CTL" "${@:2}" >"$TP_LOGDIR/$1.out" 2>"$TP_LOGDIR/$1.err" ||
+    { fail "control.py $1: $(tail -c 300 "$TP_LOGDIR/$1.err")$(tail -c 300 "$TP_LOGDIR/$1.out")"; return 1; }
+}
+
+espd_cli() {  # espd_cli NAME ARGS... : the espd CLI, output in $TP_LOGDIR/NAME.out; 1 on failure
+  "$ESPD" "${@:2}" >"$TP_LOGDIR/$1.out" 2>"$TP_LOGDIR/$1.err" ||
+    { fail "espd ${*:2}: $(head -c 300 "$TP_LOGDIR/$1.err")"; return 1; }
+}
+
+stop_both() {  # SIGTERM both; each must exit 0
+  local h
+  for h in a b; do tp_espd_stop "espd-$h" 3 || fail "$TP_ESPD_WHY"; done
+}
+
+no_keys_leaked() {  # no_keys_leaked DIR FILE... : no key of the configs appears in FILES
+  local k f
+  for k in $(jq -r '.tunnels[] | (.inbound[], .outbound) | .key // empty, .auth_key // empty' "$(cfg "$1" a)" "$(cfg "$1" b)"); do
+    for f in "${@:2}"; do
+      grep -qi -- "${k#0x}" "$f" 2>/dev/null && { fail "key material in $(basename "$f")"; return 1; }
+    done
+  done
+  return 0
+}
+
+udp_loss() {  # udp_loss JSON : lost packets in both directions of an iperf3 --bidir UDP run
+  jq -r '[.end.sum.lost_packets // 0, .end.sum_bidir_reverse.lost_packets // 0] | add' "$1"
+}
+udp_packets() { jq -r '[.end.sum.packets // 0, .end.sum_bidir_reverse.packets // 0] | add' "$1"; }
+
+# ------------------------------------------------------------------ tests
+
+t_cli() {
+  local d=$TP_LOGDIR/cfg sa sb
+  gen "$d" --inner 4,6 || return
+  pair_up "$d" || return
+  sa=$(sock "$d" a) sb=$(sock "$d" b)
+  [[ $(stat -c %a "$sa") == 600 ]] || fail "control socket mode is $(stat -c %a "$sa"), expected 600"
+  espd_cli list tunnel list --json --control "$sa" || return
+  jq -e '.ok and (.tunnels | length == 1) and .tunnels[0].name == "b" and (.tunnels[0].inbound | length == 1)' \
+    "$TP_LOGDIR/list.out" >/dev/null || fail "tunnel list --json: $(head -c 300 "$TP_LOGDIR/list.out")"
+  espd_cli list-text tunnel list --control "$sa" || return
+  grep -q '^b: tunnel' "$TP_LOGDIR/list-text.out" || fail "tunnel list (text): $(head -2 "$TP_LOGDIR/list-text.out")"
+
+  # a tunnel added and deleted with the CLI: its route comes and goes
+  cat >"$TP_LOGDIR/extra.json" <<EOF
+{"name":"extra","mode":"tunnel","remote_ts":["2001:db8:77::/64"],
+ "inbound":[{"spi":"0x7700aa01","alg":"aes256gcm16","key":"$(head -c 36 /dev/urandom | od -An -tx1 | tr -d ' \n')"}],
+ "outbound":{"spi":"0x7700bb01","alg":"aes256gcm16","key":"$(head -c 36 /dev/urandom | od -An -tx1 | tr -d ' \n')"}}
+EOF
+  espd_cli add tunnel add --json "$TP_LOGDIR/extra.json" --control "$sa" || return
+  tp_wait 2 tp_routes_via a 2001:db8:77::5 espd0 || fail "no route into the TUN for an added tunnel's remote_ts"
+  "$ESPD" tunnel add --json - --control "$sa" <"$TP_LOGDIR/extra.json" >/dev/null 2>"$TP_LOGDIR/dup.err"
+  (($? == 2)) && grep -q 'exists' "$TP_LOGDIR/dup.err" || fail "adding a tunnel twice: expected exit 2 and 'exists', got: $(cat "$TP_LOGDIR/dup.err")"
+  grep -qi "$(jq -r .inbound[0].key "$TP_LOGDIR/extra.json")" "$TP_LOGDIR/dup.err" && fail "an error quotes key material"
+  espd_cli delete tunnel delete extra --control "$sa" || return
+  tp_routes_via a 2001:db8:77::5 espd0 && fail "the deleted tunnel's route is still there"
+
+  # rekey through the CLI (inbound on b first, then outbound on a), old SA deleted with `sa delete`
+  local old key newspi
+  old=$(jq -r '.tunnels[0].inbound[0].spi' "$(cfg "$d" b)")
+  key=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n') newspi=0x5a5a0001
+  echo "{\"inbound\":{\"spi\":\"$newspi\",\"alg\":\"aes128gcm16\",\"key\":\"$key\"}}" |
+    "$ESPD" rekey a --json - --control "$sb" >"$TP_LOGDIR/rk1.out" 2>&1 || fail "rekey inbound: $(cat "$TP_LOGDIR/rk1.out")"
+  echo "{\"outbound\":{\"spi\":\"$newspi\",\"alg\":\"aes128gcm16\",\"key\":\"$key\"}}" |
+    "$ESPD" rekey b --json - --control "$sa" >"$TP_LOGDIR/rk2.out" 2>&1 || fail "rekey outbound: $(cat "$TP_LOGDIR/rk2.out")"
+  tp_ping a -c 3 198.51.100.2 >/dev/null 2>&1 || tp_ping a -c 3 "$(sc "$d" .hosts.b.inner4)" >>"$TP_LOGDIR/ping.log" 2>&1 ||
+    fail "ping after the CLI rekey failed"
+  espd_cli sa-delete sa delete "$old" --control "$sb" || return
+  espd_cli list-b tunnel list --json --control "$sb" || return
+  jq -e --arg n "$newspi" '.tunnels[0].inbound | length == 1 and .[0].spi == $n and .[0].packets >= 3' \
+    "$TP_LOGDIR/list-b.out" >/dev/null || fail "after rekey + sa delete, b's inbound SAs: $(jq -c .tunnels[0].inbound "$TP_LOGDIR/list-b.out")"
+  espd_cli stats stats --json --control "$sb" || return
+  jq -e '.ok and .stats.decapsulated >= 3 and (.stats.tunnels[0].packets_in >= 3)' "$TP_LOGDIR/stats.out" >/dev/null ||
+    fail "stats --json: $(head -c 300 "$TP_LOGDIR/stats.out")"
+  espd_cli stats-text stats --control "$sb" || return
+  grep -q '^tunnel a:' "$TP_LOGDIR/stats-text.out" || fail "stats (text) has no tunnel line"
+  timeout 3 "$ESPD" stats --watch 1 --json --control "$sb" >"$TP_LOGDIR/watch.out" 2>&1
+  (($(grep -c '"ok":true' "$TP_LOGDIR/watch.out") >= 2)) || fail "stats --watch 1 printed $(grep -c '"ok":true' "$TP_LOGDIR/watch.out") samples in 3 s"
+  "$ESPD" stats --control "$TP_LOGDIR/nosuch.sock" >/dev/null 2>"$TP_LOGDIR/nosock.err"
+  (($? == 1)) && grep -q 'is espd running' "$TP_LOGDIR/nosock.err" || fail "stats on a missing socket: $(cat "$TP_LOGDIR/nosock.err")"
+  stop_both
+  [[ -e $sa ]] && fail "the control socket file is left after exit"
+  no_keys_leaked "$d" "$TP_LOGDIR"/*.out "$TP_LOGDIR"/*.err
+}
+
+t_rekey() {
+  local d=$TP_LOGDIR/cfg b4 base loss_base loss_rekey pk
+  gen "$d" --inner 4 || return
+  pair_up "$d" || return
+  b4=$(sc "$d" .hosts.b.inner4)
+  # 20 Mbit/s each way in 1000-byte datagrams (2,500 packets/s each way): well within what both ends carry
+  tp_iperf base b a "$b4" 30 -u -b 20M -l 1000 --bidir || { fail "baseline: $TP_IPERF_SUMMARY"; return; }
+  loss_base=$(udp_loss "$TP_LOGDIR/base.json")
+  tp_bg rekeyer a "$TP_PY" "$CTL" rekey-loop --a "$(sock "$d" a)" --b "$(sock "$d" b)" --tunnel-a b --tunnel-b a \
+    --alg aes128gcm16 --seconds 29
+  tp_iperf rekey b a "$b4" 30 -u -b 20M -l 1000 --bidir || { fail "with rekeys: $TP_IPERF_SUMMARY"; return; }
+  tp_wait_exit "$(tp_pid rekeyer)" 10 || { fail "the rekey loop did not finish"; return; }
+  ((TP_RC == 0)) || { fail "rekey loop failed: $(_tp_tail "$TP_LOGDIR/rekeyer.err" 2)"; return; }
+  local rekeys; rekeys=$(jq -r .rekeys "$TP_LOGDIR/rekeyer.out")
+  ((rekeys >= 25)) || fail "only $rekeys rekeys in 29 s"
+  loss_rekey=$(udp_loss "$TP_LOGDIR/rekey.json") pk=$(udp_packets "$TP_LOGDIR/rekey.json")
+  info "baseline lost $loss_base of $(udp_packets "$TP_LOGDIR/base.json"); with $rekeys rekeys lost $loss_rekey of $pk; worst rekey round $(jq -r .worst_round_ms "$TP_LOGDIR/rekeyer.out") ms"
+  ((loss_rekey <= loss_base)) || fail "the rekeys lost packets: $loss_rekey lost with rekeys, $loss_base without"
+  tp_espd_stats espd-a && tp_espd_stats espd-b
+  local v h
+  for h in a b; do
+    for k in unknown_spi auth_failed replayed outside_window expired; do
+      v=$(tp_stat "espd-$h" "$k" 2>/dev/null || echo missing)
+      [[ $v == 0 ]] || fail "espd-$h counted $k = $v during the rekeys"
+    done
+  done
+  espd_cli list-a tunnel list --json --control "$(sock "$d" a)"
+  jq -e '.tunnels[0].inbound | length == 1' "$TP_LOGDIR/list-a.out" >/dev/null || fail "old inbound SAs left on a"
+  stop_both
+}
+
+t_churn() {
+  local d=$TP_LOGDIR/cfg b4 routes0 routes1 loss
+  gen "$d" --inner 4,6 || return
+  pair_up "$d" || return
+  b4=$(sc "$d" .hosts.b.inner4)
+  routes0=$(ip -n "$(tp_ns a)" -6 route show dev espd0 2>/dev/null | wc -l)
+  tp_bg churner a "$TP_PY" "$CTL" churn --sock "$(sock "$d" a)" --count 1000
+  tp_iperf live b a "$b4" 25 -u -b 20M -l 1000 || { fail "live tunnel: $TP_IPERF_SUMMARY"; return; }
+  tp_wait_exit "$(tp_pid churner)" 60 || { fail "the churn did not finish within 80 s"; return; }
+  ((TP_RC == 0)) || { fail "churn failed: $(_tp_tail "$TP_LOGDIR/churner.err" 2) $(_tp_tail "$TP_LOGDIR/churner.out" 1)"; return; }
+  loss=$(jq -r '.end.sum.lost_packets' "$TP_LOGDIR/live.json")
+  info "$(jq -c . "$TP_LOGDIR/churner.out"); live tunnel lost $loss of $(jq -r .end.sum.packets "$TP_LOGDIR/live.json")"
+  ((loss == 0)) || fail "the live tunnel lost $loss packets while 1,000 tunnels came and went"
+  routes1=$(ip -n "$(tp_ns a)" -6 route show dev espd0 2>/dev/null | wc -l)
+  ((routes1 == routes0)) || fail "routes through espd0: $routes0 before, $routes1 after"
+  stop_both
+}
+
+t_malformed() {
+  local d=$TP_LOGDIR/cfg b4
+  gen "$d" --inner 4 || return
+  pair_up "$d" || return
+  b4=$(sc "$d" .hosts.b.inner4)
+  tp_bg pinger a "$TP_PY" "$TP_WORK/nettool.py" ping -c 40 -i 0.05 "$b4"
+  ctl malformed malformed --sock "$(sock "$d" a)" --tunnel b
+  info "$(jq -r '"\(.cases) bad requests refused"' "$TP_LOGDIR/malformed.out" 2>/dev/null)"
+  # an oversized line: an error answer, the rest of the line dropped, the next request answered
+  head -c 1100000 /dev/zero | tr '\0' 'x' >"$TP_LOGDIR/big.txt"; echo >>"$TP_LOGDIR/big.txt"
+  "$TP_PY" - "$(sock "$d" a)" "$TP_LOGDIR/big.txt" >"$TP_LOGDIR/big.out" 2>&1 <<'EOF' || fail "oversized request: $(cat "$TP_LOGDIR/big.out")"
+import socket, sys, json
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+s.sendall(open(sys.argv[2], "rb").read() + b'{"op":"list"}\n')
+data = b""
+while data.count(b"\n") < 2:
+    c = s.recv(65536)
+    if not c: break
+    data += c
+lines = data.split(b"\n")
+a, b = json.loads(lines[0]), json.loads(lines[1])
+assert a["ok"] is False and "longer" in a["error"], a
+assert b["ok"] is True and "tunnels" in b, b   # the connection goes on with the next line
+EOF
+  tp_wait_exit "$(tp_pid pinger)" 10
+  ((TP_RC == 0)) || fail "the ping flow was interrupted: $(_tp_tail "$TP_LOGDIR/pinger.out" 1)"
+  stop_both
+}
+
+t_expiry() {
+  local d=$TP_LOGDIR/cfg b4 sa sb
+  gen "$d" --inner 4 || return
+  pair_up "$d" || return
+  b4=$(sc "$d" .hosts.b.inner4) sa=$(sock "$d" a) sb=$(sock "$d" b)
+  tp_bg events-a a "$ESPD" events --control "$sa"
+  tp_bg events-b b "$TP_PY" "$CTL" events --sock "$sb" --seconds 12
+  tp_wait 3 grep -q subscribed "$TP_LOGDIR/events-b.out" || { fail "no subscription on b"; return; }
+  sleep 0.3
+  # a's new outbound SA: soft at 20 packets, hard at 40; b's new inbound SA: soft after 2 s, hard after 4 s
+  local k1 k2
+  k1=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  ctl rk1 request "$sb" "{\"op\":\"rekey\",\"name\":\"a\",\"inbound\":{\"spi\":\"0x11110001\",\"alg\":\"aes128gcm16\",\"key\":\"$k1\",\"lifetime\":{\"seconds_soft\":2,\"seconds_hard\":4}}}" || return
+  ctl rk2 request "$sa" "{\"op\":\"rekey\",\"name\":\"b\",\"outbound\":{\"spi\":\"0x11110001\",\"alg\":\"aes128gcm16\",\"key\":\"$k1\",\"lifetime\":{\"packets_soft\":20,\"packets_hard\":40}}}" || return
+  tp_ping a -c 60 -i 0.01 -W 0.2 --min 1 "$b4" >"$TP_LOGDIR/ping1.log" 2>&1
+  tp_wait 3 grep -q '"spi":"0x11110001","hard":true' "$TP_LOGDIR/events-a.out" || fail "no hard event on a: $(cat "$TP_LOGDIR/events-a.out")"
+  grep -q '"spi":"0x11110001","hard":false,"reason":"packets","direction":"outbound"' "$TP_LOGDIR/events-a.out" ||
+    fail "no soft packets event on a: $(cat "$TP_LOGDIR/events-a.out")"
+  tp_espd_stats espd-a
+  local expired; expired=$(tp_stat espd-a expired)
+  ((expired >= 15)) || fail "a counted $expired packets dropped as expired, expected about 20"
+  espd_cli list-a tunnel list --json --control "$sa"
+  jq -e '.tunnels[0].outbound | .state == "expired" and .packets == 40' "$TP_LOGDIR/list-a.out" >/dev/null ||
+    fail "a's outbound SA: $(jq -c .tunnels[0].outbound "$TP_LOGDIR/list-a.out")"
+  # b's seconds lifetime: soft then hard, about 2 and 4 s after the rekey
+  tp_wait 6 grep -q '"spi":"0x11110001","hard":true,"reason":"seconds","direction":"inbound"' "$TP_LOGDIR/events-b.out" ||
+    fail "no hard seconds event on b: $(cat "$TP_LOGDIR/events-b.out")"
+  grep -q '"spi":"0x11110001","hard":false,"reason":"seconds"' "$TP_LOGDIR/events-b.out" || fail "no soft seconds event on b"
+  # sequence exhaustion: an outbound SA that starts 16 numbers before the end of the 32-bit space
+  local k2; k2=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  ctl rk3 request "$sb" "{\"op\":\"rekey\",\"name\":\"a\",\"inbound\":{\"spi\":\"0x22220001\",\"alg\":\"aes128gcm16\",\"key\":\"$k2\",\"replay_seq\":\"0xffffffe0\"}}" || return
+  ctl rk4 request "$sa" "{\"op\":\"rekey\",\"name\":\"b\",\"outbound\":{\"spi\":\"0x22220001\",\"alg\":\"aes128gcm16\",\"key\":\"$k2\",\"seq\":\"0xfffffff0\"}}" || return
+  tp_ping a -c 25 -i 0.01 -W 0.2 --min 1 "$b4" >"$TP_LOGDIR/ping2.log" 2>&1
+  tp_wait 3 grep -q '"spi":"0x22220001","hard":true,"reason":"sequence"' "$TP_LOGDIR/events-a.out" ||
+    fail "no sequence exhaustion event: $(grep 0x22220001 "$TP_LOGDIR/events-a.out")"
+  grep -q '"spi":"0x22220001","hard":false,"reason":"sequence"' "$TP_LOGDIR/events-a.out" || fail "no soft sequence event"
+  tp_espd_stats espd-a
+  local ex; ex=$(tp_stat espd-a sequence_exhausted)
+  ((ex >= 5)) || fail "a counted sequence_exhausted = $ex, expected about 10"
+  info "a: $(grep -c . "$TP_LOGDIR/events-a.out") events, expired $expired, sequence_exhausted $ex; b: $(grep -c '"event"' "$TP_LOGDIR/events-b.out") events"
+  stop_both
+}
+
+t_metrics() {
+  local d=$TP_LOGDIR/cfg b4 h
+  gen "$d" --inner 4 || return
+  for h in a b; do
+    jq '.metrics = "127.0.0.1:9469"' "$(cfg "$d" $h)" >"$d/$h.m.json" && mv "$d/$h.m.json" "$(cfg "$d" $h)"
+  done
+  pair_up "$d" || return
+  b4=$(sc "$d" .hosts.b.inner4)
+  tp_ping a -c 20 -i 0.01 "$b4" >/dev/null 2>&1 || fail "ping through the tunnel failed"
+  tp_iperf udp b a "$b4" 2 -u -b 10M -l 1000 || fail "iperf3: $TP_IPERF_SUMMARY"
+  sleep 0.5   # let the last packets land
+  tp_exec a curl -sS -D "$TP_LOGDIR/headers.txt" http://127.0.0.1:9469/metrics -o "$TP_LOGDIR/metrics.txt" ||
+    { fail "curl of the metrics endpoint failed"; return; }
+  espd_cli stats stats --json --control "$(sock "$d" a)" || return
+  grep -qi '^content-type: text/plain; version=0.0.4' "$TP_LOGDIR/headers.txt" || fail "content type: $(grep -i content-type "$TP_LOGDIR/headers.txt")"
+  "$TP_PY" - "$TP_LOGDIR/metrics.txt" "$TP_LOGDIR/stats.out" >"$TP_LOGDIR/compare.out" 2>&1 <<'EOF' || fail "metrics vs stats: $(tail -3 "$TP_LOGDIR/compare.out" | tr '\n' ' ')"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+text = open(sys.argv[1]).read()
+stats = json.load(open(sys.argv[2]))["stats"]
+m = {}
+families = 0
+for fam in text_string_to_metric_families(text):
+    families += 1
+    for s in fam.samples:
+        m[(s.name, tuple(sorted(s.labels.items())))] = s.value
+def get(name, **labels):
+    return m[(name, tuple(sorted(labels.items())))]
+checks = [
+    (get("espd_packets_total", verdict="decapsulated"), stats["decapsulated"]),
+    (get("espd_packets_total", verdict="encapsulated"), stats["encapsulated"]),
+    (get("espd_drops_total", reason="auth_failed"), stats["drops"]["auth_failed"]),
+    (get("espd_batches_total"), None),
+]
+t = stats["tunnels"][0]
+checks += [
+    (get("espd_tunnel_packets_total", tunnel=t["name"], direction="in"), t["packets_in"]),
+    (get("espd_tunnel_packets_total", tunnel=t["name"], direction="out"), t["packets_out"]),
+    (get("espd_tunnel_bytes_total", tunnel=t["name"], direction="in"), t["bytes_in"]),
+    (get("espd_tunnel_bytes_total", tunnel=t["name"], direction="out"), t["bytes_out"]),
+    (get("espd_tunnel_endpoint_changes_total", tunnel=t["name"]), t["endpoint_changes"]),
+]
+bad = [(a, b) for a, b in checks if b is not None and a != b]
+assert not bad, f"mismatches (metrics, stats): {bad}"
+assert stats["encapsulated"] > 1000, stats["encapsulated"]
+for r, n in stats["drops"].items():
+    assert get("espd_drops_total", reason=r) == n, r
+print(f"{families} metric families, {len(m)} samples; counters match")
+EOF
+  tp_exec a curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9469/nothing >"$TP_LOGDIR/404.txt"
+  [[ $(cat "$TP_LOGDIR/404.txt") == 404 ]] || fail "GET /nothing answered $(cat "$TP_LOGDIR/404.txt"), expected 404"
+  info "$(tail -1 "$TP_LOGDIR/compare.out")"
+  stop_both
+}
+
+t_owner() {
+  local d=$TP_LOGDIR/cfg dir=/run/espd-c$$ s
+  gen "$d" --inner 4 || return
+  mkdir -p "$dir" && chmod 755 "$dir"
+  jq --arg s "$dir/a.sock" '.control = $s' "$(cfg "$d" a)" >"$d/a.o.json" && mv "$d/a.o.json" "$(cfg "$d" a)"
+  s=$dir/a.sock
+  tp_topo_pair || { fail "topology"; rm -rf "$dir"; return; }
+  start a "$(cfg "$d" a)" || { rm -rf "$dir"; return; }
+  [[ $(stat -c '%a %U' "$s") == "600 root" ]] || fail "socket is $(stat -c '%a %U' "$s"), expected 600 root"
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$TP_PY" "$CTL" request "$s" '{"op":"list"}' >"$TP_LOGDIR/nobody1.out" 2>&1 &&
+    fail "uid 65534 got an answer through a 0600 socket: $(cat "$TP_LOGDIR/nobody1.out")"
+  grep -q 'Permission denied' "$TP_LOGDIR/nobody1.out" || fail "expected EACCES for uid 65534: $(tail -1 "$TP_LOGDIR/nobody1.out")"
+  chmod 666 "$s"   # even so, espd checks the peer's credentials
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$TP_PY" "$CTL" request "$s" '{"op":"list"}' >"$TP_LOGDIR/nobody2.out" 2>&1 &&
+    fail "uid 65534 got an answer through a world-writable socket: $(cat "$TP_LOGDIR/nobody2.out")"
+  grep -q '"ok": false.*not the socket.s owner' "$TP_LOGDIR/nobody2.out" || fail "expected a refusal naming the owner: $(tail -1 "$TP_LOGDIR/nobody2.out")"
+  ctl root request "$s" '{"op":"list"}' || fail "root (the owner) was refused"
+  tp_espd_stop espd-a 3 || fail "$TP_ESPD_WHY"
+  [[ -e $s ]] && fail "socket left after exit"
+  rm -rf "$dir"
+}
+
+run cli t_cli
+run rekey t_rekey
+run churn t_churn
+run malformed t_malformed
+run expiry t_expiry
+run metrics t_metrics
+run owner t_owner
+((LIST)) && exit 0
+
+left=$(tp_leftovers | tr '\n' ' ')
+if [[ -z $left ]]; then PASSED=$((PASSED + 1)); echo "PASS cleanup: no namespaces or processes left"
+else FAILED=$((FAILED + 1)); echo "FAIL cleanup: left behind: $left"; fi
+if ((FAILED)); then TP_KEEP=2; echo "logs and configs kept in $TP_WORK"
+elif ((KEEP)); then TP_KEEP=2; echo "logs and configs in $TP_WORK"; fi
+echo "$PASSED passed, $FAILED failed"
+((FAILED == 0))

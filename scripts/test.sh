@@ -35,6 +35,9 @@ bash scripts/netns-test.sh --espd .build/debug/espd
 step "live: many clients behind one NAT (aliases, flow table, rebinding, forgery, restart and reload, 10,000 tunnels)"
 bash scripts/nat-test.sh --espd .build/debug/espd
 
+step "live: the control plane (CLI, hitless rekeys under iperf3, 1,000-tunnel churn, bad requests, lifetimes, metrics, owner check)"
+bash scripts/control-test.sh --espd .build/debug/espd
+
 step "release build and benchmark gate"
 swift build -c release
 bash scripts/bench.sh

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: Apache-2.0
+// The control protocol without I/O: request parsing, what each change does to the configuration,
+// and the refusals that must leave it unchanged.
+import ESP
+import Testing
+
+@testable import Dataplane
+
+@Suite struct ControlTests {
+  static let keyHex = String(repeating: "a1", count: 20)
+  static func sa(_ spi: String, key: String = keyHex) -> String {
+    "{\"spi\":\"\(spi)\",\"alg\":\"aes128gcm16\",\"key\":\"\(key)\"}"
+  }
+
+  func parse(_ s: String) -> Result<ControlRequest, ControlError> { ControlRequest.parse(Array(s.utf8)) }
+
+  func error(_ s: String) -> String {
+    guard case .failure(let e) = parse(s) else { return "accepted" }
+    return e.message
+  }
+
+  var config: Config {
+    Fixture.gatewayConfig([Fixture.pair(1, mode: .tunnel).gateway, Fixture.pair(2, mode: .tunnel).gateway])
+  }
+
+  func apply(_ s: String, to c: Config? = nil) -> Result<Config, ControlError> {
+    switch parse(s) {
+    case .success(let r): return ControlState.apply(r, to: c ?? config)
+    case .failure(let e): return .failure(e)
+    }
+  }
+
+  @Test func everyOpParses() throws {
+    let tunnel =
+      "{\"name\":\"t9\",\"mode\":\"tunnel\",\"remote_ts\":[\"203.0.113.99/32\"],\"inbound\":[\(Self.sa("0x9001"))],\"outbound\":\(Self.sa("0x9002"))}"
+    guard case .success(.addTunnel(let t)) = parse("{\"op\":\"add_tunnel\",\"tunnel\":\(tunnel)}") else {
+      Issue.record("add_tunnel")
+      return
+    }
+    #expect(t.name == "t9" && t.inbound.first?.spi == 0x9001)
+    guard
+      case .success(.rekey("t9", let i?, nil)) = parse(
+        "{\"op\":\"rekey\",\"name\":\"t9\",\"inbound\":\(Self.sa("0x9003"))}")
+    else {
+      Issue.record("rekey")
+      return
+    }
+    #expect(i.spi == 0x9003)
+    guard case .success(.deleteSA(0x9003)) = parse("{\"op\":\"delete_sa\",\"spi\":\"0x9003\"}"),
+      case .success(.deleteSA(36867)) = parse("{\"op\":\"delete_sa\",\"spi\":36867}"),
+      case .success(.deleteTunnel("t9")) = parse("{\"op\":\"delete_tunnel\",\"name\":\"t9\"}"),
+      case .success(.list) = parse("{\"op\":\"list\"}"),
+      case .success(.stats) = parse("{\"op\":\"stats\"}"),
+      case .success(.subscribe) = parse("{\"op\":\"subscribe\"}")
+    else {
+      Issue.record("delete_sa, delete_tunnel, list, stats or subscribe")
+      return
+    }
+  }
+
+  @Test func badRequestsGetOneLineErrors() {
+    #expect(error("{\"op\":\"list\"").hasPrefix("bad JSON"))
+    #expect(error("[]").contains("expected a JSON object"))
+    #expect(error("{\"name\":\"x\"}").hasPrefix("op: expected one of"))
+    #expect(error("{\"op\":\"frobnicate\"}").contains("unknown op"))
+    #expect(error("{\"op\":\"list\",\"x\":1}").contains("x: unknown member"))
+    #expect(error("{\"op\":\"rekey\",\"name\":\"t\"}").contains("expected an inbound SA, an outbound SA or both"))
+    #expect(error("{\"op\":\"delete_sa\",\"spi\":0}").hasPrefix("spi: expected a non-zero"))
+    #expect(error("{\"op\":\"delete_tunnel\",\"name\":\"bad name!\"}").hasPrefix("name: expected"))
+    for e in [
+      error("{\"op\":\"rekey\",\"name\":\"t\",\"inbound\":\(Self.sa("0x1", key: String(repeating: "b2", count: 16)))}"),
+      error("{\"op\":\"rekey\",\"name\":\"t\",\"inbound\":\(Self.sa("0x1", key: "zz" + Self.keyHex))}"),
+    ] {
+      #expect(e.contains("inbound.key"), "\(e)")
+      #expect(!e.contains("b2b2") && !e.contains("a1a1"), "an error quotes key material: \(e)")
+    }
+    // The answer is one JSON line.
+    let answer = ControlError("a \"quoted\"\nthing").answer
+    #expect(!answer.contains("\n") && answer.hasPrefix("{\"ok\":false,\"error\":"))
+  }
+
+  @Test func changesAndRefusals() throws {
+    let c = config
+    // rekey inbound adds; outbound switches; delete_sa removes
+    let added = try apply("{\"op\":\"rekey\",\"name\":\"client1\",\"inbound\":\(Self.sa("0x7001"))}").get()
+    #expect(added.tunnels[0].inbound.map(\.spi) == [0x1001, 0x7001])
+    let switched = try apply("{\"op\":\"rekey\",\"name\":\"client1\",\"outbound\":\(Self.sa("0x7002"))}", to: added)
+      .get()
+    #expect(switched.tunnels[0].outbound.spi == 0x7002)
+    let deleted = try apply("{\"op\":\"delete_sa\",\"spi\":\"0x1001\"}", to: switched).get()
+    #expect(deleted.tunnels[0].inbound.map(\.spi) == [0x7001])
+    #expect(ControlState.removedSAs(from: switched, to: deleted).map(\.spi) == [0x1001])
+    #expect(ControlState.removedSAs(from: added, to: switched).map(\.spi) == [0x2001])
+
+    func refused(_ s: String, _ fragment: String, on base: Config? = nil) {
+      switch apply(s, to: base) {
+      case .success: Issue.record("accepted: \(s)")
+      case .failure(let e): #expect(e.message.contains(fragment), "\(e.message)")
+      }
+    }
+    refused("{\"op\":\"rekey\",\"name\":\"nosuch\",\"inbound\":\(Self.sa("0x7001"))}", "no tunnel named")
+    refused("{\"op\":\"delete_tunnel\",\"name\":\"nosuch\"}", "no tunnel named")
+    refused(
+      "{\"op\":\"rekey\",\"name\":\"client1\",\"inbound\":\(Self.sa("0x1002"))}", "an SPI no other inbound SA has")
+    refused("{\"op\":\"rekey\",\"name\":\"client1\",\"outbound\":\(Self.sa("0x2001"))}", "the outbound SA in use")
+    refused(
+      "{\"op\":\"rekey\",\"name\":\"client1\",\"outbound\":\(Self.sa("0x2002"))}", "an SPI no other outbound SA has")
+    refused("{\"op\":\"delete_sa\",\"spi\":\"0x1001\"}", "last inbound SA")
+    refused("{\"op\":\"delete_sa\",\"spi\":\"0x2001\"}", "outbound SA of tunnel")
+    refused("{\"op\":\"delete_sa\",\"spi\":\"0x4444\"}", "no inbound SA")
+    let dup =
+      "{\"name\":\"client1\",\"mode\":\"tunnel\",\"remote_ts\":[\"203.0.113.99/32\"],\"inbound\":[\(Self.sa("0x9001"))],\"outbound\":\(Self.sa("0x9002"))}"
+    refused("{\"op\":\"add_tunnel\",\"tunnel\":\(dup)}", "exists")
+    let samePrefix =
+      "{\"name\":\"t3\",\"mode\":\"tunnel\",\"remote_ts\":[\"203.0.113.11/32\"],\"inbound\":[\(Self.sa("0x9001"))],\"outbound\":\(Self.sa("0x9002"))}"
+    refused("{\"op\":\"add_tunnel\",\"tunnel\":\(samePrefix)}", "a prefix no other tunnel routes")
+    var full = c
+    for k in 0..<(ControlLimits.maxInboundSAs - 1) {
+      full.tunnels[0].inbound.append(Fixture.sa(UInt32(0x8000 + k), .aes128gcm16, seed: k))
+    }
+    refused(
+      "{\"op\":\"rekey\",\"name\":\"client1\",\"inbound\":\(Self.sa("0x7001"))}", "the most it may have", on: full)
+  }
+
+  @Test func removedKeysAreWipedInPlace() throws {
+    var old = try apply("{\"op\":\"rekey\",\"name\":\"client1\",\"inbound\":\(Self.sa("0x7001"))}").get()
+    let new = try apply("{\"op\":\"delete_sa\",\"spi\":\"0x1001\"}", to: old).get()
+    let address = old.tunnels[0].inbound[0].key.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+    ControlPlane.wipeRemoved(&old, keeping: new)
+    #expect(old.tunnels[0].inbound[0].key.allSatisfy { $0 == 0 })
+    #expect(old.tunnels[0].inbound[0].key.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) } == address)
+    #expect(old.tunnels[0].inbound[1].key == new.tunnels[0].inbound[0].key)
+    #expect(!new.tunnels[0].inbound[0].key.allSatisfy { $0 == 0 })
+  }
+
+  @Test func aNewSnapshotCarriesTunnelStateOverOnlyWhenInstalled() throws {
+    let pair = Fixture.pair(1, mode: .tunnel)
+    let c1 = Fixture.gatewayConfig([pair.gateway])
+    let gateway = Pipeline(table: try SATable(config: c1))
+    let client = Pipeline(
+      table: try SATable(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.11")!)))
+    let wire = Wire()
+    let inner = TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [1])
+    let (_, esp, _) = wire.send(inner, on: client)
+    let nat = Endpoint(address: Fixture.natIP, port: 31000)
+    #expect(wire.receive(esp, on: gateway, from: nat).0 == .decapsulated(tunnel: 0))
+    // rekey inbound: built "off the loop"; the new tunnel object has no state until installed
+    let c2 = try ControlState.apply(
+      .rekey(name: "client1", inbound: Fixture.sa(0x7001, .aes128gcm16, seed: 9), outbound: nil), to: c1
+    ).get()
+    let next = try SATable(config: c2, previous: (gateway.table, c1))
+    #expect(next.tunnels[0].peer == nil && next.tunnels[0].counters.packetsIn == 0)
+    #expect(next.tunnels[0].inbound[0] === gateway.table.tunnels[0].inbound[0])
+    gateway.install(next, replacing: gateway.table)
+    #expect(gateway.table.tunnels[0].peer == nat && gateway.table.tunnels[0].counters.packetsIn == 1)
+    #expect(gateway.table.tunnels[0].predecessor == nil)
+    // the old SA keeps working (its replay window too): make-before-break
+    let (_, esp2, _) = wire.send(inner, on: client)
+    #expect(wire.receive(esp2, on: gateway, from: nat).0 == .decapsulated(tunnel: 0))
+    #expect(wire.receive(esp2, on: gateway, from: nat).0 == .dropped(.replayed))
+  }
+
+  @Test func lifetimeEventsReachThePipelineAndHardExpiryIsCounted() throws {
+    var pair = Fixture.pair(1, mode: .tunnel)
+    var l = Lifetime()
+    l.packetsSoft = 1
+    l.packetsHard = 2
+    pair.client.outbound.lifetime = l
+    let client = Pipeline(
+      table: try SATable(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.11")!)))
+    let wire = Wire()
+    let inner = TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [1])
+    for _ in 0..<3 { _ = wire.send(inner, on: client) }
+    let events = client.takeEvents()
+    #expect(
+      events.map(\.event) == [
+        LifetimeEvent(hard: false, reason: .packets), LifetimeEvent(hard: true, reason: .packets),
+      ])
+    #expect(
+      events.first?.json
+        == "{\"event\":\"expire\",\"spi\":\"0x00001001\",\"hard\":false,\"reason\":\"packets\",\"direction\":\"outbound\",\"tunnel\":\"gw\"}"
+    )
+    #expect(client.counters.drops[.expired] == 1 && client.counters.encapsulated == 2)
+    #expect(client.takeEvents().isEmpty)
+    let s = client.snapshot()
+    #expect(s.tunnels[0].outbound.state == "expired" && s.hardEvents == 1 && s.softEvents == 1)
+    #expect(s.listJSON.contains("\"state\":\"expired\"") && !s.listJSON.contains("key"))
+  }
+
+  @Test func prometheusTextIsWellFormed() throws {
+    let gateway = Pipeline(table: try SATable(config: config))
+    let text = gateway.snapshot(loop: [("batches", 3)]).prometheusText(control: [("control_requests", 5)])
+    var declared = Set<String>()
+    for line in text.split(separator: "\n") {
+      if line.hasPrefix("# TYPE ") {
+        let parts = line.split(separator: " ")
+        #expect(parts.count == 4 && ["counter", "gauge"].contains(String(parts[3])), "\(line)")
+        #expect(declared.insert(String(parts[2])).inserted, "declared twice: \(line)")
+        continue
+      }
+      if line.hasPrefix("#") { continue }
+      let name = String(line.prefix { $0 != "{" && $0 != " " })
+      #expect(declared.contains(name), "sample before its TYPE line: \(line)")
+      #expect(UInt64(line.split(separator: " ").last ?? "") != nil, "\(line)")
+    }
+    #expect(text.contains("espd_tunnels 2\n") && text.contains("espd_batches_total 3\n"))
+    #expect(text.contains("espd_tunnel_packets_total{tunnel=\"client2\",direction=\"in\"} 0\n"))
+    #expect(text.contains("espd_control_requests_total 5\n"))
+  }
+}

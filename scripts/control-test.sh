@@ -29,32 +29,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-FILTER="" KEEP=0 LIST=0 ESPD_ARG=""
-while (($#)); do
-  case $1 in
-    --espd) ESPD_ARG=${2:?--espd needs a path}; shift 2 ;;
-    -k) FILTER=${2:?-k needs a regex}; shift 2 ;;
-    --keep) KEEP=1; shift ;;
-    --list) LIST=1; shift ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
-    *) echo "control-test.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
-  esac
-done
-
-ESPD=${ESPD_ARG:-${ESPD:-}}
-if [[ -z $ESPD ]]; then
-  ESPD=.build/debug/espd
-  [[ -x .build/release/espd && ! .build/release/espd -ot .build/debug/espd ]] && ESPD=.build/release/espd
-fi
-[[ $ESPD == /* ]] || ESPD=$ROOT/$ESPD
-export ESPD
+# shellcheck source=netns/harness.sh
+source "$ROOT/scripts/netns/harness.sh"
+suite_args "$0" 2,27 "$@"
 
 TP_PREFIX=espd-c$$
 TP_KEEP=$KEEP
 # shellcheck source=netns/topology.sh
 source "$ROOT/scripts/netns/topology.sh"
-# shellcheck source=netns/harness.sh
-source "$ROOT/scripts/netns/harness.sh"
 if ((!LIST)); then
   tp_init
   tp_require iperf3 jq curl setpriv
@@ -374,10 +356,4 @@ run metrics t_metrics
 run owner t_owner
 ((LIST)) && exit 0
 
-left=$(tp_leftovers | tr '\n' ' ')
-if [[ -z $left ]]; then PASSED=$((PASSED + 1)); echo "PASS cleanup: no namespaces or processes left"
-else FAILED=$((FAILED + 1)); echo "FAIL cleanup: left behind: $left"; fi
-if ((FAILED)); then TP_KEEP=2; echo "logs and configs kept in $TP_WORK"
-elif ((KEEP)); then TP_KEEP=2; echo "logs and configs in $TP_WORK"; fi
-echo "$PASSED passed, $FAILED failed"
-((FAILED == 0))
+suite_summary

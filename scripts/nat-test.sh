@@ -33,34 +33,15 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-FILTER="" SKIP="" KEEP=0 LIST=0 ESPD_ARG=""
-while (($#)); do
-  case $1 in
-    --espd) ESPD_ARG=${2:?--espd needs a path}; shift 2 ;;
-    -k) FILTER=${2:?-k needs a regex}; shift 2 ;;
-    --skip) SKIP=${2:?--skip needs a regex}; shift 2 ;;
-    --keep) KEEP=1; shift ;;
-    --list) LIST=1; shift ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
-    *) echo "nat-test.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
-  esac
-done
-
-ESPD=${ESPD_ARG:-${ESPD:-}}
-if [[ -z $ESPD ]]; then
-  ESPD=.build/debug/espd
-  [[ -x .build/release/espd && ! .build/release/espd -ot .build/debug/espd ]] && ESPD=.build/release/espd
-fi
-[[ $ESPD == /* ]] || ESPD=$ROOT/$ESPD
-export ESPD
+# shellcheck source=netns/harness.sh
+source "$ROOT/scripts/netns/harness.sh"
+suite_args "$0" 2,31 "$@"
 
 BUDGET=${NAT_TEST_BUDGET:-225}   # seconds: a test that would start later is failed, not run
 TP_PREFIX=espd-n$$
 TP_KEEP=$KEEP
 # shellcheck source=netns/topology.sh
 source "$ROOT/scripts/netns/topology.sh"
-# shellcheck source=netns/harness.sh
-source "$ROOT/scripts/netns/harness.sh"
 if ((!LIST)); then
   tp_init
   tp_require iperf3 tshark dumpcap conntrack
@@ -675,12 +656,4 @@ run scale-10k t_scale
 run scale-10k-reload t_scale_reload
 ((LIST)) && exit 0
 
-left=$(tp_leftovers | tr '\n' ' ')
-ip link show espd0 >/dev/null 2>&1 && left+="espd0 in the root namespace "
-if [[ -z $left ]]; then PASSED=$((PASSED + 1)); echo "PASS cleanup: no namespaces, processes or TUN devices left (${SECONDS}s in all)"
-else FAILED=$((FAILED + 1)); echo "FAIL cleanup: left behind: $left"; fi
-
-if ((FAILED)); then TP_KEEP=2; echo "logs, configs and captures kept in $TP_WORK"
-elif ((KEEP)); then TP_KEEP=2; echo "logs, configs and captures in $TP_WORK"; fi
-echo "$PASSED passed, $FAILED failed"
-((FAILED == 0))
+suite_summary

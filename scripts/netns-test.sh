@@ -18,32 +18,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-FILTER="" KEEP=0 LIST=0 ESPD_ARG=""
-while (($#)); do
-  case $1 in
-    --espd) ESPD_ARG=${2:?--espd needs a path}; shift 2 ;;
-    -k) FILTER=${2:?-k needs a regex}; shift 2 ;;
-    --keep) KEEP=1; shift ;;
-    --list) LIST=1; shift ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "netns-test.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
-  esac
-done
-
-ESPD=${ESPD_ARG:-${ESPD:-}}
-if [[ -z $ESPD ]]; then   # the newer of the release and debug builds
-  ESPD=.build/debug/espd
-  [[ -x .build/release/espd && ! .build/release/espd -ot .build/debug/espd ]] && ESPD=.build/release/espd
-fi
-[[ $ESPD == /* ]] || ESPD=$ROOT/$ESPD
-export ESPD
+# shellcheck source=netns/harness.sh
+source "$ROOT/scripts/netns/harness.sh"
+suite_args "$0" 2,16 "$@"
 
 TP_PREFIX=espd-t$$
 TP_KEEP=$KEEP
 # shellcheck source=netns/topology.sh
 source "$ROOT/scripts/netns/topology.sh"
-# shellcheck source=netns/harness.sh
-source "$ROOT/scripts/netns/harness.sh"
 if ((!LIST)); then
   tp_init
   tp_require iperf3 tshark dumpcap conntrack
@@ -477,12 +459,4 @@ run ike-punt t_ike_punt
 ((LIST)) && exit 0
 
 # nothing of ours may be left: namespaces, processes, a TUN in the root namespace
-left=$(tp_leftovers | tr '\n' ' ')
-ip link show espd0 >/dev/null 2>&1 && left+="espd0 in the root namespace "
-if [[ -z $left ]]; then PASSED=$((PASSED + 1)); echo "PASS cleanup: no namespaces, processes or TUN devices left"
-else FAILED=$((FAILED + 1)); echo "FAIL cleanup: left behind: $left"; fi
-
-if ((FAILED)); then TP_KEEP=2; echo "logs, configs and captures kept in $TP_WORK"
-elif ((KEEP)); then TP_KEEP=2; echo "logs, configs and captures in $TP_WORK"; fi
-echo "$PASSED passed, $FAILED failed"
-((FAILED == 0))
+suite_summary

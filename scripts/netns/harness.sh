@@ -44,3 +44,42 @@ run() {  # run NAME FUNCTION [ARGS...] : one test, always followed by a teardown
     printf 'PASS %s (%ss)%s\n' "$name" $((SECONDS - t0)) "$rest"
   fi
 }
+
+suite_args() {  # suite_args SCRIPT HELP_LINES "$@" : the options every live suite takes
+  # --espd PATH, -k REGEX, --skip REGEX, --keep, --list, -h; sets FILTER SKIP KEEP LIST and ESPD
+  # (default: $ESPD, else the newer of .build/release/espd and .build/debug/espd), exported.
+  local script=$1 help=$2 espd=""
+  shift 2
+  FILTER="" SKIP="" KEEP=0 LIST=0
+  while (($#)); do
+    case $1 in
+      --espd) espd=${2:?--espd needs a path}; shift 2 ;;
+      -k) FILTER=${2:?-k needs a regex}; shift 2 ;;
+      --skip) SKIP=${2:?--skip needs a regex}; shift 2 ;;
+      --keep) KEEP=1; shift ;;
+      --list) LIST=1; shift ;;
+      -h | --help) sed -n "${help}p" "$script"; exit 0 ;;
+      *) echo "$(basename "$script"): unknown argument $1 (try --help)" >&2; exit 2 ;;
+    esac
+  done
+  ESPD=${espd:-${ESPD:-}}
+  if [[ -z $ESPD ]]; then
+    ESPD=.build/debug/espd
+    [[ -x .build/release/espd && ! .build/release/espd -ot .build/debug/espd ]] && ESPD=.build/release/espd
+  fi
+  [[ $ESPD == /* ]] || ESPD=$ROOT/$ESPD
+  export ESPD
+}
+
+suite_summary() {  # the cleanup check (our namespaces, processes, a TUN in the root namespace), the
+  # work dir kept on failure or --keep, "N passed, M failed"; returns 1 if anything failed
+  local left
+  left=$(tp_leftovers | tr '\n' ' ')
+  ip link show espd0 >/dev/null 2>&1 && left+="espd0 in the root namespace "
+  if [[ -z $left ]]; then PASSED=$((PASSED + 1)); echo "PASS cleanup: no namespaces, processes or TUN devices left (${SECONDS}s in all)"
+  else FAILED=$((FAILED + 1)); echo "FAIL cleanup: left behind: $left"; fi
+  if ((FAILED)); then TP_KEEP=2; echo "logs, configs and captures kept in $TP_WORK"
+  elif ((KEEP)); then TP_KEEP=2; echo "logs, configs and captures in $TP_WORK"; fi
+  echo "$PASSED passed, $FAILED failed"
+  ((FAILED == 0))
+}

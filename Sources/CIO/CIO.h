@@ -22,6 +22,10 @@
 // TUNSETIFF is a function-like _IOW macro that Swift does not import.
 static inline unsigned long CIO_TUNSETIFF(void) { return TUNSETIFF; }
 
+// TUNSETOFFLOAD and TUNGETFEATURES are _IOW/_IOR macros too.
+static inline unsigned long CIO_TUNSETOFFLOAD(void) { return TUNSETOFFLOAD; }
+static inline unsigned long CIO_TUNGETFEATURES(void) { return TUNGETFEATURES; }
+
 // ioctl is variadic, which Swift cannot call; this fixes its third argument to a pointer.
 static inline int CIO_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
 

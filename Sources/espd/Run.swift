@@ -33,6 +33,14 @@ struct Run: ParsableCommand {
   @Option(name: .long, help: "Log format: text or json.")
   var logFormat: String = "text"
 
+  @Option(
+    name: .long,
+    help: "TUN offloads (GSO packets cut into segments before sealing, checksum offload): on or off. io_uring only.")
+  var tunOffload: String = "on"
+
+  @Option(name: .long, help: "UDP GSO (one sendmsg per run of same-size ESP datagrams to a peer): on or off.")
+  var udpGso: String = "on"
+
   @Flag(name: .long, help: "Run the built-in known-answer and replay tests, then exit.")
   var selftest = false
 
@@ -64,6 +72,10 @@ struct Run: ParsableCommand {
     guard logFormat == "text" || logFormat == "json" else {
       throw ValidationError("--log-format: expected text or json, got '\(logFormat)'")
     }
+    guard tunOffload == "on" || tunOffload == "off" else {
+      throw ValidationError("--tun-offload: expected on or off, got '\(tunOffload)'")
+    }
+    guard udpGso == "on" || udpGso == "off" else { throw ValidationError("--udp-gso: expected on or off, got '\(udpGso)'") }
     guard workers == 1 else { throw ValidationError("--workers: only 1 is supported in this build") }
     let json = logFormat == "json"
     LoggingSystem.bootstrap { label in
@@ -75,7 +87,9 @@ struct Run: ParsableCommand {
     let cfg = try ConfigFile.load(config)
     let runtime: Runtime
     do {
-      runtime = try Runtime(config: cfg, configPath: config, backend: backend, logger: logger)
+      runtime = try Runtime(
+        config: cfg, configPath: config, backend: backend,
+        offloads: OffloadOptions(tun: tunOffload == "on", udpGSO: udpGso == "on"), logger: logger)
     } catch {
       printError("espd: \(error)")
       throw ExitCode(1)

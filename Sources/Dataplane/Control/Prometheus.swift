@@ -79,6 +79,10 @@ extension StatsSnapshot {
     "ike_replies": "IKE datagrams sent for the IKE daemon.",
     "batches": "Batches handled by the packet loop.",
     "batched_packets": "Packets in those batches (mean batch size = batched_packets / batches).",
+    "tun_gso_packets": "GSO packets (TCP/UDP up to 64 KB) read from the TUN.",
+    "tun_gso_segments": "Segments cut from them, each sealed into its own ESP packet.",
+    "udp_gso_sends": "sendmsg calls that carried several ESP datagrams (UDP GSO).",
+    "offload_dropped": "Segments dropped for want of a free buffer.",
   ]
 }
 

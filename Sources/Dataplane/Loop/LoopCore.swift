@@ -33,6 +33,14 @@ public final class LoopCore {
   public internal(set) var tunWriteDropped: UInt64 = 0
   public internal(set) var udpSendDropped: UInt64 = 0
   public internal(set) var keepalivesSent: UInt64 = 0
+  /// Offloads: GSO packets read from the TUN and the segments cut from them, sendmsgs that carried
+  /// several datagrams (UDP GSO), segments dropped for want of a free slot.
+  public internal(set) var tunGSOPackets: UInt64 = 0
+  public internal(set) var tunGSOSegments: UInt64 = 0
+  public internal(set) var udpGSOSends: UInt64 = 0
+  public internal(set) var offloadDropped: UInt64 = 0
+  /// Set when the kernel refused a UDP GSO send (GSO is then off).
+  public internal(set) var udpGSODisabled = false
   /// Batches handled and packets in them (mean batch size = packets / batches).
   public internal(set) var batches: UInt64 = 0
   public internal(set) var batchedPackets: UInt64 = 0
@@ -68,7 +76,8 @@ public final class LoopCore {
     [
       ("tun_write_dropped", tunWriteDropped), ("udp_send_dropped", udpSendDropped), ("keepalives_sent", keepalivesSent),
       ("ike_punted", punt?.punted ?? 0), ("ike_punt_dropped", punt?.dropped ?? 0), ("ike_replies", punt?.replies ?? 0),
-      ("batches", batches), ("batched_packets", batchedPackets),
+      ("batches", batches), ("batched_packets", batchedPackets), ("tun_gso_packets", tunGSOPackets),
+      ("tun_gso_segments", tunGSOSegments), ("udp_gso_sends", udpGSOSends), ("offload_dropped", offloadDropped),
     ]
   }
 

@@ -90,11 +90,25 @@ public final class MMsgLoop {
   /// Reads up to a batch of packets from the TUN, encapsulates them, sends them per socket.
   func readTUN() {
     var n = 0
-    let room = slotSize - DataplaneConstants.headroom - DataplaneConstants.tailroom
+    let vnet = core.tun.vnetHeader ? VirtioNetHeader.size : 0
+    let room = slotSize - DataplaneConstants.headroom - DataplaneConstants.tailroom + vnet
     while n < batch {
-      let r = read(core.tun.fd, slot(n) + DataplaneConstants.headroom, room)
-      if r <= 0 { break }
-      packets[n] = PacketBuffer(base: slot(n), capacity: slotSize, start: DataplaneConstants.headroom, count: r)
+      let r = read(core.tun.fd, slot(n) + DataplaneConstants.headroom - vnet, room)
+      if r <= vnet { break }
+      if vnet > 0 {
+        // Offloads are off for this loop; a packet left over from before is completed or dropped.
+        let h = VirtioNetHeader(slot(n) + DataplaneConstants.headroom - vnet)
+        let data = slot(n) + DataplaneConstants.headroom
+        if h.gsoKind != VirtioNetHeader.gsoNone
+          || (h.flags & VirtioNetHeader.needsChecksum != 0
+            && !Segmentation.completeChecksum(
+              data, count: r - vnet, start: Int(h.checksumStart), offset: Int(h.checksumOffset)))
+        {
+          core.pipeline.counters.count(.dropped(.malformed))
+          continue
+        }
+      }
+      packets[n] = PacketBuffer(base: slot(n), capacity: slotSize, start: DataplaneConstants.headroom, count: r - vnet)
       n += 1
     }
     guard n > 0 else { return }
@@ -170,7 +184,10 @@ public final class MMsgLoop {
     for i in 0..<n {
       switch verdicts[i] {
       case .decapsulated:
-        if write(core.tun.fd, packets[i].data, packets[i].count) < 0 { core.tunWriteDropped &+= 1 }
+        let vnet = core.tun.vnetHeader ? VirtioNetHeader.size : 0
+        let data = packets[i].data - vnet
+        if vnet > 0 { VirtioNetHeader.writeNone(to: data) }
+        if write(core.tun.fd, data, packets[i].count + vnet) < 0 { core.tunWriteDropped &+= 1 }
       case .ike:
         core.punt?.punt(packets[i].bytes, from: addresses[i].remote, to: addresses[i].local)
       default:

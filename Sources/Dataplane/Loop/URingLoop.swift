@@ -25,20 +25,25 @@ public final class URingLoop {
   let signals: SignalEvents
   let uring: URing
   let batch = DataplaneConstants.batchSize
-  let slotSize = DataplaneConstants.slotSize
   /// Outstanding TUN reads (more than a few gain nothing; the kernel polls the TUN).
   let tunReads = 64
   let receiveBuffers: [ProvidedBuffers]
   let receiveHeaders: UnsafeMutablePointer<msghdr>
-  // TUN slots, each with what a sendmsg of it needs.
+  /// TUN read slots: 2 KiB, or 64 KiB and more when the TUN hands over GSO packets.
   let slab: UnsafeMutableRawPointer
-  let sendHeaders: UnsafeMutablePointer<msghdr>
-  let sendIovecs: UnsafeMutablePointer<iovec>
-  let sendNames: UnsafeMutablePointer<SocketAddressStorage>
-  let sendControls: UnsafeMutableRawPointer
+  let tunSlotSize: Int
+  /// Bytes of virtio-net header in front of each TUN packet (0 without IFF_VNET_HDR).
+  let vnetLength: Int
+  /// Slots for the segments of GSO packets (none without TUN offloads).
+  let arena: SlotArena
+  /// sendmsg descriptors (one per datagram, or per UDP GSO run of up to 64).
+  let sends: SendPool
+  /// Whether runs of same-size datagrams to one peer go out as one UDP GSO sendmsg.
+  var udpGSO: Bool
   /// One batch in each direction, in separate arrays: a round's completions mix both.
   let inbound: BatchArrays
   let outbound: BatchArrays
+  let outboundCapacity: Int
   var inboundCount = 0
   var outboundCount = 0
   let signalInfo = UnsafeMutablePointer<signalfd_siginfo>.allocate(capacity: 1)
@@ -50,11 +55,22 @@ public final class URingLoop {
     let f = uring.flags == 0 ? "default flags" : "SINGLE_ISSUER|DEFER_TASKRUN"
     return
       "\(f), multishot recvmsg into \(receiveBuffers.first?.count ?? 0) provided buffers per socket, \(tunReads) TUN reads"
+      + " of \(tunSlotSize / 1024) KiB, UDP GSO \(udpGSO ? "on" : "off")"
   }
 
-  public init(core: LoopCore, signals: SignalEvents) throws(SystemError) {
+  /// Creates the ring and the buffers.
+  /// - Parameters:
+  ///   - udpGSO: send runs of same-size datagrams to one peer as one sendmsg (UDP_SEGMENT).
+  public init(core: LoopCore, signals: SignalEvents, udpGSO: Bool = false) throws(SystemError) {
     self.core = core
     self.signals = signals
+    self.udpGSO = udpGSO
+    vnetLength = core.tun.vnetHeader ? VirtioNetHeader.size : 0
+    let gsoTUN = core.tun.offloads & (TunDevice.offloadTSO4 | TunDevice.offloadTSO6 | TunDevice.offloadUSO4) != 0
+    tunSlotSize = gsoTUN ? 65536 + 4096 : DataplaneConstants.slotSize
+    arena = SlotArena(count: gsoTUN ? 2048 : 0, size: DataplaneConstants.slotSize)
+    sends = SendPool(capacity: 512)
+    outboundCapacity = gsoTUN ? 1024 : tunReads
     uring = try URing(entries: 1024)
     var buffers: [ProvidedBuffers] = []
     for i in 0..<core.sockets.count {
@@ -68,25 +84,14 @@ public final class URingLoop {
         msg_name: nil, msg_namelen: socklen_t(MemoryLayout<SocketAddressStorage>.size), msg_iov: nil, msg_iovlen: 0,
         msg_control: nil, msg_controllen: SocketAddress.controlSpace, msg_flags: 0)
     }
-    slab = .allocate(byteCount: tunReads * DataplaneConstants.slotSize, alignment: 4096)
-    sendHeaders = .allocate(capacity: tunReads)
-    sendIovecs = .allocate(capacity: tunReads)
-    sendNames = .allocate(capacity: tunReads)
-    sendControls = .allocate(byteCount: tunReads * SocketAddress.controlSpace, alignment: 16)
-    sendHeaders.initialize(repeating: msghdr(), count: tunReads)
-    sendIovecs.initialize(repeating: iovec(), count: tunReads)
-    sendNames.initialize(repeating: SocketAddressStorage(), count: tunReads)
+    slab = .allocate(byteCount: tunReads * tunSlotSize, alignment: 4096)
     inbound = BatchArrays(capacity: batch, slab: slab)
-    outbound = BatchArrays(capacity: tunReads, slab: slab)
+    outbound = BatchArrays(capacity: outboundCapacity, slab: slab)
   }
 
   deinit {
     slab.deallocate()
     receiveHeaders.deallocate()
-    sendHeaders.deallocate()
-    sendIovecs.deallocate()
-    sendNames.deallocate()
-    sendControls.deallocate()
     signalInfo.deallocate()
     mailboxValue.deallocate()
     completions.deallocate()
@@ -95,7 +100,7 @@ public final class URingLoop {
   @inline(__always)
   func userData(_ kind: Kind, _ index: UInt32) -> UInt64 { kind.rawValue << 56 | UInt64(index) }
 
-  func slot(_ i: Int) -> UnsafeMutableRawPointer { slab + i * slotSize }
+  func slot(_ i: Int) -> UnsafeMutableRawPointer { slab + i * tunSlotSize }
 
   // MARK: submissions
 
@@ -106,10 +111,11 @@ public final class URingLoop {
     io_uring_sqe_set_data64(sqe, userData(.receive, UInt32(socket)))
   }
 
+  /// Reads a packet (after its virtio-net header, if any) into TUN slot `i`, at the headroom.
   func postTunRead(_ i: Int) {
     guard let sqe = uring.sqe() else { return }
-    let room = slotSize - DataplaneConstants.headroom - DataplaneConstants.tailroom
-    io_uring_prep_read(sqe, core.tun.fd, slot(i) + DataplaneConstants.headroom, UInt32(room), 0)
+    let room = tunSlotSize - DataplaneConstants.headroom - DataplaneConstants.tailroom + vnetLength
+    io_uring_prep_read(sqe, core.tun.fd, slot(i) + DataplaneConstants.headroom - vnetLength, UInt32(room), 0)
     io_uring_sqe_set_data64(sqe, userData(.tunRead, UInt32(i)))
   }
 
@@ -184,7 +190,7 @@ public final class URingLoop {
         guard let cqe = completions[k] else { continue }
         handle(cqe)
         if inboundCount == batch { flushInbound() }
-        if outboundCount == tunReads { flushOutbound() }
+        if outboundCount >= outboundCapacity - SendPool.maxSegments { flushOutbound() }
       }
       io_uring_cq_advance(&uring.ring, UInt32(n))
     }
@@ -205,17 +211,9 @@ public final class URingLoop {
       // Multishot stops on errors (ENOBUFS when every buffer is in use) and says so: re-arm.
       if cqe.pointee.flags & UInt32(IORING_CQE_F_MORE) == 0 { armReceive(index) }
     case .tunRead:
-      if res > 0 {
-        outbound.packets[outboundCount] = PacketBuffer(
-          base: slot(index), capacity: slotSize, start: DataplaneConstants.headroom, count: Int(res))
-        outbound.origin[outboundCount] = UInt32(index)
-        outboundCount += 1
-      } else {
-        postTunRead(index)
-      }
+      if res > vnetLength { collectTunPacket(slot: index, length: Int(res) - vnetLength) } else { postTunRead(index) }
     case .send:
-      if res < 0 { core.udpSendDropped &+= 1 }
-      postTunRead(index)
+      completeSend(index, result: res)
     case .tunWrite:
       if res < 0 { core.tunWriteDropped &+= 1 }
       receiveBuffers[index >> 16].give(UInt16(truncatingIfNeeded: index))
@@ -273,8 +271,10 @@ public final class URingLoop {
     for i in 0..<n {
       let o = inbound.origin[i]
       let buffers = receiveBuffers[Int(o >> 16)]
-      if case .decapsulated = verdicts[i], let sqe = uring.sqe() {
-        io_uring_prep_write(sqe, core.tun.fd, packets[i].data, UInt32(packets[i].count), 0)
+      if case .decapsulated = verdicts[i], packets[i].headroom >= vnetLength, let sqe = uring.sqe() {
+        let data = packets[i].data - vnetLength
+        if vnetLength > 0 { VirtioNetHeader.writeNone(to: data) }
+        io_uring_prep_write(sqe, core.tun.fd, data, UInt32(packets[i].count + vnetLength), 0)
         io_uring_sqe_set_data64(sqe, userData(.tunWrite, o))
         continue
       }
@@ -282,43 +282,6 @@ public final class URingLoop {
         core.punt?.punt(packets[i].bytes, from: addresses[i].remote, to: addresses[i].local)
       }
       buffers.give(UInt16(truncatingIfNeeded: o))
-    }
-  }
-
-  /// The outbound batch: encapsulate, queue one sendmsg per datagram (the slot is read into again
-  /// when the send completes).
-  func flushOutbound() {
-    let n = outboundCount
-    guard n > 0 else { return }
-    outboundCount = 0
-    core.batches &+= 1
-    core.batchedPackets &+= UInt64(n)
-    let (packets, addresses, verdicts) = (outbound.packets, outbound.addresses, outbound.verdicts)
-    core.pipeline.outbound(packets, addresses: addresses, verdicts: verdicts, count: n)
-    let now = LoopCore.now()
-    for i in 0..<n {
-      let slotIndex = Int(outbound.origin[i])
-      guard case .encapsulated(let t) = verdicts[i], let s = core.socketIndex(for: addresses[i].local),
-        let sqe = uring.sqe()
-      else {
-        if case .encapsulated = verdicts[i] { core.udpSendDropped &+= 1 }
-        postTunRead(slotIndex)
-        continue
-      }
-      let socket = core.sockets[s]
-      let name = UnsafeMutableRawPointer(sendNames + slotIndex)
-      let nameLength = SocketAddress.write(addresses[i].remote, to: name)
-      let control = sendControls + slotIndex * SocketAddress.controlSpace
-      let controlLength =
-        socket.local.address.isUnspecifiedAddress
-        ? SocketAddress.writePacketInfo(source: addresses[i].local.address, to: control) : 0
-      sendIovecs[slotIndex] = iovec(iov_base: packets[i].data, iov_len: packets[i].count)
-      sendHeaders[slotIndex] = msghdr(
-        msg_name: name, msg_namelen: nameLength, msg_iov: sendIovecs + slotIndex, msg_iovlen: 1,
-        msg_control: controlLength > 0 ? control : nil, msg_controllen: controlLength, msg_flags: 0)
-      io_uring_prep_sendmsg(sqe, socket.fd, sendHeaders + slotIndex, 0)
-      io_uring_sqe_set_data64(sqe, userData(.send, UInt32(slotIndex)))
-      core.pipeline.table.tunnels[Int(t)].lastSent = now
     }
   }
 }

@@ -16,6 +16,22 @@ public enum IOBackend: String, Sendable {
   case mmsg
 }
 
+/// Which offloads to use where the kernel has them (each is probed at start-up, and falls back
+/// to the plain path when refused).
+public struct OffloadOptions: Sendable, Equatable {
+  /// TUN offloads: IFF_VNET_HDR with checksum, TSO4/6 and USO4/6 (GSO packets read from the TUN
+  /// are cut into segments in userspace before sealing).
+  public var tun: Bool
+  /// UDP GSO on send: one sendmsg carries a run of same-size ESP datagrams to one peer.
+  public var udpGSO: Bool
+  public init(tun: Bool = true, udpGSO: Bool = true) {
+    self.tun = tun
+    self.udpGSO = udpGSO
+  }
+  /// Everything off: one packet per read, write and send.
+  public static let none = OffloadOptions(tun: false, udpGSO: false)
+}
+
 /// A running dataplane: owns every resource it set up, and removes what the kernel does not.
 public final class Runtime {
   let logger: Logger
@@ -26,16 +42,28 @@ public final class Runtime {
   let control: ControlServer
   /// The backend actually in use (io_uring may fall back to mmsg).
   public private(set) var backend: IOBackend
+  let offloads: OffloadOptions
 
   /// Sets everything up.
   /// - Throws: ``SystemError`` / ``NetlinkError`` with a one-line reason, or ``SATableError``.
-  public init(config: Config, configPath: String? = nil, backend requested: IOBackend, logger: Logger) throws {
+  public init(
+    config: Config, configPath: String? = nil, backend requested: IOBackend, offloads: OffloadOptions = OffloadOptions(),
+    logger: Logger
+  ) throws {
     self.logger = logger
+    self.offloads = offloads
     // Signals first, before anything could start a thread that would receive them instead.
     signals = try SignalEvents()
     let table = try SATable(config: config, now: LoopCore.now())
     let mailbox = try Mailbox()
-    tun = try TunDevice(name: config.tun.name)
+    // TUN offloads only with io_uring: the recvmmsg loop has no room to cut GSO packets into.
+    let vnet = offloads.tun && requested == .uring
+    tun = try TunDevice(name: config.tun.name, vnetHeader: vnet)
+    if vnet {
+      let base = TunDevice.offloadChecksum | TunDevice.offloadTSO4 | TunDevice.offloadTSO6
+      let got = tun.setOffloads([base | TunDevice.offloadUSO4 | TunDevice.offloadUSO6, base, TunDevice.offloadChecksum])
+      logger.info("tun offloads: \(TunDevice.describeOffloads(got))")
+    }
     if !config.tun.addresses.contains(where: { $0.address.isV6 }) { tun.disableIPv6() }
     try tun.configure(mtu: config.tun.mtu)
     netlink = try Netlink()
@@ -89,7 +117,8 @@ public final class Runtime {
     defer { control.stop() }
     if backend == .uring {
       do {
-        let loop = try URingLoop(core: core, signals: signals)
+        let gso = offloads.udpGSO && core.sockets.allSatisfy(\.supportsGSO)
+        let loop = try URingLoop(core: core, signals: signals, udpGSO: gso)
         logger.info("io: io_uring (\(loop.setupDescription))")
         loop.run()
         return
@@ -98,6 +127,7 @@ public final class Runtime {
         backend = .mmsg
       }
     }
+    if tun.offloads != 0 { tun.setOffloads([]) }  // no GSO packets or partial checksums from here on
     logger.info("io: recvmmsg/sendmmsg")
     let loop = MMsgLoop(core: core, signals: signals)
     loop.run()

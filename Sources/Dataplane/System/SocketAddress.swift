@@ -87,6 +87,24 @@ enum SocketAddress {
     return nil
   }
 
+  /// SOL_UDP and its UDP_SEGMENT (GSO) and UDP_GRO options (linux/udp.h).
+  static let solUDP: Int32 = 17
+  static let udpSegment: Int32 = 103
+  static let udpGRO: Int32 = 104
+
+  /// Writes a UDP_SEGMENT control message (the GSO segment size) at `control`.
+  /// - Returns: the bytes written (aligned).
+  static func writeSegmentSize(_ size: UInt16, to control: UnsafeMutableRawPointer) -> Int {
+    let headerSize = align(MemoryLayout<cmsghdr>.size)
+    var c = cmsghdr()
+    c.cmsg_level = solUDP
+    c.cmsg_type = udpSegment
+    c.cmsg_len = headerSize + 2
+    control.storeBytes(of: c, as: cmsghdr.self)
+    (control + headerSize).storeBytes(of: size, as: UInt16.self)
+    return align(headerSize + 2)
+  }
+
   /// Writes a pktinfo control message that makes the kernel send from `source`.
   /// - Returns: the control length (0 when `source` is a wildcard: let the kernel choose).
   static func writePacketInfo(source: IPAddress, to control: UnsafeMutableRawPointer) -> Int {

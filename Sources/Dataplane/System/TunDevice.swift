@@ -12,22 +12,37 @@ public final class TunDevice {
   public private(set) var fd: Int32
   /// The interface name the kernel gave it.
   public let name: String
+  /// Whether every read and write carries a ``VirtioNetHeader`` in front (IFF_VNET_HDR).
+  public let vnetHeader: Bool
+  /// The offloads the kernel accepted (``setOffloads(_:)``); 0: none.
+  public private(set) var offloads: UInt32 = 0
+
+  /// TUNSETOFFLOAD flags (linux/if_tun.h).
+  public static let offloadChecksum: UInt32 = 0x01
+  public static let offloadTSO4: UInt32 = 0x02
+  public static let offloadTSO6: UInt32 = 0x04
+  public static let offloadUSO4: UInt32 = 0x20
+  public static let offloadUSO6: UInt32 = 0x40
 
   /// Creates (or attaches to) the TUN device `name`.
-  /// - Parameter multiQueue: open with IFF_MULTI_QUEUE, so more queues can be attached later.
-  public init(name: String, multiQueue: Bool = false) throws(SystemError) {
+  /// - Parameters:
+  ///   - multiQueue: open with IFF_MULTI_QUEUE, so more queues can be attached later.
+  ///   - vnetHeader: open with IFF_VNET_HDR (needed for offloads).
+  public init(name: String, multiQueue: Bool = false, vnetHeader: Bool = false) throws(SystemError) {
     let fd = try Sys.call("cannot open /dev/net/tun") { open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK) }
     var ifr = ifreq()
     withUnsafeMutableBytes(of: &ifr.ifr_ifrn.ifrn_name) { b in
       for (i, c) in name.utf8.prefix(Int(IFNAMSIZ) - 1).enumerated() { b[i] = c }
     }
-    ifr.ifr_ifru.ifru_flags = Int16(IFF_TUN | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0))
+    ifr.ifr_ifru.ifru_flags = Int16(
+      IFF_TUN | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0) | (vnetHeader ? IFF_VNET_HDR : 0))
     guard CIO_ioctl(fd, CIO_TUNSETIFF(), &ifr) == 0 else {
       let e = errno
       Glibc.close(fd)
       throw SystemError("cannot create TUN device \(name)", errno: e)
     }
     self.fd = fd
+    self.vnetHeader = vnetHeader
     self.name = withUnsafeBytes(of: &ifr.ifr_ifrn.ifrn_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
   }
 
@@ -39,6 +54,29 @@ public final class TunDevice {
     guard fd >= 0 else { return }
     _ = Glibc.close(fd)
     fd = -1
+  }
+
+  /// Asks for offloads (needs ``vnetHeader``): the first of `choices` the kernel accepts wins
+  /// (newer flags first, e.g. with USO, then without).
+  /// - Returns: the flags in force (0 when the kernel refused them all, or for 0 itself).
+  @discardableResult
+  public func setOffloads(_ choices: [UInt32]) -> UInt32 {
+    for flags in choices where CIO_ioctl(fd, CIO_TUNSETOFFLOAD(), UnsafeMutableRawPointer(bitPattern: UInt(flags))) == 0 {
+      offloads = flags
+      return flags
+    }
+    _ = CIO_ioctl(fd, CIO_TUNSETOFFLOAD(), nil)
+    offloads = 0
+    return 0
+  }
+
+  /// `csum tso4 tso6 uso4 uso6`, or `none`.
+  public static func describeOffloads(_ flags: UInt32) -> String {
+    let names: [(UInt32, String)] = [
+      (offloadChecksum, "csum"), (offloadTSO4, "tso4"), (offloadTSO6, "tso6"), (offloadUSO4, "uso4"), (offloadUSO6, "uso6"),
+    ]
+    let on = names.filter { flags & $0.0 != 0 }.map(\.1)
+    return on.isEmpty ? "none" : on.joined(separator: " ")
   }
 
   /// The interface index.

@@ -61,6 +61,13 @@ public final class UDPSocket {
 
   deinit { close(fd) }
 
+  /// Whether the kernel takes UDP_SEGMENT on this socket (UDP GSO, Linux 4.18+).
+  public var supportsGSO: Bool {
+    var value: Int32 = 0
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    return getsockopt(fd, SocketAddress.solUDP, SocketAddress.udpSegment, &value, &length) == 0
+  }
+
   /// Sends one datagram (control path: keepalives, IKE replies).
   /// - Returns: false if the socket buffer is full (the datagram is dropped).
   @discardableResult

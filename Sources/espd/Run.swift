@@ -75,7 +75,9 @@ struct Run: ParsableCommand {
     guard tunOffload == "on" || tunOffload == "off" else {
       throw ValidationError("--tun-offload: expected on or off, got '\(tunOffload)'")
     }
-    guard udpGso == "on" || udpGso == "off" else { throw ValidationError("--udp-gso: expected on or off, got '\(udpGso)'") }
+    guard udpGso == "on" || udpGso == "off" else {
+      throw ValidationError("--udp-gso: expected on or off, got '\(udpGso)'")
+    }
     guard workers == 1 else { throw ValidationError("--workers: only 1 is supported in this build") }
     let json = logFormat == "json"
     LoggingSystem.bootstrap { label in

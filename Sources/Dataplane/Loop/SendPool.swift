@@ -116,7 +116,9 @@ final class SendPool {
     let nameLength = SocketAddress.write(remote, to: name)
     let control = controls + d * SocketAddress.controlSpace
     var controlLength = source.map { SocketAddress.writePacketInfo(source: $0, to: control) } ?? 0
-    if counts[d] > 1 { controlLength += SocketAddress.writeSegmentSize(UInt16(segmentSize), to: control + controlLength) }
+    if counts[d] > 1 {
+      controlLength += SocketAddress.writeSegmentSize(UInt16(segmentSize), to: control + controlLength)
+    }
     headers[d] = msghdr(
       msg_name: name, msg_namelen: nameLength, msg_iov: iovecs + d * SendPool.maxSegments, msg_iovlen: counts[d],
       msg_control: controlLength > 0 ? control : nil, msg_controllen: controlLength, msg_flags: 0)

@@ -99,7 +99,8 @@ public enum Segmentation {
     }
     let checksumAt: Int
     if plan.tcp {
-      out.storeBigEndian(p.loadBigEndianUInt32(at: l4 + 4) &+ UInt32(truncatingIfNeeded: i * plan.segmentSize), at: l4 + 4)
+      out.storeBigEndian(
+        p.loadBigEndianUInt32(at: l4 + 4) &+ UInt32(truncatingIfNeeded: i * plan.segmentSize), at: l4 + 4)
       var flags = p.load(fromByteOffset: l4 + 13, as: UInt8.self)
       if i > 0 { flags &= ~0x80 }  // CWR on the first segment only
       if i < plan.segments - 1 { flags &= ~(0x01 | 0x08) }  // FIN and PSH on the last only

@@ -47,7 +47,8 @@ public final class Runtime {
   /// Sets everything up.
   /// - Throws: ``SystemError`` / ``NetlinkError`` with a one-line reason, or ``SATableError``.
   public init(
-    config: Config, configPath: String? = nil, backend requested: IOBackend, offloads: OffloadOptions = OffloadOptions(),
+    config: Config, configPath: String? = nil, backend requested: IOBackend,
+    offloads: OffloadOptions = OffloadOptions(),
     logger: Logger
   ) throws {
     self.logger = logger

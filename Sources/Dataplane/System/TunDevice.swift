@@ -61,7 +61,8 @@ public final class TunDevice {
   /// - Returns: the flags in force (0 when the kernel refused them all, or for 0 itself).
   @discardableResult
   public func setOffloads(_ choices: [UInt32]) -> UInt32 {
-    for flags in choices where CIO_ioctl(fd, CIO_TUNSETOFFLOAD(), UnsafeMutableRawPointer(bitPattern: UInt(flags))) == 0 {
+    for flags in choices where CIO_ioctl(fd, CIO_TUNSETOFFLOAD(), UnsafeMutableRawPointer(bitPattern: UInt(flags))) == 0
+    {
       offloads = flags
       return flags
     }
@@ -73,7 +74,8 @@ public final class TunDevice {
   /// `csum tso4 tso6 uso4 uso6`, or `none`.
   public static func describeOffloads(_ flags: UInt32) -> String {
     let names: [(UInt32, String)] = [
-      (offloadChecksum, "csum"), (offloadTSO4, "tso4"), (offloadTSO6, "tso6"), (offloadUSO4, "uso4"), (offloadUSO6, "uso6"),
+      (offloadChecksum, "csum"), (offloadTSO4, "tso4"), (offloadTSO6, "tso6"), (offloadUSO4, "uso4"),
+      (offloadUSO6, "uso6"),
     ]
     let on = names.filter { flags & $0.0 != 0 }.map(\.1)
     return on.isEmpty ? "none" : on.joined(separator: " ")

@@ -83,6 +83,8 @@ extension StatsSnapshot {
     "tun_gso_segments": "Segments cut from them, each sealed into its own ESP packet.",
     "udp_gso_sends": "sendmsg calls that carried several ESP datagrams (UDP GSO).",
     "offload_dropped": "Segments dropped for want of a free buffer.",
+    "tun_gro_packets": "TUN writes that carried several decrypted TCP segments as one GSO packet.",
+    "tun_gro_segments": "The segments those writes carried.",
   ]
 }
 

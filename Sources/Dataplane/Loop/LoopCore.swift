@@ -39,6 +39,9 @@ public final class LoopCore {
   public internal(set) var tunGSOSegments: UInt64 = 0
   public internal(set) var udpGSOSends: UInt64 = 0
   public internal(set) var offloadDropped: UInt64 = 0
+  /// TUN writes that carried several decrypted TCP segments as one GSO packet, and those segments.
+  public internal(set) var tunGROPackets: UInt64 = 0
+  public internal(set) var tunGROSegments: UInt64 = 0
   /// Set when the kernel refused a UDP GSO send (GSO is then off).
   public internal(set) var udpGSODisabled = false
   /// Batches handled and packets in them (mean batch size = packets / batches).
@@ -78,6 +81,7 @@ public final class LoopCore {
       ("ike_punted", punt?.punted ?? 0), ("ike_punt_dropped", punt?.dropped ?? 0), ("ike_replies", punt?.replies ?? 0),
       ("batches", batches), ("batched_packets", batchedPackets), ("tun_gso_packets", tunGSOPackets),
       ("tun_gso_segments", tunGSOSegments), ("udp_gso_sends", udpGSOSends), ("offload_dropped", offloadDropped),
+      ("tun_gro_packets", tunGROPackets), ("tun_gro_segments", tunGROSegments),
     ]
   }
 

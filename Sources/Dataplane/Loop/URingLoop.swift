@@ -19,6 +19,7 @@ public final class URingLoop {
     case signal = 5
     case punt = 6  // poll on the punt socket
     case mailbox = 7  // read of the control plane's eventfd
+    case tunWriteV = 8  // writev of TUN write descriptor `index` (virtio-net header, packets)
   }
 
   let core: LoopCore
@@ -38,6 +39,10 @@ public final class URingLoop {
   let arena: SlotArena
   /// sendmsg descriptors (one per datagram, or per UDP GSO run of up to 64).
   let sends: SendPool
+  /// TUN writev descriptors (virtio-net header, then one packet or a coalesced TCP run).
+  let tunWrites: SendPool
+  /// Groups decapsulated TCP segments into GSO writes (with a virtio-net header only).
+  var coalescer: TCPCoalescer
   /// Whether runs of same-size datagrams to one peer go out as one UDP GSO sendmsg.
   var udpGSO: Bool
   /// One batch in each direction, in separate arrays: a round's completions mix both.
@@ -70,6 +75,8 @@ public final class URingLoop {
     tunSlotSize = gsoTUN ? 65536 + 4096 : DataplaneConstants.slotSize
     arena = SlotArena(count: gsoTUN ? 2048 : 0, size: DataplaneConstants.slotSize)
     sends = SendPool(capacity: 512)
+    tunWrites = SendPool(capacity: vnetLength > 0 ? 512 : 0)
+    coalescer = TCPCoalescer(capacity: DataplaneConstants.batchSize)
     outboundCapacity = gsoTUN ? 1024 : tunReads
     uring = try URing(entries: 1024)
     var buffers: [ProvidedBuffers] = []
@@ -217,6 +224,8 @@ public final class URingLoop {
     case .tunWrite:
       if res < 0 { core.tunWriteDropped &+= 1 }
       receiveBuffers[index >> 16].give(UInt16(truncatingIfNeeded: index))
+    case .tunWriteV:
+      completeTunWrite(index, result: res)
     case .signal:
       if res == Int32(MemoryLayout<signalfd_siginfo>.size) {
         signals.apply(Int32(signalInfo.pointee.ssi_signo), to: core)
@@ -259,7 +268,8 @@ public final class URingLoop {
     inboundCount += 1
   }
 
-  /// The inbound batch: decapsulate, queue TUN writes (the buffer returns when the write completes).
+  /// The inbound batch: decapsulate, queue TUN writes (the buffers return when the write
+  /// completes). With a virtio-net header, TCP segments of one flow go as one GSO write.
   func flushInbound() {
     let n = inboundCount
     guard n > 0 else { return }
@@ -268,21 +278,75 @@ public final class URingLoop {
     core.batchedPackets &+= UInt64(n)
     let (packets, addresses, verdicts) = (inbound.packets, inbound.addresses, inbound.verdicts)
     core.pipeline.inbound(packets, addresses: addresses, verdicts: verdicts, count: n)
+    coalescer.reset()
     for i in 0..<n {
       let o = inbound.origin[i]
-      let buffers = receiveBuffers[Int(o >> 16)]
-      if case .decapsulated = verdicts[i], packets[i].headroom >= vnetLength, let sqe = uring.sqe() {
-        let data = packets[i].data - vnetLength
-        if vnetLength > 0 { VirtioNetHeader.writeNone(to: data) }
-        io_uring_prep_write(sqe, core.tun.fd, data, UInt32(packets[i].count + vnetLength), 0)
-        io_uring_sqe_set_data64(sqe, userData(.tunWrite, o))
-        continue
+      if case .decapsulated = verdicts[i] {
+        if vnetLength > 0 {
+          coalescer.add(i, in: packets)
+          continue
+        }
+        if let sqe = uring.sqe() {
+          io_uring_prep_write(sqe, core.tun.fd, packets[i].data, UInt32(packets[i].count), 0)
+          io_uring_sqe_set_data64(sqe, userData(.tunWrite, o))
+          continue
+        }
+        core.tunWriteDropped &+= 1
       }
       if case .ike = verdicts[i] {
         core.punt?.punt(packets[i].bytes, from: addresses[i].remote, to: addresses[i].local)
       }
-      buffers.give(UInt16(truncatingIfNeeded: o))
+      receiveBuffers[Int(o >> 16)].give(UInt16(truncatingIfNeeded: o))
     }
+    for g in coalescer.groups { writeGroup(g) }
+  }
+
+  /// One TUN writev: the virtio-net header, the head packet, the payloads of the rest of its group.
+  func writeGroup(_ g: TCPCoalescer.Group) {
+    let packets = inbound.packets
+    guard let d = tunWrites.take(), let sqe = uring.sqe() else {
+      var i = g.head
+      while i >= 0 {
+        core.tunWriteDropped &+= 1
+        let o = inbound.origin[i]
+        receiveBuffers[Int(o >> 16)].give(UInt16(truncatingIfNeeded: o))
+        i = Int(coalescer.next[i])
+      }
+      return
+    }
+    let header = tunWrites.controls + d * SocketAddress.controlSpace
+    if g.count > 1 {
+      var h = VirtioNetHeader()
+      TCPCoalescer.finishHead(packets[g.head], g, header: &h)
+      h.write(to: header)
+      core.tunGROPackets &+= 1
+      core.tunGROSegments &+= UInt64(g.count)
+    } else {
+      VirtioNetHeader.writeNone(to: header)
+    }
+    tunWrites.append(d, data: header, length: VirtioNetHeader.size, origin: .max)
+    var i = g.head
+    var first = true
+    while i >= 0 {
+      let p = packets[i]
+      let skip = first ? 0 : g.headerLength
+      tunWrites.append(d, data: p.data + skip, length: p.count - skip, origin: inbound.origin[i])
+      first = false
+      i = Int(coalescer.next[i])
+    }
+    io_uring_prep_writev(sqe, core.tun.fd, tunWrites.iovecs + d * SendPool.maxSegments, UInt32(tunWrites.counts[d]), 0)
+    io_uring_sqe_set_data64(sqe, userData(.tunWriteV, UInt32(d)))
+  }
+
+  /// A TUN writev completed: count a failure, give every receive buffer back.
+  func completeTunWrite(_ d: Int, result: Int32) {
+    let count = tunWrites.counts[d]
+    if result < 0 { core.tunWriteDropped &+= UInt64(count - 1) }
+    for k in 1..<max(1, count) {
+      let o = tunWrites.origins[d * SendPool.maxSegments + k]
+      receiveBuffers[Int(o >> 16)].give(UInt16(truncatingIfNeeded: o))
+    }
+    tunWrites.give(d)
   }
 }
 

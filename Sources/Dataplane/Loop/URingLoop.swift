@@ -76,7 +76,10 @@ public final class URingLoop {
     arena = SlotArena(count: gsoTUN ? 2048 : 0, size: DataplaneConstants.slotSize)
     sends = SendPool(capacity: 512)
     tunWrites = SendPool(capacity: vnetLength > 0 ? 512 : 0)
-    coalescer = TCPCoalescer(capacity: DataplaneConstants.batchSize)
+    coalescer = TCPCoalescer(
+      capacity: DataplaneConstants.batchSize,
+      udp: core.tun.offloads & (TunDevice.offloadUSO4 | TunDevice.offloadUSO6) == TunDevice.offloadUSO4
+        | TunDevice.offloadUSO6)
     outboundCapacity = gsoTUN ? 1024 : tunReads
     uring = try URing(entries: 1024)
     var buffers: [ProvidedBuffers] = []

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // TUN offloads, inbound: decrypted TCP segments of one flow that follow each other are written to
 // the TUN as one GSO packet (the kernel's GRO, done before the TUN), so the local TCP stack takes
-// one 64 KB packet instead of forty-odd. The rules are tcp_gro_receive's. Pure: indices in, groups out.
+// one 64 KB packet instead of forty-odd; the rules are tcp_gro_receive's. With USO, same-size UDP
+// datagrams of one flow go the same way (the kernel splits them back at the same boundaries).
+// Pure: indices in, groups out.
 import ESP
 
 #if canImport(Glibc)
@@ -21,6 +23,7 @@ public struct TCPCoalescer {
     public var headerLength: Int
     public var l4Start: Int
     public var ipv6: Bool
+    public var tcp: Bool
     /// The whole IP packet the group makes (headers once, every payload).
     public var totalLength: Int
     var nextSequence: UInt32
@@ -35,7 +38,11 @@ public struct TCPCoalescer {
   /// The next packet of the same group (-1: the last), by packet index.
   public private(set) var next: [Int32]
 
-  public init(capacity: Int) {
+  /// Whether UDP datagrams are coalesced too (the TUN accepted USO).
+  public let udp: Bool
+
+  public init(capacity: Int, udp: Bool = false) {
+    self.udp = udp
     groups.reserveCapacity(capacity)
     next = [Int32](repeating: -1, count: capacity)
   }
@@ -47,10 +54,10 @@ public struct TCPCoalescer {
   public mutating func add(_ i: Int, in packets: UnsafePointer<PacketBuffer>) {
     let p = packets[i]
     next[i] = -1
-    guard let s = TCPCoalescer.segment(p) else {
+    guard let s = TCPCoalescer.segment(p), s.tcp || udp else {
       groups.append(
         Group(
-          head: i, tail: i, count: 1, segmentSize: 0, headerLength: 0, l4Start: 0, ipv6: false,
+          head: i, tail: i, count: 1, segmentSize: 0, headerLength: 0, l4Start: 0, ipv6: false, tcp: false,
           totalLength: p.count, nextSequence: 0, closed: true, pushSeen: false))
       return
     }
@@ -77,13 +84,15 @@ public struct TCPCoalescer {
     groups.append(
       Group(
         head: i, tail: i, count: 1, segmentSize: s.coalescable ? s.payload : 0, headerLength: s.headerLength,
-        l4Start: s.l4Start, ipv6: s.ipv6, totalLength: p.count, nextSequence: s.sequence &+ UInt32(s.payload),
+        l4Start: s.l4Start, ipv6: s.ipv6, tcp: s.tcp, totalLength: p.count,
+        nextSequence: s.sequence &+ UInt32(s.payload),
         closed: !s.coalescable || s.push, pushSeen: s.push))
   }
 
-  /// What matters of a TCP segment for coalescing.
+  /// What matters of a TCP segment (or UDP datagram) for coalescing.
   struct Segment {
     var ipv6: Bool
+    var tcp: Bool
     var l4Start: Int
     var headerLength: Int
     var payload: Int
@@ -94,22 +103,31 @@ public struct TCPCoalescer {
   }
 
   static func segment(_ p: PacketBuffer) -> Segment? {
-    guard p.count >= 40 else { return nil }
+    guard p.count >= 28 else { return nil }
     let version = p.uint8(at: 0) >> 4
     let ipv6 = version == 6
     let l4Start: Int
+    let proto: UInt8
     if version == 4 {
-      // No options, TCP, not a fragment, the stated length is the buffer's.
-      guard p.uint8(at: 0) == 0x45, p.uint8(at: 9) == IPProtocol.tcp, p.uint16(at: 6) & 0x3FFF == 0,
-        Int(p.uint16(at: 2)) == p.count
-      else { return nil }
+      // No options, not a fragment, the stated length is the buffer's.
+      guard p.uint8(at: 0) == 0x45, p.uint16(at: 6) & 0x3FFF == 0, Int(p.uint16(at: 2)) == p.count else { return nil }
       l4Start = 20
+      proto = p.uint8(at: 9)
     } else if ipv6 {
-      guard p.count >= 60, p.uint8(at: 6) == IPProtocol.tcp, Int(p.uint16(at: 4)) + 40 == p.count else { return nil }
+      guard p.count >= 48, Int(p.uint16(at: 4)) + 40 == p.count else { return nil }
       l4Start = 40
+      proto = p.uint8(at: 6)
     } else {
       return nil
     }
+    if proto == IPProtocol.udp {
+      guard Int(p.uint16(at: l4Start + 4)) == p.count - l4Start else { return nil }
+      let payload = p.count - l4Start - 8
+      return Segment(
+        ipv6: ipv6, tcp: false, l4Start: l4Start, headerLength: l4Start + 8, payload: payload, sequence: 0,
+        push: false, coalescable: payload > 0)
+    }
+    guard proto == IPProtocol.tcp, l4Start + 20 <= p.count else { return nil }
     let tcpLength = Int(p.uint8(at: l4Start + 12) >> 4) * 4
     guard tcpLength >= 20, l4Start + tcpLength <= p.count else { return nil }
     let flags = p.uint8(at: l4Start + 13)
@@ -117,7 +135,7 @@ public struct TCPCoalescer {
     // Only ACK, optionally PSH: SYN, FIN, RST, URG, ECE and CWR go alone (as tcp_gro_receive flushes).
     let coalescable = flags & ~UInt8(0x08) == 0x10 && payload > 0
     return Segment(
-      ipv6: ipv6, l4Start: l4Start, headerLength: l4Start + tcpLength, payload: payload,
+      ipv6: ipv6, tcp: true, l4Start: l4Start, headerLength: l4Start + tcpLength, payload: payload,
       sequence: p.uint32(at: l4Start + 4), push: flags & 0x08 != 0, coalescable: coalescable)
   }
 
@@ -125,8 +143,9 @@ public struct TCPCoalescer {
   /// (ack, window, options) but sequence number and PSH; the next sequence number; not longer
   /// than the group's segments; and the result within 64 KB.
   func joins(_ s: Segment, _ p: PacketBuffer, _ g: Group, head h: PacketBuffer) -> Bool {
-    guard s.coalescable, s.ipv6 == g.ipv6, s.headerLength == g.headerLength, s.payload <= g.segmentSize,
-      s.sequence == g.nextSequence, g.totalLength + s.payload <= 65535 - (g.ipv6 ? 40 : 0)
+    guard s.coalescable, s.tcp == g.tcp, s.ipv6 == g.ipv6, s.headerLength == g.headerLength,
+      s.payload <= g.segmentSize, !s.tcp || s.sequence == g.nextSequence,
+      g.totalLength + s.payload <= 65535 - (g.ipv6 ? 40 : 0)
     else { return false }
     return TCPCoalescer.headersMatch(p, h, s)
   }
@@ -149,9 +168,12 @@ public struct TCPCoalescer {
       else { return false }
     }
     let l4 = s.l4Start
-    // ports; ack; data offset, flags (but PSH) and window; options
-    guard a.load(fromByteOffset: l4, as: UInt32.self) == b.load(fromByteOffset: l4, as: UInt32.self),
-      memcmp(a + l4 + 8, b + l4 + 8, 4) == 0,
+    guard a.load(fromByteOffset: l4, as: UInt32.self) == b.load(fromByteOffset: l4, as: UInt32.self) else {
+      return false  // ports
+    }
+    guard s.tcp else { return true }
+    // ack; data offset, flags (but PSH) and window; options
+    guard memcmp(a + l4 + 8, b + l4 + 8, 4) == 0,
       a.load(fromByteOffset: l4 + 12, as: UInt8.self) == b.load(fromByteOffset: l4 + 12, as: UInt8.self),
       a.load(fromByteOffset: l4 + 13, as: UInt8.self) | 0x08 == b.load(fromByteOffset: l4 + 13, as: UInt8.self) | 0x08,
       memcmp(a + l4 + 14, b + l4 + 14, 2) == 0,
@@ -161,8 +183,8 @@ public struct TCPCoalescer {
   }
 
   /// Rewrites the head of a group of several segments into the GSO packet's header and fills
-  /// `header`: total length (and IPv4 header checksum), PSH if any segment had it, and the TCP
-  /// checksum field set to the pseudo-header sum for the kernel to complete (NEEDS_CSUM).
+  /// `header`: total length (and IPv4 header checksum; the UDP length), PSH if any segment had it,
+  /// and the TCP/UDP checksum field set to the pseudo-header sum for the kernel to complete (NEEDS_CSUM).
   public static func finishHead(_ head: PacketBuffer, _ g: Group, header: inout VirtioNetHeader) {
     let d = head.data
     let l4Length = g.totalLength - g.l4Start
@@ -183,15 +205,18 @@ public struct TCPCoalescer {
       d.storeBytes(
         of: d.load(fromByteOffset: g.l4Start + 13, as: UInt8.self) | 0x08, toByteOffset: g.l4Start + 13, as: UInt8.self)
     }
+    if !g.tcp { d.storeBigEndian(UInt16(l4Length), at: g.l4Start + 4) }
     let pseudo = InternetChecksum.addPseudoHeader(
-      source: source, destination: destination, protocol: IPProtocol.tcp, length: l4Length, to: 0)
-    d.storeBigEndian(~InternetChecksum.finish(pseudo), at: g.l4Start + 16)
+      source: source, destination: destination, protocol: g.tcp ? IPProtocol.tcp : IPProtocol.udp, length: l4Length,
+      to: 0)
+    let checksumOffset = g.tcp ? 16 : 6
+    d.storeBigEndian(~InternetChecksum.finish(pseudo), at: g.l4Start + checksumOffset)
     header = VirtioNetHeader()
     header.flags = VirtioNetHeader.needsChecksum
-    header.gsoType = g.ipv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4
+    header.gsoType = !g.tcp ? VirtioNetHeader.gsoUDPL4 : g.ipv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4
     header.headerLength = UInt16(g.headerLength)
     header.gsoSize = UInt16(g.segmentSize)
     header.checksumStart = UInt16(g.l4Start)
-    header.checksumOffset = 16
+    header.checksumOffset = UInt16(checksumOffset)
   }
 }

@@ -41,6 +41,9 @@ struct Run: ParsableCommand {
   @Option(name: .long, help: "UDP GSO (one sendmsg per run of same-size ESP datagrams to a peer): on or off.")
   var udpGso: String = "on"
 
+  @Option(name: .long, help: "UDP GRO (one receive carries many ESP datagrams of one peer): on or off. io_uring only.")
+  var udpGro: String = "on"
+
   @Flag(name: .long, help: "Run the built-in known-answer and replay tests, then exit.")
   var selftest = false
 
@@ -78,6 +81,9 @@ struct Run: ParsableCommand {
     guard udpGso == "on" || udpGso == "off" else {
       throw ValidationError("--udp-gso: expected on or off, got '\(udpGso)'")
     }
+    guard udpGro == "on" || udpGro == "off" else {
+      throw ValidationError("--udp-gro: expected on or off, got '\(udpGro)'")
+    }
     guard workers == 1 else { throw ValidationError("--workers: only 1 is supported in this build") }
     let json = logFormat == "json"
     LoggingSystem.bootstrap { label in
@@ -91,7 +97,8 @@ struct Run: ParsableCommand {
     do {
       runtime = try Runtime(
         config: cfg, configPath: config, backend: backend,
-        offloads: OffloadOptions(tun: tunOffload == "on", udpGSO: udpGso == "on"), logger: logger)
+        offloads: OffloadOptions(tun: tunOffload == "on", udpGSO: udpGso == "on", udpGRO: udpGro == "on"),
+        logger: logger)
     } catch {
       printError("espd: \(error)")
       throw ExitCode(1)

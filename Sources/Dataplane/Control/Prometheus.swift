@@ -85,6 +85,8 @@ extension StatsSnapshot {
     "offload_dropped": "Segments dropped for want of a free buffer.",
     "tun_gro_packets": "TUN writes that carried several decrypted TCP segments as one GSO packet.",
     "tun_gro_segments": "The segments those writes carried.",
+    "udp_gro_receives": "Receives that carried several coalesced ESP datagrams (UDP GRO).",
+    "udp_gro_datagrams": "The datagrams those receives carried.",
   ]
 }
 

@@ -42,6 +42,9 @@ public final class LoopCore {
   /// TUN writes that carried several decrypted TCP segments as one GSO packet, and those segments.
   public internal(set) var tunGROPackets: UInt64 = 0
   public internal(set) var tunGROSegments: UInt64 = 0
+  /// UDP GRO: receives that carried several datagrams, and those datagrams.
+  public internal(set) var udpGROReceives: UInt64 = 0
+  public internal(set) var udpGRODatagrams: UInt64 = 0
   /// Set when the kernel refused a UDP GSO send (GSO is then off).
   public internal(set) var udpGSODisabled = false
   /// Batches handled and packets in them (mean batch size = packets / batches).
@@ -82,6 +85,7 @@ public final class LoopCore {
       ("batches", batches), ("batched_packets", batchedPackets), ("tun_gso_packets", tunGSOPackets),
       ("tun_gso_segments", tunGSOSegments), ("udp_gso_sends", udpGSOSends), ("offload_dropped", offloadDropped),
       ("tun_gro_packets", tunGROPackets), ("tun_gro_segments", tunGROSegments),
+      ("udp_gro_receives", udpGROReceives), ("udp_gro_datagrams", udpGRODatagrams),
     ]
   }
 

@@ -37,6 +37,10 @@ public final class URingLoop {
   let vnetLength: Int
   /// Slots for the segments of GSO packets (none without TUN offloads).
   let arena: SlotArena
+  /// Slots for the datagrams of UDP GRO receives (none without GRO).
+  let inboundArena: SlotArena
+  /// Whether the listen sockets coalesce datagrams (UDP_GRO): receive buffers are then 64 KiB.
+  let udpGRO: Bool
   /// sendmsg descriptors (one per datagram, or per UDP GSO run of up to 64).
   let sends: SendPool
   /// TUN writev descriptors (virtio-net header, then one packet or a coalesced TCP run).
@@ -60,16 +64,19 @@ public final class URingLoop {
     let f = uring.flags == 0 ? "default flags" : "SINGLE_ISSUER|DEFER_TASKRUN"
     return
       "\(f), multishot recvmsg into \(receiveBuffers.first?.count ?? 0) provided buffers per socket, \(tunReads) TUN reads"
-      + " of \(tunSlotSize / 1024) KiB, UDP GSO \(udpGSO ? "on" : "off")"
+      + " of \(tunSlotSize / 1024) KiB, UDP GSO \(udpGSO ? "on" : "off"), UDP GRO \(udpGRO ? "on" : "off")"
   }
 
   /// Creates the ring and the buffers.
   /// - Parameters:
   ///   - udpGSO: send runs of same-size datagrams to one peer as one sendmsg (UDP_SEGMENT).
-  public init(core: LoopCore, signals: SignalEvents, udpGSO: Bool = false) throws(SystemError) {
+  ///   - udpGRO: the sockets have UDP_GRO on (datagrams arrive coalesced, up to 64 KiB).
+  public init(core: LoopCore, signals: SignalEvents, udpGSO: Bool = false, udpGRO: Bool = false) throws(SystemError) {
     self.core = core
     self.signals = signals
     self.udpGSO = udpGSO
+    self.udpGRO = udpGRO
+    inboundArena = SlotArena(count: udpGRO ? 4096 : 0, size: DataplaneConstants.slotSize)
     vnetLength = core.tun.vnetHeader ? VirtioNetHeader.size : 0
     let gsoTUN = core.tun.offloads & (TunDevice.offloadTSO4 | TunDevice.offloadTSO6 | TunDevice.offloadUSO4) != 0
     tunSlotSize = gsoTUN ? 65536 + 4096 : DataplaneConstants.slotSize
@@ -84,7 +91,10 @@ public final class URingLoop {
     uring = try URing(entries: 1024)
     var buffers: [ProvidedBuffers] = []
     for i in 0..<core.sockets.count {
-      buffers.append(try ProvidedBuffers(ring: uring, group: UInt16(i), count: 512, size: DataplaneConstants.slotSize))
+      buffers.append(
+        try ProvidedBuffers(
+          ring: uring, group: UInt16(i), count: udpGRO ? 256 : 512,
+          size: udpGRO ? 65536 + 1024 : DataplaneConstants.slotSize))
     }
     receiveBuffers = buffers
     receiveHeaders = .allocate(capacity: max(1, core.sockets.count))
@@ -226,7 +236,7 @@ public final class URingLoop {
       completeSend(index, result: res)
     case .tunWrite:
       if res < 0 { core.tunWriteDropped &+= 1 }
-      receiveBuffers[index >> 16].give(UInt16(truncatingIfNeeded: index))
+      releaseInbound(UInt32(index))
     case .tunWriteV:
       completeTunWrite(index, result: res)
     case .signal:
@@ -264,11 +274,56 @@ public final class URingLoop {
     let remote = SocketAddress.read(name) ?? Endpoint(address: .v4(0), port: 0)
     let local =
       SocketAddress.packetInfoDestination(control: control, length: Int(out.pointee.controllen)) ?? s.local.address
+    let address = DatagramAddress(remote: remote, local: Endpoint(address: local, port: s.local.port))
+    if udpGRO, let size = SocketAddress.groSegmentSize(control: control, length: Int(out.pointee.controllen)),
+      size > 0, size < payloadLength
+    {
+      // Several datagrams coalesced (UDP GRO): each into a slot of its own, the buffer back at once.
+      splitCoalesced(UnsafeMutableRawPointer(payload), length: payloadLength, segment: size, address: address)
+      buffers.give(id)
+      return
+    }
     let i = inboundCount
     inbound.packets[i] = PacketBuffer(base: base, capacity: buffers.size, start: payload - base, count: payloadLength)
-    inbound.addresses[i] = DatagramAddress(remote: remote, local: Endpoint(address: local, port: s.local.port))
+    inbound.addresses[i] = address
     inbound.origin[i] = UInt32(socket) << 16 | UInt32(id)
     inboundCount += 1
+  }
+
+  /// The datagrams of one GRO receive (`segment` bytes each, the last may be shorter), copied into
+  /// inbound arena slots with the usual headroom.
+  func splitCoalesced(_ p: UnsafeMutableRawPointer, length: Int, segment: Int, address: DatagramAddress) {
+    let room = inboundArena.size - DataplaneConstants.headroom
+    var offset = 0
+    core.udpGROReceives &+= 1
+    while offset < length {
+      let n = min(segment, length - offset)
+      if inboundCount == batch { flushInbound() }
+      guard n <= room, let a = inboundArena.take() else {
+        core.offloadDropped &+= 1
+        offset += n
+        continue
+      }
+      let slot = inboundArena.slot(a)
+      (slot + DataplaneConstants.headroom).copyMemory(from: p + offset, byteCount: n)
+      let i = inboundCount
+      inbound.packets[i] = PacketBuffer(
+        base: slot, capacity: inboundArena.size, start: DataplaneConstants.headroom, count: n)
+      inbound.addresses[i] = address
+      inbound.origin[i] = URingLoop.arenaBit | a
+      inboundCount += 1
+      core.udpGRODatagrams &+= 1
+      offset += n
+    }
+  }
+
+  /// Gives an inbound packet's buffer back: an arena slot, or a provided buffer to its ring.
+  func releaseInbound(_ o: UInt32) {
+    if o & URingLoop.arenaBit != 0 {
+      inboundArena.give(o & ~URingLoop.arenaBit)
+    } else {
+      receiveBuffers[Int(o >> 16)].give(UInt16(truncatingIfNeeded: o))
+    }
   }
 
   /// The inbound batch: decapsulate, queue TUN writes (the buffers return when the write
@@ -299,7 +354,7 @@ public final class URingLoop {
       if case .ike = verdicts[i] {
         core.punt?.punt(packets[i].bytes, from: addresses[i].remote, to: addresses[i].local)
       }
-      receiveBuffers[Int(o >> 16)].give(UInt16(truncatingIfNeeded: o))
+      releaseInbound(o)
     }
     for g in coalescer.groups { writeGroup(g) }
   }
@@ -311,8 +366,7 @@ public final class URingLoop {
       var i = g.head
       while i >= 0 {
         core.tunWriteDropped &+= 1
-        let o = inbound.origin[i]
-        receiveBuffers[Int(o >> 16)].give(UInt16(truncatingIfNeeded: o))
+        releaseInbound(inbound.origin[i])
         i = Int(coalescer.next[i])
       }
       return
@@ -346,8 +400,7 @@ public final class URingLoop {
     let count = tunWrites.counts[d]
     if result < 0 { core.tunWriteDropped &+= UInt64(count - 1) }
     for k in 1..<max(1, count) {
-      let o = tunWrites.origins[d * SendPool.maxSegments + k]
-      receiveBuffers[Int(o >> 16)].give(UInt16(truncatingIfNeeded: o))
+      releaseInbound(tunWrites.origins[d * SendPool.maxSegments + k])
     }
     tunWrites.give(d)
   }

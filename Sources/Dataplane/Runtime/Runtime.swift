@@ -24,12 +24,15 @@ public struct OffloadOptions: Sendable, Equatable {
   public var tun: Bool
   /// UDP GSO on send: one sendmsg carries a run of same-size ESP datagrams to one peer.
   public var udpGSO: Bool
-  public init(tun: Bool = true, udpGSO: Bool = true) {
+  /// UDP GRO on receive: one receive may carry many ESP datagrams of one peer.
+  public var udpGRO: Bool
+  public init(tun: Bool = true, udpGSO: Bool = true, udpGRO: Bool = true) {
     self.tun = tun
     self.udpGSO = udpGSO
+    self.udpGRO = udpGRO
   }
   /// Everything off: one packet per read, write and send.
-  public static let none = OffloadOptions(tun: false, udpGSO: false)
+  public static let none = OffloadOptions(tun: false, udpGSO: false, udpGRO: false)
 }
 
 /// A running dataplane: owns every resource it set up, and removes what the kernel does not.
@@ -119,7 +122,8 @@ public final class Runtime {
     if backend == .uring {
       do {
         let gso = offloads.udpGSO && core.sockets.allSatisfy(\.supportsGSO)
-        let loop = try URingLoop(core: core, signals: signals, udpGSO: gso)
+        let gro = offloads.udpGRO && core.sockets.allSatisfy { $0.enableGRO() }
+        let loop = try URingLoop(core: core, signals: signals, udpGSO: gso, udpGRO: gro)
         logger.info("io: io_uring (\(loop.setupDescription))")
         loop.run()
         return
@@ -129,6 +133,7 @@ public final class Runtime {
       }
     }
     if tun.offloads != 0 { tun.setOffloads([]) }  // no GSO packets or partial checksums from here on
+    for s in core.sockets { _ = s.enableGRO(false) }  // recvmmsg takes one datagram per message
     logger.info("io: recvmmsg/sendmmsg")
     let loop = MMsgLoop(core: core, signals: signals)
     loop.run()

@@ -92,6 +92,25 @@ enum SocketAddress {
   static let udpSegment: Int32 = 103
   static let udpGRO: Int32 = 104
 
+  /// The segment size of a coalesced receive (the UDP_GRO control message), or nil.
+  static func groSegmentSize(control: UnsafeRawPointer, length: Int) -> Int? {
+    var offset = 0
+    let headerSize = MemoryLayout<cmsghdr>.size
+    while offset + headerSize <= length {
+      let c = control.loadUnaligned(fromByteOffset: offset, as: cmsghdr.self)
+      let cmsgLength = Int(c.cmsg_len)
+      guard cmsgLength >= headerSize, offset + cmsgLength <= length else { return nil }
+      if c.cmsg_level == solUDP && c.cmsg_type == udpGRO && cmsgLength >= align(headerSize) + 2 {
+        // The kernel writes an int (put_cmsg of gso_size).
+        let data = control + offset + align(headerSize)
+        return cmsgLength >= align(headerSize) + 4
+          ? Int(data.loadUnaligned(as: Int32.self)) : Int(data.loadUnaligned(as: UInt16.self))
+      }
+      offset += align(cmsgLength)
+    }
+    return nil
+  }
+
   /// Writes a UDP_SEGMENT control message (the GSO segment size) at `control`.
   /// - Returns: the bytes written (aligned).
   static func writeSegmentSize(_ size: UInt16, to control: UnsafeMutableRawPointer) -> Int {

@@ -61,6 +61,13 @@ public final class UDPSocket {
 
   deinit { close(fd) }
 
+  /// Turns UDP_GRO on (Linux 5.0+): several datagrams of one flow may arrive as one receive.
+  /// - Returns: whether the kernel took it.
+  public func enableGRO(_ on: Bool = true) -> Bool {
+    var value: Int32 = on ? 1 : 0
+    return setsockopt(fd, SocketAddress.solUDP, SocketAddress.udpGRO, &value, socklen_t(MemoryLayout<Int32>.size)) == 0
+  }
+
   /// Whether the kernel takes UDP_SEGMENT on this socket (UDP GSO, Linux 4.18+).
   public var supportsGSO: Bool {
     var value: Int32 = 0

@@ -14,6 +14,7 @@
 #   -o OUTDIR      results directory (default scripts/results/<timestamp>, gitignored)
 #   --crypto       also run peers.sh's `openssl speed` measurements (12 s)
 #   --no-syscalls  do not count espd's syscalls (perf stat on raw_syscalls:sys_enter)
+#   --espd-args A  extra arguments for `espd run` (e.g. "--udp-gro off --tun-offload off": before/after)
 #
 # Method: the peers (veth, wggo, swan) are measured by ../shared/bench/peers.sh itself
 # (`-o OUTDIR/peers`). espd is measured with peers.sh's own functions, loaded from that file at
@@ -34,6 +35,7 @@ TESTS="tcp udp1400 udp1372 udp64"
 SETUPS="veth wggo swan espd"
 IO=uring
 ESPD_BIN=${ESPD:-}
+ESPD_ARGS=""
 OUTDIR=""
 CRYPTO=0
 SYSCALLS=1
@@ -47,7 +49,8 @@ while (($#)); do
     -o) OUTDIR=${2:?-o needs a directory}; shift 2 ;;
     --crypto) CRYPTO=1; shift ;;
     --no-syscalls) SYSCALLS=0; shift ;;
-    -h | --help) sed -n '3,25p' "$0"; exit 0 ;;
+    --espd-args) ESPD_ARGS=${2?--espd-args needs a string}; shift 2 ;;
+    -h | --help) sed -n '3,26p' "$0"; exit 0 ;;
     *) echo "bench-e2e.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -208,6 +211,43 @@ EOF
 
 stats_lines() { grep -c '^{"stats"' "$1" 2>/dev/null; }
 
+ping_median_us() {  # ping_median_us ARGS... : median and p90 round trip in microseconds of 300 pings, 10 ms apart
+  ip netns exec $NS_A ping -n -c 300 -i 0.01 "$@" 2>/dev/null |
+    sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -g |
+    awk '{v[NR]=$1} END{if (NR < 100) {print "- -"; exit} printf "%.0f %.0f\n", v[int(NR/2)+1]*1000, v[int(NR*0.9)]*1000}'
+}
+
+latency_sample() {  # added latency at low load: ping through the tunnel minus ping over the bare veth
+  local veth tun
+  veth=$(ping_median_us $UL_B) tun=$(ping_median_us -I $IN_A $IN_B)
+  printf 'veth\t%s\t%s\nespd\t%s\t%s\n' ${veth% *} ${veth#* } ${tun% *} ${tun#* } >>"$ESPD_OUT/latency.tsv"
+}
+
+latency_wggo() {  # the same for wireguard-go, set up here the way peers.sh does (its setups are not loadable)
+  command -v wireguard-go >/dev/null && command -v wg >/dev/null || return 0
+  ns_free; ns_up
+  local ka kb pa pb wa wb i
+  ka=$(wg genkey) kb=$(wg genkey); pa=$(echo "$ka" | wg pubkey) pb=$(echo "$kb" | wg pubkey)
+  echo "$ka" >"$WORK/wl-a.key"; echo "$kb" >"$WORK/wl-b.key"
+  ip netns exec $NS_A env WG_PROCESS_FOREGROUND=1 wireguard-go $WG_A >"$WORK/wl-a.log" 2>&1 &
+  wa=$!; PIDS+=("$wa")
+  ip netns exec $NS_B env WG_PROCESS_FOREGROUND=1 wireguard-go $WG_B >"$WORK/wl-b.log" 2>&1 &
+  wb=$!; PIDS+=("$wb")
+  for i in $(seq 50); do ip -n $NS_A link show $WG_A >/dev/null 2>&1 && ip -n $NS_B link show $WG_B >/dev/null 2>&1 && break; sleep 0.1; done
+  ip netns exec $NS_A wg set $WG_A private-key "$WORK/wl-a.key" listen-port 51820 peer "$pb" endpoint $UL_B:51820 allowed-ips $NET_B
+  ip netns exec $NS_B wg set $WG_B private-key "$WORK/wl-b.key" listen-port 51820 peer "$pa" endpoint $UL_A:51820 allowed-ips $NET_A
+  ip -n $NS_A addr add $IN_A/24 dev $WG_A; ip -n $NS_B addr add $IN_B/24 dev $WG_B
+  ip -n $NS_A link set $WG_A up; ip -n $NS_B link set $WG_B up
+  ip -n $NS_A route add $NET_B dev $WG_A 2>/dev/null; ip -n $NS_B route add $NET_A dev $WG_B 2>/dev/null
+  ip netns exec $NS_A ping -q -c 3 -I $IN_A $IN_B >/dev/null 2>&1
+  local veth tun
+  veth=$(ping_median_us $UL_B) tun=$(ping_median_us -I $IN_A $IN_B)
+  printf 'veth (wggo run)\t%s\t%s\nwggo\t%s\t%s\n' ${veth% *} ${veth#* } ${tun% *} ${tun#* } >>"$ESPD_OUT/latency.tsv"
+  kill_pids "$wa" "$wb"; forget_pids "$wa" "$wb"
+  rm -f "$WORK"/wl-*.key
+  ns_down
+}
+
 espd_snapshot() {  # espd_snapshot LABEL : SIGUSR1 both, append their stats line to stats-{a,b}.jsonl
   local side pid f n i
   for side in a b; do
@@ -284,9 +324,11 @@ setup_espd() {
   "$ESPD_BIN" check --config "$WORK/espd-a.json" >"$RAW/espd-check-a.txt" 2>&1 ||
     { fail_setup espd "espd check rejects the config (raw/espd-check-a.txt)"; ns_down; return; }
   # `ip netns exec` execs espd: $! is espd itself, as for wireguard-go in peers.sh.
-  ip netns exec $NS_A "$ESPD_BIN" run --config "$WORK/espd-a.json" --io "$IO" >"$WORK/espd-a.out" 2>"$WORK/espd-a.log" &
+  # shellcheck disable=SC2086 # ESPD_ARGS is a list of words
+  ip netns exec $NS_A "$ESPD_BIN" run --config "$WORK/espd-a.json" --io "$IO" $ESPD_ARGS >"$WORK/espd-a.out" 2>"$WORK/espd-a.log" &
   ESPD_A=$!; PIDS+=("$ESPD_A")
-  ip netns exec $NS_B "$ESPD_BIN" run --config "$WORK/espd-b.json" --io "$IO" >"$WORK/espd-b.out" 2>"$WORK/espd-b.log" &
+  # shellcheck disable=SC2086
+  ip netns exec $NS_B "$ESPD_BIN" run --config "$WORK/espd-b.json" --io "$IO" $ESPD_ARGS >"$WORK/espd-b.out" 2>"$WORK/espd-b.log" &
   ESPD_B=$!; PIDS+=("$ESPD_B")
   local i ok=0
   for i in $(seq 100); do
@@ -306,6 +348,7 @@ setup_espd() {
     ip -n $NS_A -d link show $ESPD_TUN_A; ip -n $NS_A route get $IN_B; ip -n $NS_A rule; } >"$RAW/espd-setup.txt" 2>&1
   FWD=("$ESPD_A" "$ESPD_B"); TUN_MTU=$ESPD_MTU
   settle
+  latency_sample
   espd_snapshot start
   local t
   for t in $TESTS; do
@@ -391,6 +434,9 @@ if [[ -n $PEER_SETUPS ]]; then
   ((prc == 0)) || log "warning: peers.sh exited $prc (see $OUTDIR/peers.stderr)"
 fi
 if ((DO_ESPD)); then
+  printf 'path\tmedian_us\tp90_us\n' >"$ESPD_OUT/latency.tsv"
+  log "latency: wireguard-go"
+  latency_wggo
   log "setup espd ($ESPD_BIN, --io $IO, tun mtu $ESPD_MTU)"
   setup_espd
 fi
@@ -411,7 +457,7 @@ cat "$OUTDIR/peers/peak_rss.tsv" "$ESPD_OUT/peak_rss.tsv" 2>/dev/null >"$OUTDIR/
   cat "$OUTDIR/peers/env.txt" 2>/dev/null || { echo "date: $(date -Is)"; echo "kernel: $(uname -r)"; echo "cpus: $NCPU"; }
   echo "peers.sh: $PEERS_SH sha256 $(sha256sum "$PEERS_SH" | cut -d' ' -f1)"
   if ((DO_ESPD)); then
-    echo "espd: $ESPD_BIN ($("$ESPD_BIN" --version 2>/dev/null | head -1)), --io $IO, tun mtu $ESPD_MTU"
+    echo "espd: $ESPD_BIN ($("$ESPD_BIN" --version 2>/dev/null | head -1)), --io $IO ${ESPD_ARGS:+$ESPD_ARGS }, tun mtu $ESPD_MTU"
     echo "repo tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo ' + uncommitted changes')$([[ -n ${ESPD:-}${ESPD_GIVEN:-} ]] && echo ' (espd binary given, not necessarily built from it)')"
   fi
   echo "host before: loadavg $LOAD0, busy $BUSY0% ; after: loadavg $LOAD1, busy $BUSY1%"
@@ -442,6 +488,14 @@ cat "$OUTDIR/peers/peak_rss.tsv" "$ESPD_OUT/peak_rss.tsv" 2>/dev/null >"$OUTDIR/
   echo "  tunnel MTUs: wggo 1440 (1500-20-8-32), swan 1400 (hard-coded by kernel-libipsec),"
   echo "  espd $ESPD_MTU (1500 - 20 IP - 8 UDP - 8 ESP - 8 IV - 2 trailer - 16 ICV, inner+2 4-aligned:"
   echo "  the largest inner packet that fits one 1500-byte outer packet; udp1400's 1428 B is not fragmented)"
+  if [[ -s $ESPD_OUT/latency.tsv ]]; then
+    echo
+    echo "== added latency at low load (300 pings 10 ms apart, a -> b; target: under 50 us median)"
+    column -t -s $'\t' "$ESPD_OUT/latency.tsv"
+    awk -F'\t' '$1=="veth"{v=$2} $1=="espd"{e=$2} $1=="veth (wggo run)"{vw=$2} $1=="wggo"{w=$2}
+      END{if (v ~ /^[0-9]+$/ && e ~ /^[0-9]+$/) printf "added: espd %d us median (%s)", e-v, (e-v < 50 ? "ok" : "HIGH");
+          if (vw ~ /^[0-9]+$/ && w ~ /^[0-9]+$/) printf ", wireguard-go %d us", w-vw; print ""}' "$ESPD_OUT/latency.tsv"
+  fi
   if [[ -s $OUTDIR/peak_rss.tsv ]]; then
     echo
     echo "== forwarder peak RSS (VmHWM, side a then b)"
@@ -470,7 +524,8 @@ cat "$OUTDIR/peers/peak_rss.tsv" "$ESPD_OUT/peak_rss.tsv" 2>/dev/null >"$OUTDIR/
   done
   echo
   echo "== espd vs peers: ratio = espd / peer (> 1: espd ahead). TCP: rx Gbit/s; UDP: rx kpps (received"
-  echo "   datagrams/s). per-core: the same ratio per fwd CPU (rx / fwd_cpu). target: >= 1.5x wggo and swan"
+  echo "   datagrams/s). per-core: the same ratio per fwd CPU (rx / fwd_cpu). targets against wggo and swan:"
+  echo "   TCP >= 5x, UDP-64 >= 3x, the others >= 1.5x"
   awk -F'\t' -v tests="$TESTS" -v peers="$PEER_SETUPS" '
     NR==1 {next}
     { k=$1 SUBSEP $2; ok[k] = ($10 !~ /FAILED/);
@@ -489,7 +544,8 @@ cat "$OUTDIR/peers/peak_rss.tsv" "$ESPD_OUT/peak_rss.tsv" 2>/dev/null >"$OUTDIR/
           if ((p in ok) && ok[p] && (e in ok) && ok[e] && val[p] > 0) {
             r = sprintf("%.2fx", val[e] / val[p])
             if (cpu[e] > 0 && cpu[p] > 0) c = sprintf("%.2fx", (val[e]/cpu[e]) / (val[p]/cpu[p]))
-            if (P[j] == "wggo" || P[j] == "swan") mark = (val[e] / val[p] >= 1.5) ? "ok" : "LOW"
+            goal = (T[i] == "tcp") ? 5 : (T[i] == "udp64") ? 3 : 1.5
+            if (P[j] == "wggo" || P[j] == "swan") mark = (val[e] / val[p] >= goal) ? "ok" : "LOW"
           }
           printf " | %9s %8s %8s %-4s", ((p in ok) && ok[p] ? val[p] : "-"), r, c, mark
         }

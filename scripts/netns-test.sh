@@ -183,10 +183,11 @@ pair_up() {  # pair_up DIR [espd args...] : topology + espd on a and b + routes
   start b "$(cfg "$1" b)" "${@:2}" || return 1
 }
 
-# tunnel mode, both inner families, ping + iperf3 TCP and UDP; IO = uring|mmsg|"", OUTER = 4|6
+# tunnel mode, both inner families, ping + iperf3 TCP and UDP; IO = uring|mmsg|"", OUTER = 4|6;
+# further arguments go to `espd run` (OFFLOADS=off: every offload switched off)
 t_tunnel() {
-  local io=$1 outer=$2 alg=$3 d=$TP_LOGDIR/cfg args=()
-  [[ -n $io ]] && args=(--io "$io")
+  local io=$1 outer=$2 alg=$3 d=$TP_LOGDIR/cfg args=("${@:4}")
+  [[ -n $io ]] && args+=(--io "$io")
   gen "$d" pair --alg "$alg" --outer "$outer" --inner 4,6 || return
   pair_up "$d" "${args[@]}" || return
   local b4 b6 a4 a6
@@ -203,6 +204,19 @@ t_tunnel() {
   counter_ge a encapsulated 10; counter_ge a decapsulated 10
   counter_ge b encapsulated 10; counter_ge b decapsulated 10
   counter_zero_if_present a auth_failed; counter_zero_if_present b auth_failed
+  counter_zero_if_present a malformed; counter_zero_if_present b malformed
+  if [[ $io != mmsg && " ${args[*]} " != *" off "* ]]; then
+    # a sends the TCP streams: TSO packets from its TUN cut into segments, sent with UDP GSO;
+    # b receives them coalesced (UDP GRO) and writes them to its TUN coalesced (TCP GRO)
+    counter_ge a tun_gso_segments 100; counter_ge a udp_gso_sends 10
+    counter_ge b udp_gro_datagrams 100; counter_ge b tun_gro_segments 100
+    info "offloads: a cut $(tp_stat espd-a tun_gso_segments) segments from $(tp_stat espd-a tun_gso_packets) TUN packets; b took $(tp_stat espd-b udp_gro_datagrams) datagrams in $(tp_stat espd-b udp_gro_receives) receives, wrote $(tp_stat espd-b tun_gro_segments) segments in $(tp_stat espd-b tun_gro_packets) writes"
+  elif [[ " ${args[*]} " == *" off "* ]]; then
+    local k
+    for k in tun_gso_packets udp_gso_sends udp_gro_receives tun_gro_packets; do
+      counter a "$k" && [[ $COUNTER == 0 ]] || fail "espd-a counter $k = $COUNTER with every offload off"
+    done
+  fi
   stop a; stop b
 }
 
@@ -445,6 +459,7 @@ run topology-pair t_topology_pair
 run topology-nat t_topology_nat
 run tunnel-uring t_tunnel uring 4 aes128gcm16
 run tunnel-mmsg t_tunnel mmsg 4 aes128gcm16
+run tunnel-no-offload t_tunnel uring 4 aes128gcm16 --tun-offload off --udp-gso off --udp-gro off
 run tunnel-outer6 t_tunnel "" 6 aes256gcm16
 for alg in aes128gcm16 aes192gcm16 aes256gcm16 chacha20poly1305 aes128-sha256 aes256-sha256 null-sha256; do
   case $alg in chacha20poly1305 | aes256-sha256) run "alg-$alg" t_alg "$alg" 1 ;; *) run "alg-$alg" t_alg "$alg" ;; esac

@@ -220,6 +220,22 @@ t_tunnel() {
   stop a; stop b
 }
 
+t_gso_refused() {  # TUN MTU 1500 over a 1500 underlay: ESP datagrams exceed the route MTU, so the kernel
+  # refuses UDP GSO sends (EINVAL); espd must turn GSO off, send those datagrams one by one (IP
+  # fragments), and lose nothing
+  local d=$TP_LOGDIR/cfg h b4
+  gen "$d" pair --inner 4 || return
+  for h in a b; do jq '.tun.mtu = 1500' "$(cfg "$d" $h)" >"$d/$h.m" && mv "$d/$h.m" "$(cfg "$d" $h)"; done
+  pair_up "$d" || return
+  b4=$(sc "$d" .hosts.b.inner4)
+  ping_ok a "$b4" -c 2 -s 1400
+  iperf_ok tcp4 b a "$b4" 2
+  stats a
+  counter a udp_gso_refused && [[ $COUNTER == 1 ]] || fail "espd-a udp_gso_refused = $COUNTER, expected 1"
+  counter a udp_send_dropped && [[ $COUNTER == 0 ]] || fail "espd-a dropped $COUNTER datagrams when GSO was refused"
+  stop a; stop b
+}
+
 t_alg() {  # one algorithm: pings (two sizes; CBC padding), iperf3 TCP for a few
   local alg=$1 with_iperf=${2:-0} d=$TP_LOGDIR/cfg
   gen "$d" pair --alg "$alg" --inner 4,6 || return
@@ -460,6 +476,7 @@ run topology-nat t_topology_nat
 run tunnel-uring t_tunnel uring 4 aes128gcm16
 run tunnel-mmsg t_tunnel mmsg 4 aes128gcm16
 run tunnel-no-offload t_tunnel uring 4 aes128gcm16 --tun-offload off --udp-gso off --udp-gro off
+run gso-refused t_gso_refused
 run tunnel-outer6 t_tunnel "" 6 aes256gcm16
 for alg in aes128gcm16 aes192gcm16 aes256gcm16 chacha20poly1305 aes128-sha256 aes256-sha256 null-sha256; do
   case $alg in chacha20poly1305 | aes256-sha256) run "alg-$alg" t_alg "$alg" 1 ;; *) run "alg-$alg" t_alg "$alg" ;; esac

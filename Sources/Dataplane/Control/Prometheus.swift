@@ -87,6 +87,8 @@ extension StatsSnapshot {
     "tun_gro_segments": "The segments those writes carried.",
     "udp_gro_receives": "Receives that carried several coalesced ESP datagrams (UDP GRO).",
     "udp_gro_datagrams": "The datagrams those receives carried.",
+    "udp_gso_refused":
+      "1 once the kernel refused a UDP GSO send (its datagrams went again one by one; GSO is then off for that size and larger).",
   ]
 }
 

@@ -45,7 +45,7 @@ public final class LoopCore {
   /// UDP GRO: receives that carried several datagrams, and those datagrams.
   public internal(set) var udpGROReceives: UInt64 = 0
   public internal(set) var udpGRODatagrams: UInt64 = 0
-  /// Set when the kernel refused a UDP GSO send (GSO is then off).
+  /// Set when the kernel refused a UDP GSO send (GSO is then off, or off above that size).
   public internal(set) var udpGSODisabled = false
   /// Batches handled and packets in them (mean batch size = packets / batches).
   public internal(set) var batches: UInt64 = 0
@@ -86,6 +86,7 @@ public final class LoopCore {
       ("tun_gso_segments", tunGSOSegments), ("udp_gso_sends", udpGSOSends), ("offload_dropped", offloadDropped),
       ("tun_gro_packets", tunGROPackets), ("tun_gro_segments", tunGROSegments),
       ("udp_gro_receives", udpGROReceives), ("udp_gro_datagrams", udpGRODatagrams),
+      ("udp_gso_refused", udpGSODisabled ? 1 : 0),
     ]
   }
 

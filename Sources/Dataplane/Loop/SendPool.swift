@@ -57,6 +57,8 @@ final class SendPool {
   /// The buffers (loop-specific origin codes) each descriptor carries.
   let origins: UnsafeMutablePointer<UInt32>
   let counts: UnsafeMutablePointer<Int>
+  /// Where each descriptor goes (kept to send its datagrams again one by one if GSO is refused).
+  var destinations: [(socket: Int, remote: Endpoint, source: IPAddress?)]
   private let free: UnsafeMutablePointer<Int32>
   private(set) var available: Int
 
@@ -73,6 +75,7 @@ final class SendPool {
     origins.initialize(repeating: 0, count: capacity * SendPool.maxSegments)
     counts = .allocate(capacity: capacity)
     counts.initialize(repeating: 0, count: capacity)
+    destinations = Array(repeating: (0, Endpoint(address: .v4(0), port: 0), nil), count: capacity)
     free = .allocate(capacity: capacity)
     for i in 0..<capacity { free[i] = Int32(capacity - 1 - i) }
     available = capacity

@@ -49,6 +49,8 @@ public final class URingLoop {
   var coalescer: TCPCoalescer
   /// Whether runs of same-size datagrams to one peer go out as one UDP GSO sendmsg.
   var udpGSO: Bool
+  /// The largest datagram sent with GSO (lowered when the kernel refuses a size).
+  var gsoSizeLimit = Int.max
   /// One batch in each direction, in separate arrays: a round's completions mix both.
   let inbound: BatchArrays
   let outbound: BatchArrays

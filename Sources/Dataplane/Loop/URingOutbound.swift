@@ -99,7 +99,7 @@ extension URingLoop {
       core.pipeline.table.tunnels[Int(t)].lastSent = now
       let length = packets[i].count
       if var r = run, udpGSO, !r.closed, r.socket == s, sends.counts[r.descriptor] < r.limit, length <= r.size,
-        addresses[i] == r.address
+        r.size <= gsoSizeLimit, addresses[i] == r.address
       {
         sends.append(r.descriptor, data: packets[i].data, length: length, origin: origin)
         if length < r.size { r.closed = true }  // a shorter datagram ends the run
@@ -125,6 +125,7 @@ extension URingLoop {
   func submit(_ d: Int, socket s: Int, address: DatagramAddress, size: Int) {
     let socket = core.sockets[s]
     let source: IPAddress? = socket.local.address.isUnspecifiedAddress ? address.local.address : nil
+    sends.destinations[d] = (s, address.remote, source)
     let header = sends.prepare(d, remote: address.remote, source: source, segmentSize: size)
     guard let sqe = uring.sqe() else {
       completeSend(d, result: -ENOBUFS)
@@ -135,17 +136,44 @@ extension URingLoop {
     io_uring_sqe_set_data64(sqe, userData(.send, UInt32(d)))
   }
 
-  /// A sendmsg completed: count failures, release every buffer it carried. A kernel that refuses
-  /// UDP_SEGMENT (EIO, EINVAL, EOPNOTSUPP on a GSO send) turns GSO off for the rest of the run.
+  /// A sendmsg completed: count failures, release every buffer it carried. When the kernel refuses
+  /// a GSO send, its datagrams go again, one sendmsg each; EMSGSIZE or EINVAL (datagrams larger
+  /// than the route's MTU: they need IP fragments) stops GSO for datagrams of that size and
+  /// larger, EIO or EOPNOTSUPP (no UDP GSO here) stops it altogether.
   func completeSend(_ d: Int, result: Int32) {
     let count = sends.counts[d]
-    if result < 0 {
-      core.udpSendDropped &+= UInt64(count)
-      if count > 1 && (result == -EIO || result == -EINVAL || result == -EOPNOTSUPP) && udpGSO {
+    if result < 0 && count > 1 && (result == -EIO || result == -EINVAL || result == -EOPNOTSUPP || result == -EMSGSIZE)
+    {
+      let size = sends.iovecs[d * SendPool.maxSegments].iov_len
+      if result == -EMSGSIZE || result == -EINVAL {
+        gsoSizeLimit = min(gsoSizeLimit, size - 1)  // larger than the route allows: no GSO at this size
+      } else {
         udpGSO = false
-        core.udpGSODisabled = true
       }
+      core.udpGSODisabled = true
+      let (socket, remote, source) = sends.destinations[d]
+      for k in 0..<count {
+        let v = sends.iovecs[d * SendPool.maxSegments + k]
+        let origin = sends.origins[d * SendPool.maxSegments + k]
+        guard let e = sends.take(), let base = v.iov_base else {
+          core.udpSendDropped &+= 1
+          release(origin)
+          continue
+        }
+        sends.append(e, data: base, length: v.iov_len, origin: origin)
+        sends.destinations[e] = (socket, remote, source)
+        let header = sends.prepare(e, remote: remote, source: source, segmentSize: v.iov_len)
+        guard let sqe = uring.sqe() else {
+          completeSend(e, result: -ENOBUFS)
+          continue
+        }
+        io_uring_prep_sendmsg(sqe, core.sockets[socket].fd, header, 0)
+        io_uring_sqe_set_data64(sqe, userData(.send, UInt32(e)))
+      }
+      sends.give(d)
+      return
     }
+    if result < 0 { core.udpSendDropped &+= UInt64(count) }
     for k in 0..<count { release(sends.origins[d * SendPool.maxSegments + k]) }
     sends.give(d)
   }

@@ -81,6 +81,23 @@ import Testing
     }
   }
 
+  /// What the kernel makes of a GSO packet written to the TUN: its segments (our Segmentation,
+  /// which the segmentation tests hold to tcp_gso_segment's rules).
+  static func kernelSplit(_ packet: [UInt8], _ h: VirtioNetHeader) throws -> [[UInt8]] {
+    var gso = packet
+    var split: [[UInt8]] = []
+    try gso.withUnsafeMutableBytes { b in
+      let plan = try #require(Segmentation.plan(b.baseAddress!, count: b.count, header: h))
+      let out = UnsafeMutableRawPointer.allocate(byteCount: plan.maxSegmentLength, alignment: 8)
+      defer { out.deallocate() }
+      for i in 0..<plan.segments {
+        let n = Segmentation.writeSegment(i, of: b.baseAddress!, count: b.count, plan: plan, to: out)
+        split.append(Array(UnsafeRawBufferPointer(start: out, count: n)))
+      }
+    }
+    return split
+  }
+
   @Test(arguments: [false, true])
   func aRunCoalescesAndTheKernelsSplitGivesItBack(v6: Bool) throws {
     let original = Self.segments([1000, 1000, 1000, 1000, 400], v6: v6)
@@ -94,17 +111,7 @@ import Testing
     var gso = Array(slots.buffers[0].bytes)
     for i in 1..<original.count { gso += original[i][Int(g.headerLength)...] }
     #expect(gso.count == g.totalLength)
-    var split: [[UInt8]] = []
-    try gso.withUnsafeMutableBytes { b in
-      let plan = try #require(Segmentation.plan(b.baseAddress!, count: b.count, header: h))
-      let out = UnsafeMutableRawPointer.allocate(byteCount: plan.maxSegmentLength, alignment: 8)
-      defer { out.deallocate() }
-      for i in 0..<plan.segments {
-        let n = Segmentation.writeSegment(i, of: b.baseAddress!, count: b.count, plan: plan, to: out)
-        split.append(Array(UnsafeRawBufferPointer(start: out, count: n)))
-      }
-    }
-    #expect(split == original)
+    #expect(try Self.kernelSplit(gso, h) == original)
   }
 
   @Test func whatDoesNotJoin() {
@@ -177,17 +184,7 @@ import Testing
     #expect(h.gsoKind == VirtioNetHeader.gsoUDPL4 && h.gsoSize == 64 && h.checksumOffset == 6)
     var gso = Array(slots.buffers[0].bytes)
     for i in 1..<original.count { gso += original[i][28...] }
-    var split: [[UInt8]] = []
-    try gso.withUnsafeMutableBytes { b in
-      let plan = try #require(Segmentation.plan(b.baseAddress!, count: b.count, header: h))
-      let out = UnsafeMutableRawPointer.allocate(byteCount: plan.maxSegmentLength, alignment: 8)
-      defer { out.deallocate() }
-      for i in 0..<plan.segments {
-        let n = Segmentation.writeSegment(i, of: b.baseAddress!, count: b.count, plan: plan, to: out)
-        split.append(Array(UnsafeRawBufferPointer(start: out, count: n)))
-      }
-    }
-    #expect(split == original)
+    #expect(try Self.kernelSplit(gso, h) == original)
     // another port, or a larger datagram after a smaller one: new groups
     let mixed = Self.datagrams([64, 64]) + Self.datagrams([64], dport: 0x36) + Self.datagrams([30, 64])
     let s2 = Slots(mixed)

@@ -61,28 +61,41 @@ enum SocketAddress {
   /// Control-message space reserved per datagram for one pktinfo (the larger, IPv6's).
   static let controlSpace = 64
 
-  /// Finds the destination address of a received datagram in its IP_PKTINFO / IPV6_PKTINFO.
-  static func packetInfoDestination(control: UnsafeRawPointer, length: Int) -> IPAddress? {
+  /// The first control message of `level` and `type` in a received datagram's control data:
+  /// its data and length, or nil (also for a malformed list).
+  static func controlMessage(_ level: Int32, _ type: Int32, control: UnsafeRawPointer, length: Int) -> (
+    UnsafeRawPointer, Int
+  )? {
     var offset = 0
     let headerSize = MemoryLayout<cmsghdr>.size
     while offset + headerSize <= length {
       let c = control.loadUnaligned(fromByteOffset: offset, as: cmsghdr.self)
       let cmsgLength = Int(c.cmsg_len)
-      guard cmsgLength >= headerSize, offset + cmsgLength <= length else { return nil }
-      let data = control + offset + align(headerSize)
-      if c.cmsg_level == Int32(IPPROTO_IP) && c.cmsg_type == Int32(IP_PKTINFO) {
-        let info = data.loadUnaligned(as: in_pktinfo.self)
-        return .v4(UInt32(bigEndian: info.ipi_addr.s_addr))
-      }
-      if c.cmsg_level == Int32(IPPROTO_IPV6) && c.cmsg_type == Int32(IPV6_PKTINFO) {
-        let info = data.loadUnaligned(as: in6_pktinfo.self)
-        return withUnsafeBytes(of: info.ipi6_addr) {
-          .v6(
-            UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)),
-            UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-        }
+      guard cmsgLength >= align(headerSize), offset + cmsgLength <= length else { return nil }
+      if c.cmsg_level == level && c.cmsg_type == type {
+        return (control + offset + align(headerSize), cmsgLength - align(headerSize))
       }
       offset += align(cmsgLength)
+    }
+    return nil
+  }
+
+  /// Finds the destination address of a received datagram in its IP_PKTINFO / IPV6_PKTINFO.
+  static func packetInfoDestination(control: UnsafeRawPointer, length: Int) -> IPAddress? {
+    if let (data, n) = controlMessage(Int32(IPPROTO_IP), Int32(IP_PKTINFO), control: control, length: length),
+      n >= MemoryLayout<in_pktinfo>.size
+    {
+      return .v4(UInt32(bigEndian: data.loadUnaligned(as: in_pktinfo.self).ipi_addr.s_addr))
+    }
+    if let (data, n) = controlMessage(Int32(IPPROTO_IPV6), Int32(IPV6_PKTINFO), control: control, length: length),
+      n >= MemoryLayout<in6_pktinfo>.size
+    {
+      let info = data.loadUnaligned(as: in6_pktinfo.self)
+      return withUnsafeBytes(of: info.ipi6_addr) {
+        .v6(
+          UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)),
+          UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+      }
     }
     return nil
   }
@@ -94,21 +107,9 @@ enum SocketAddress {
 
   /// The segment size of a coalesced receive (the UDP_GRO control message), or nil.
   static func groSegmentSize(control: UnsafeRawPointer, length: Int) -> Int? {
-    var offset = 0
-    let headerSize = MemoryLayout<cmsghdr>.size
-    while offset + headerSize <= length {
-      let c = control.loadUnaligned(fromByteOffset: offset, as: cmsghdr.self)
-      let cmsgLength = Int(c.cmsg_len)
-      guard cmsgLength >= headerSize, offset + cmsgLength <= length else { return nil }
-      if c.cmsg_level == solUDP && c.cmsg_type == udpGRO && cmsgLength >= align(headerSize) + 2 {
-        // The kernel writes an int (put_cmsg of gso_size).
-        let data = control + offset + align(headerSize)
-        return cmsgLength >= align(headerSize) + 4
-          ? Int(data.loadUnaligned(as: Int32.self)) : Int(data.loadUnaligned(as: UInt16.self))
-      }
-      offset += align(cmsgLength)
-    }
-    return nil
+    guard let (data, n) = controlMessage(solUDP, udpGRO, control: control, length: length), n >= 2 else { return nil }
+    // The kernel writes an int (put_cmsg of gso_size).
+    return n >= 4 ? Int(data.loadUnaligned(as: Int32.self)) : Int(data.loadUnaligned(as: UInt16.self))
   }
 
   /// Writes a UDP_SEGMENT control message (the GSO segment size) at `control`.

@@ -84,18 +84,7 @@ import Testing
   /// What the kernel makes of a GSO packet written to the TUN: its segments (our Segmentation,
   /// which the segmentation tests hold to tcp_gso_segment's rules).
   static func kernelSplit(_ packet: [UInt8], _ h: VirtioNetHeader) throws -> [[UInt8]] {
-    var gso = packet
-    var split: [[UInt8]] = []
-    try gso.withUnsafeMutableBytes { b in
-      let plan = try #require(Segmentation.plan(b.baseAddress!, count: b.count, header: h))
-      let out = UnsafeMutableRawPointer.allocate(byteCount: plan.maxSegmentLength, alignment: 8)
-      defer { out.deallocate() }
-      for i in 0..<plan.segments {
-        let n = Segmentation.writeSegment(i, of: b.baseAddress!, count: b.count, plan: plan, to: out)
-        split.append(Array(UnsafeRawBufferPointer(start: out, count: n)))
-      }
-    }
-    return split
+    try #require(gsoSplit(packet, h))
   }
 
   @Test(arguments: [false, true])

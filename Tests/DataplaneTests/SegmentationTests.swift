@@ -53,20 +53,7 @@ import Testing
     ] + l4
   }
 
-  func split(_ packet: [UInt8], _ h: VirtioNetHeader) -> [[UInt8]]? {
-    var copy = packet
-    return copy.withUnsafeMutableBytes { b -> [[UInt8]]? in
-      guard let plan = Segmentation.plan(b.baseAddress!, count: b.count, header: h) else { return nil }
-      var out: [[UInt8]] = []
-      let slot = UnsafeMutableRawPointer.allocate(byteCount: plan.maxSegmentLength, alignment: 8)
-      defer { slot.deallocate() }
-      for i in 0..<plan.segments {
-        let n = Segmentation.writeSegment(i, of: b.baseAddress!, count: b.count, plan: plan, to: slot)
-        out.append(Array(UnsafeRawBufferPointer(start: slot, count: n)))
-      }
-      return out
-    }
-  }
+  func split(_ packet: [UInt8], _ h: VirtioNetHeader) -> [[UInt8]]? { gsoSplit(packet, h) }
 
   @Test(arguments: [false, true])
   func tcpSuperPacketsSplitLikeTheKernel(v6: Bool) throws {
@@ -166,5 +153,21 @@ import Testing
     v.headerLength = 52
     header.withUnsafeMutableBytes { v.write(to: $0.baseAddress!) }
     #expect(header.withUnsafeBytes { VirtioNetHeader($0.baseAddress!) } == v)
+  }
+}
+
+/// The segments Segmentation cuts a GSO packet into, or nil when it refuses the packet.
+func gsoSplit(_ packet: [UInt8], _ h: VirtioNetHeader) -> [[UInt8]]? {
+  var copy = packet
+  return copy.withUnsafeMutableBytes { b -> [[UInt8]]? in
+    guard let plan = Segmentation.plan(b.baseAddress!, count: b.count, header: h) else { return nil }
+    var out: [[UInt8]] = []
+    let slot = UnsafeMutableRawPointer.allocate(byteCount: plan.maxSegmentLength, alignment: 8)
+    defer { slot.deallocate() }
+    for i in 0..<plan.segments {
+      let n = Segmentation.writeSegment(i, of: b.baseAddress!, count: b.count, plan: plan, to: slot)
+      out.append(Array(UnsafeRawBufferPointer(start: slot, count: n)))
+    }
+    return out
   }
 }

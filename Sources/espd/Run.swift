@@ -21,7 +21,7 @@ struct Run: ParsableCommand {
   @Option(name: .long, help: "The configuration file (JSON, see INTERFACE.md).")
   var config: String?
 
-  @Option(name: .long, help: "Worker loops (one per core).")
+  @Option(name: .long, help: "Worker loops (one per core); this build runs one.")
   var workers: Int = 1
 
   @Option(name: .long, help: "I/O backend: uring (io_uring; falls back to mmsg if the kernel refuses) or mmsg.")

@@ -67,8 +67,6 @@ final class ControlPlane {
   /// Wipes, in place, the key copies of the SAs `old` has and `new` does not. In place matters:
   /// `old` is the only owner of those arrays by now, so no copy is made first.
   static func wipeRemoved(_ old: inout Config, keeping new: Config) {
-    let gone = Set(ControlState.removedSAs(from: old, to: new).map(\.spi))
-    guard !gone.isEmpty else { return }
     let newOutbound = Set(new.tunnels.map(\.outbound.spi))
     let newInbound = Set(new.tunnels.flatMap { $0.inbound.map(\.spi) })
     for i in old.tunnels.indices {

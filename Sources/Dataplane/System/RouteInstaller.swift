@@ -135,9 +135,18 @@ public final class RouteInstaller {
   /// - Returns: one line per thing that could not be removed (empty when all went well).
   @discardableResult
   public func uninstall() -> [String] {
+    let problems = remove(rules: installedRules, routes: installedRoutes)
+    installedRules = []
+    installedRoutes = []
+    installedRouteSet = []
+    return problems
+  }
+
+  /// Deletes rules, then routes, last installed first; what is already gone is not a problem.
+  private func remove(rules: [PolicyRule], routes: [Route]) -> [String] {
     var problems: [String] = []
     // Rules first: without them nothing is steered into espd's table while its routes go.
-    for rule in installedRules.reversed() {
+    for rule in rules.reversed() {
       do throws(NetlinkError) {
         try netlink.deleteRule(rule)
       } catch  where error.errno == ENOENT {
@@ -145,7 +154,7 @@ public final class RouteInstaller {
         problems.append(error.description)
       }
     }
-    for route in installedRoutes.reversed() {
+    for route in routes.reversed() {
       do throws(NetlinkError) {
         try netlink.deleteRoute(route.prefix, index: interfaceIndex, table: route.table)
       } catch  where error.errno == ESRCH || error.errno == ENODEV {
@@ -153,9 +162,6 @@ public final class RouteInstaller {
         problems.append(error.description)
       }
     }
-    installedRules = []
-    installedRoutes = []
-    installedRouteSet = []
     return problems
   }
 
@@ -177,24 +183,10 @@ public final class RouteInstaller {
   /// - Returns: one line per thing that could not be removed.
   @discardableResult
   public func removeStale(keeping next: RouteInstaller) -> [String] {
-    var problems: [String] = []
     let keepRules = Set(next.installedRules)
-    for rule in installedRules.reversed() where !keepRules.contains(rule) {
-      do throws(NetlinkError) {
-        try netlink.deleteRule(rule)
-      } catch  where error.errno == ENOENT {
-      } catch {
-        problems.append(error.description)
-      }
-    }
-    for route in installedRoutes.reversed() where !next.installedRouteSet.contains(route) {
-      do throws(NetlinkError) {
-        try netlink.deleteRoute(route.prefix, index: interfaceIndex, table: route.table)
-      } catch  where error.errno == ESRCH || error.errno == ENODEV {
-      } catch {
-        problems.append(error.description)
-      }
-    }
+    let problems = remove(
+      rules: installedRules.filter { !keepRules.contains($0) },
+      routes: installedRoutes.filter { !next.installedRouteSet.contains($0) })
     installedRules = installedRules.filter { keepRules.contains($0) }
     installedRoutes = installedRoutes.filter { next.installedRouteSet.contains($0) }
     installedRouteSet = Set(installedRoutes)

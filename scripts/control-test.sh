@@ -55,10 +55,18 @@ gen() {  # gen DIR ARGS... : a pair of configs (configs.py pair)
     { fail "configs.py pair $* failed: $(tail -1 "$dir.gen.log")"; return 1; }
 }
 
+ESPD_ARGS=()  # extra `espd run` arguments (the *-workers runs: --workers 2)
+
 pair_up() {  # pair_up DIR : topology + espd on a and b
   tp_topo_pair || { fail "building the pair topology failed"; return 1; }
-  start a "$(cfg "$1" a)" || return 1
-  start b "$(cfg "$1" b)" || return 1
+  start a "$(cfg "$1" a)" "${ESPD_ARGS[@]}" || return 1
+  start b "$(cfg "$1" b)" "${ESPD_ARGS[@]}" || return 1
+}
+
+with_workers() {  # with_workers FUNCTION : a test with both ends on two workers
+  ESPD_ARGS=(--workers 2)
+  "$@"
+  ESPD_ARGS=()
 }
 
 sock() { jq -r .control "$(cfg "$1" "$2")"; }   # sock DIR HOST
@@ -353,6 +361,8 @@ t_owner() {
 run cli t_cli
 run rekey t_rekey
 run churn t_churn
+run rekey-workers with_workers t_rekey
+run churn-workers with_workers t_churn
 run malformed t_malformed
 run expiry t_expiry
 run metrics t_metrics

@@ -73,11 +73,26 @@ stop() {  # stop HOST [SECONDS=3] : SIGTERM; must exit 0 in time and leave no TU
   tp_wait_no_tun "$1" 1 || fail "TUN device left in $1 1 s after exit"
 }
 
+GW_ARGS=()  # extra `espd run` arguments for the gateway (the *-workers runs: --workers 2)
+
+with_workers() {  # with_workers FUNCTION [ARGS...] : a test with the gateway on two workers
+  GW_ARGS=(--workers 2)
+  "$@"
+  GW_ARGS=()
+  # the gateway's exit line: two workers, both busy, nothing lost between them
+  local last
+  last=$(grep '"stats"' "$TP_LOGDIR/espd-gw.out" 2>/dev/null | tail -1)
+  [[ -n $last ]] || { fail "espd-gw printed no stats at exit"; return; }
+  jq -e '.stats.workers | length == 2' <<<"$last" >/dev/null || fail "espd-gw: stats do not show 2 workers"
+  jq -e '.stats.handoff_dropped == 0' <<<"$last" >/dev/null || fail "espd-gw: handoff_dropped = $(jq .stats.handoff_dropped <<<"$last")"
+  info "gw workers: $(jq -c '.stats.workers' <<<"$last"), handed over $(jq .stats.handoff_packets <<<"$last")"
+}
+
 nat_up() {  # nat_up DIR N : topology (masquerade for the LAN only), espd on gw and c1..cN
   local i
   tp_topo_nat "$2" || { fail "building the NAT topology failed"; return 1; }
   tp_nat_rule nat wan0 || { fail "nft: cannot set the masquerade rule"; return 1; }
-  start gw "$(cfg "$1" gw)" || return 1
+  start gw "$(cfg "$1" gw)" "${GW_ARGS[@]}" || return 1
   for ((i = 1; i <= $2; i++)); do start "c$i" "$(cfg "$1" "c$i")" || return 1; done
 }
 
@@ -330,7 +345,7 @@ t_rebinding() {
   tp_topo_nat 3 || { fail "building the NAT topology failed"; return; }
   tp_nat_rule nat wan0 || { fail "nft: cannot set the masquerade rule"; return; }
   tp_capture_start ul gw ul0 "udp port 4500" || { fail "capture on the gateway's underlay did not start"; return; }
-  start gw "$(cfg "$d" gw)" || return
+  start gw "$(cfg "$d" gw)" "${GW_ARGS[@]}" || return
   for i in 1 2 3; do start "c$i" "$(cfg "$d" "c$i")" || return; done
   for i in 1 2 3; do ping_ok "c$i" "$G4" -c 1; done
   snap gw before || return
@@ -394,7 +409,7 @@ t_forgery() {
   tp_nat_rule nat wan0 || { fail "nft: cannot set the masquerade rule"; return; }
   tp_addr nat wan0 "$evil/24" || { fail "cannot add $evil to the NAT's outside"; return; }
   tp_capture_start real gw ul0 "udp port 4500" || { fail "capture on the gateway's underlay did not start"; return; }
-  start gw "$(cfg "$d" gw)" || return
+  start gw "$(cfg "$d" gw)" "${GW_ARGS[@]}" || return
   start c1 "$(cfg "$d" c1)" || return
   start c2 "$(cfg "$d" c2)" || return
   start c3 "$(cfg "$d" c3)" || return
@@ -461,7 +476,7 @@ t_client_restart() {
   tp_topo_nat 3 || { fail "building the NAT topology failed"; return; }
   tp_nat_rule nat wan0 || { fail "nft: cannot set the masquerade rule"; return; }
   tp_capture_start ul gw ul0 "udp port 4500 or udp port 4501" || { fail "capture did not start"; return; }
-  start gw "$(cfg "$d" gw)" || return
+  start gw "$(cfg "$d" gw)" "${GW_ARGS[@]}" || return
   for i in 1 2 3; do start "c$i" "$(cfg "$d" "c$i")" || return; done
   for i in 1 2 3; do ping_ok "c$i" "$G4" -c 1; done
   snap gw before || return
@@ -568,7 +583,7 @@ t_scale() {
   tp_topo_nat 3 || { fail "building the NAT topology failed"; return; }
   tp_nat_rule nat wan0 || { fail "nft: cannot set the masquerade rule"; return; }
   # baseline: the same gateway with 3 tunnels
-  start gw "$(cfg "$base" gw)" || return
+  start gw "$(cfg "$base" gw)" "${GW_ARGS[@]}" || return
   sleep 0.3
   read -r rss3 hwm3 <<<"$(tp_proc_mem "$(tp_pid espd-gw)")"
   stop gw || return
@@ -652,6 +667,10 @@ run rebinding t_rebinding
 run forgery t_forgery
 run client-restart t_client_restart
 run reload-shared-alias t_reload_shared_alias
+run tunnel-mode-workers with_workers t_tunnel_mode
+run shared-alias-workers with_workers t_shared_alias
+run rebinding-workers with_workers t_rebinding
+run reload-shared-alias-workers with_workers t_reload_shared_alias
 run scale-10k t_scale
 run scale-10k-reload t_scale_reload
 ((LIST)) && exit 0

@@ -476,6 +476,7 @@ run topology-nat t_topology_nat
 run tunnel-uring t_tunnel uring 4 aes128gcm16
 run tunnel-mmsg t_tunnel mmsg 4 aes128gcm16
 run tunnel-no-offload t_tunnel uring 4 aes128gcm16 --tun-offload off --udp-gso off --udp-gro off
+run tunnel-workers t_tunnel uring 4 aes128gcm16 --workers 2
 run gso-refused t_gso_refused
 run tunnel-outer6 t_tunnel "" 6 aes256gcm16
 for alg in aes128gcm16 aes192gcm16 aes256gcm16 chacha20poly1305 aes128-sha256 aes256-sha256 null-sha256; do

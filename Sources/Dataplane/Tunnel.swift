@@ -42,6 +42,8 @@ public final class Tunnel {
   /// The tunnel of the same name in the snapshot this one replaces, until the loop installs this
   /// snapshot and carries the state over (``takeState(from:)``, on the loop's thread).
   var predecessor: Tunnel? = nil
+  /// Chooses the worker that owns this tunnel (``ownerKey(name:mode:alias:)``).
+  let ownerKey: UInt64
 
   init(index: Int32, config: TunnelConfig, outbound: OutboundSA, inbound: [InboundSA]) {
     self.index = index
@@ -54,6 +56,7 @@ public final class Tunnel {
     peerConfigured = config.peer != nil
     self.outbound = outbound
     self.inbound = inbound
+    ownerKey = Tunnel.ownerKey(name: config.name, mode: config.mode, alias: config.alias)
   }
 
   /// Carries a reloaded tunnel's run-time state over from its previous incarnation: the learned

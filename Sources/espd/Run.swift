@@ -21,7 +21,13 @@ struct Run: ParsableCommand {
   @Option(name: .long, help: "The configuration file (JSON, see INTERFACE.md).")
   var config: String?
 
-  @Option(name: .long, help: "Worker loops (one per core); this build runs one.")
+  @Option(
+    name: .long,
+    help: """
+      Worker loops, 1 to 64 (one per core is the sensible most). Each has its own io_uring, TUN queue \
+      and SO_REUSEPORT socket, and owns a share of the tunnels: every packet of a tunnel is handled by \
+      its owner (others hand it over), so each SA has a single writer. io_uring only.
+      """)
   var workers: Int = 1
 
   @Option(name: .long, help: "I/O backend: uring (io_uring; falls back to mmsg if the kernel refuses) or mmsg.")
@@ -84,7 +90,7 @@ struct Run: ParsableCommand {
     guard udpGro == "on" || udpGro == "off" else {
       throw ValidationError("--udp-gro: expected on or off, got '\(udpGro)'")
     }
-    guard workers == 1 else { throw ValidationError("--workers: only 1 is supported in this build") }
+    guard (1...64).contains(workers) else { throw ValidationError("--workers: expected 1 to 64, got \(workers)") }
     let json = logFormat == "json"
     LoggingSystem.bootstrap { label in
       var h: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
@@ -98,7 +104,7 @@ struct Run: ParsableCommand {
       runtime = try Runtime(
         config: cfg, configPath: config, backend: backend,
         offloads: OffloadOptions(tun: tunOffload == "on", udpGSO: udpGso == "on", udpGRO: udpGro == "on"),
-        logger: logger)
+        workers: workers, logger: logger)
     } catch {
       printError("espd: \(error)")
       throw ExitCode(1)

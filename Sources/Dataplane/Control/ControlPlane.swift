@@ -112,6 +112,18 @@ final class ControlPlane {
     }
   }
 
+  /// Receives the stats JSON when SIGUSR1 asks for it (set before the control thread starts).
+  var onStats: (String) -> Void = { _ in }
+
+  /// SIGUSR1: prints every worker's counters, summed.
+  func printStats() {
+    do throws(Mailbox.Failure) {
+      onStats(try mailbox.stats().statsJSON)
+    } catch {
+      logger.warning("SIGUSR1: \(error)")
+    }
+  }
+
   /// Removes the routes and rules (at exit).
   func uninstallRoutes() -> [String] { routes.uninstall() }
 }

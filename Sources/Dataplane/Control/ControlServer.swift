@@ -235,7 +235,7 @@ public final class ControlServer: @unchecked Sendable {
   // MARK: events and reloads from the loop
 
   private func serviceMailbox() {
-    let (events, reload, _) = plane.mailbox.take()
+    let (events, reload, printStats, _) = plane.mailbox.take()
     for e in events {
       let what =
         "SA \(ConfigParser.spiText(e.spi)) (\(e.tunnel), \(e.direction.rawValue)): \(e.event.hard ? "hard" : "soft") lifetime reached (\(e.event.reason.name))"
@@ -247,6 +247,7 @@ public final class ControlServer: @unchecked Sendable {
       }
     }
     if reload { plane.reload() }
+    if printStats { plane.printStats() }
   }
 
   // MARK: metrics

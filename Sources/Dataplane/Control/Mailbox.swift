@@ -1,40 +1,60 @@
 // SPDX-License-Identifier: Apache-2.0
-// Where the control thread and the packet loop meet: new snapshots and stats requests one way,
-// installed generations, stats, lifetime events and retired snapshots the other.
+// Where the control thread and the packet workers meet: the control thread parks every worker to
+// swap a snapshot in or count; workers hand lifetime events, reload and print requests the other way.
 import CIO
 
 #if canImport(Glibc)
   import Glibc
 #endif
 
-/// A mutex-protected handoff with an eventfd in each direction. The loop takes the lock only when
-/// its eventfd fired or it has events to hand over, never per packet; snapshots are immutable
-/// tables swapped in between batches (DESIGN.md: no lock per packet).
+/// What the control thread does to the workers' state while every worker is parked.
+public protocol ParkedDataplane: AnyObject {
+  /// Swaps `table` in on every worker (tunnel state carried over); returns the snapshot it replaced.
+  func install(_ table: SATable) -> SATable?
+  /// Every counter, summed over the workers.
+  func snapshot() -> StatsSnapshot
+}
+
+/// A mutex-protected handoff with an eventfd per worker and one for the control thread. A worker
+/// takes the lock only when its eventfd fired or it has events to hand over, never per packet.
+/// A change or a stats request parks every worker between batches, does its work on the control
+/// thread, and lets them go: a snapshot swap or a count is then atomic across workers (DESIGN.md:
+/// no lock per packet; snapshots are immutable tables swapped between batches).
 public final class Mailbox: @unchecked Sendable {
   private let lock: UnsafeMutablePointer<pthread_mutex_t>
   private let cond: UnsafeMutablePointer<pthread_cond_t>
-  /// Readable when the control thread left work for the loop.
-  public let loopFD: Int32
-  /// Readable when the loop left something for the control thread.
+  /// One per worker: readable when the control thread wants the workers parked.
+  public let loopFDs: [Int32]
+  /// The first worker's (the only one with `--workers 1`).
+  public var loopFD: Int32 { loopFDs[0] }
+  /// Readable when a worker left something for the control thread.
   public let controlFD: Int32
+  /// How many workers must park (fewer than `loopFDs` after a fallback to one loop); set before
+  /// the control thread starts.
+  public var workers: Int
+  /// Where parked work is done; set before the control thread starts.
+  public var dataplane: (any ParkedDataplane)?
 
   // Guarded by `lock`.
-  private var pendingTable: SATable? = nil
-  private var postedGeneration: UInt64 = 0
-  private var installedGeneration: UInt64 = 0
-  private var statsWanted: UInt64 = 0
-  private var statsDone: UInt64 = 0
-  private var statsResult: StatsSnapshot? = nil
+  private var pauseWanted: UInt64 = 0
+  private var resumed: UInt64 = 0
+  private var parked = 0
   private var events: [SAEvent] = []
-  private var retired: [SATable] = []
   private var reload = false
+  private var printStats = false
   private var loopGone = false
   /// Events dropped because the control thread did not take them (bounded queue).
   private var eventsDropped: UInt64 = 0
   static let maxQueuedEvents = 65536
 
-  public init() throws(SystemError) {
-    loopFD = try Sys.call("cannot create an eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+  /// - Parameter workers: packet loops that will park on request.
+  public init(workers: Int = 1) throws(SystemError) {
+    var fds: [Int32] = []
+    for _ in 0..<max(1, workers) {
+      fds.append(try Sys.call("cannot create an eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) })
+    }
+    loopFDs = fds
+    self.workers = max(1, workers)
     controlFD = try Sys.call("cannot create an eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
     lock = .allocate(capacity: 1)
     cond = .allocate(capacity: 1)
@@ -51,7 +71,7 @@ public final class Mailbox: @unchecked Sendable {
     pthread_mutex_destroy(lock)
     cond.deallocate()
     lock.deallocate()
-    close(loopFD)
+    for fd in loopFDs { close(fd) }
     close(controlFD)
   }
 
@@ -96,76 +116,72 @@ public final class Mailbox: @unchecked Sendable {
     }
   }
 
-  /// Hands a new snapshot to the loop and waits until it is in use (so that a controller told
-  /// "ok" may rely on it, e.g. switch the peer's outbound SA only once this end accepts the new SPI).
-  public func publish(_ table: SATable) throws(Failure) {
+  /// Parks every worker between batches, runs `body` while they wait, and lets them go.
+  /// - Throws: ``Failure`` when a worker has stopped, or not every worker parked within 5 seconds
+  ///   (`body` then does not run).
+  public func paused<T>(_ body: () -> T) throws(Failure) -> T {
     pthread_mutex_lock(lock)
     defer { pthread_mutex_unlock(lock) }
     guard !loopGone else { throw .loopStopped }
-    postedGeneration += 1
-    let generation = postedGeneration
-    pendingTable = table
-    Mailbox.signal(loopFD)
-    let ok = wait(until: { installedGeneration >= generation || loopGone }, seconds: 5)
-    guard installedGeneration >= generation else { throw ok ? .loopStopped : .timedOut }
-  }
-
-  /// Asks the loop for its counters and waits for them.
-  public func stats() throws(Failure) -> StatsSnapshot {
-    pthread_mutex_lock(lock)
-    defer { pthread_mutex_unlock(lock) }
-    guard !loopGone else { throw .loopStopped }
-    statsWanted += 1
-    let wanted = statsWanted
-    Mailbox.signal(loopFD)
-    _ = wait(until: { statsDone >= wanted || loopGone }, seconds: 5)
-    guard statsDone >= wanted, let s = statsResult else { throw loopGone ? .loopStopped : .timedOut }
-    return s
-  }
-
-  /// What the loop left: lifetime events, snapshots it no longer uses (released here, off the
-  /// loop's thread, with their key material), and whether SIGHUP asked for a reload.
-  public func take() -> (events: [SAEvent], reload: Bool, eventsDropped: UInt64) {
-    Mailbox.drain(controlFD)
-    var retiredHere: [SATable] = []
-    let r = locked { () -> ([SAEvent], Bool, UInt64) in
-      let e = events
-      events = []
-      retiredHere = retired
-      retired = []
-      let r = reload
-      reload = false
-      return (e, r, eventsDropped)
-    }
-    retiredHere.removeAll()  // deinit (and key wiping) happens here, outside the lock
-    return r
-  }
-
-  // MARK: loop thread
-
-  /// The work the control thread left: a snapshot to install (with its generation) and whether
-  /// counters are wanted. The loop does it, then calls ``finish(generation:retired:stats:)``.
-  func takeWork() -> (table: SATable?, generation: UInt64, statsWanted: UInt64) {
-    Mailbox.drain(loopFD)
-    return locked {
-      let t = pendingTable
-      pendingTable = nil
-      return (t, postedGeneration, statsWanted > statsDone ? statsWanted : 0)
-    }
-  }
-
-  /// Reports the work done and wakes whoever waits.
-  func finish(generation: UInt64, retired old: SATable?, stats: StatsSnapshot?, statsGeneration: UInt64) {
-    locked {
-      installedGeneration = max(installedGeneration, generation)
-      if let old { retired.append(old) }
-      if let stats {
-        statsResult = stats
-        statsDone = statsGeneration
-      }
+    // Workers still leaving the previous pause must not be counted as parked for this one.
+    _ = wait(until: { parked == 0 || loopGone }, seconds: 5)
+    pauseWanted += 1
+    let generation = pauseWanted
+    for fd in loopFDs.prefix(workers) { Mailbox.signal(fd) }
+    _ = wait(until: { parked == workers || loopGone }, seconds: 5)
+    defer {
+      resumed = generation
       pthread_cond_broadcast(cond)
     }
-    if old != nil { Mailbox.signal(controlFD) }
+    guard parked == workers, !loopGone else { throw loopGone ? .loopStopped : .timedOut }
+    return body()
+  }
+
+  /// Hands a new snapshot to the workers and returns once every one uses it (so that a controller
+  /// told "ok" may rely on it, e.g. switch the peer's outbound SA only once this end accepts the
+  /// new SPI). The replaced snapshot is released here, with its key material, off the packet path.
+  public func publish(_ table: SATable) throws(Failure) {
+    var old: SATable? = nil
+    try paused { old = dataplane?.install(table) }
+    withExtendedLifetime(old) {}  // the last reference goes here, after the lock
+  }
+
+  /// Every counter, summed over the workers.
+  public func stats() throws(Failure) -> StatsSnapshot {
+    guard let dataplane else { throw .loopStopped }
+    return try paused { dataplane.snapshot() }
+  }
+
+  /// What the workers left: lifetime events, whether SIGHUP asked for a reload, whether SIGUSR1
+  /// asked for the counters to be printed.
+  public func take() -> (events: [SAEvent], reload: Bool, printStats: Bool, eventsDropped: UInt64) {
+    Mailbox.drain(controlFD)
+    return locked {
+      let e = events
+      events = []
+      let r = (e, reload, printStats, eventsDropped)
+      reload = false
+      printStats = false
+      return r
+    }
+  }
+
+  // MARK: worker threads
+
+  /// Called by a worker between batches once its eventfd fired: parks it while the control thread
+  /// works, if a pause is wanted.
+  func park(worker: Int) {
+    Mailbox.drain(loopFDs[worker])
+    pthread_mutex_lock(lock)
+    defer { pthread_mutex_unlock(lock) }
+    guard pauseWanted > resumed, !loopGone else { return }
+    let generation = pauseWanted
+    parked += 1
+    pthread_cond_broadcast(cond)
+    // The control thread always resumes a pause it started (also when it gives up waiting).
+    while resumed < generation { pthread_cond_wait(cond, lock) }
+    parked -= 1
+    pthread_cond_broadcast(cond)
   }
 
   /// Hands lifetime events to the control thread (bounded: beyond the bound they are counted).
@@ -184,7 +200,13 @@ public final class Mailbox: @unchecked Sendable {
     Mailbox.signal(controlFD)
   }
 
-  /// The loop has left: every waiter gets an error from now on.
+  /// SIGUSR1: the control thread prints the counters of every worker.
+  func requestStatsPrint() {
+    locked { printStats = true }
+    Mailbox.signal(controlFD)
+  }
+
+  /// A worker has left: every waiter gets an error from now on.
   func loopExited() {
     locked {
       loopGone = true

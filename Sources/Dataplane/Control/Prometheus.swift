@@ -31,6 +31,14 @@ extension StatsSnapshot {
       family(metric, "counter", StatsSnapshot.loopHelp[name] ?? "Loop counter \(name).")
       sample(metric, "", value)
     }
+    if !workers.isEmpty {
+      family("espd_workers", "gauge", "Worker loops.")
+      sample("espd_workers", "", UInt64(workers.count))
+      family("espd_worker_packets_total", "counter", "Packets each worker processed.")
+      for (i, w) in workers.enumerated() { sample("espd_worker_packets_total", "worker=\"\(i)\"", w.packets) }
+      family("espd_worker_handed_over_total", "counter", "Packets each worker handed to the owner of their tunnel.")
+      for (i, w) in workers.enumerated() { sample("espd_worker_handed_over_total", "worker=\"\(i)\"", w.handedOver) }
+    }
     family("espd_tunnels", "gauge", "Tunnels configured.")
     sample("espd_tunnels", "", UInt64(tunnels.count))
     family("espd_sas", "gauge", "Security associations, by direction.")
@@ -89,6 +97,8 @@ extension StatsSnapshot {
     "udp_gro_datagrams": "The datagrams those receives carried.",
     "udp_gso_refused":
       "1 once the kernel refused a UDP GSO send (its datagrams went again one by one; GSO is then off for that size and larger).",
+    "handoff_packets": "Packets a worker handed to the worker that owns their tunnel (--workers N).",
+    "handoff_dropped": "Packets lost on the way to their owner: its ring was full.",
   ]
 }
 

@@ -13,6 +13,9 @@ import UDPEncap
 public final class LoopCore {
   public let pipeline: Pipeline
   public let tun: TunDevice
+  /// This worker's TUN queue (the device's only descriptor with one worker).
+  public let tunFD: Int32
+  /// This worker's listen sockets, one per `listen` entry (SO_REUSEPORT siblings with several).
   public let sockets: [UDPSocket]
   public let punt: PuntChannel?
   /// NAT-keepalive interval in ns (0: off).
@@ -25,6 +28,8 @@ public final class LoopCore {
   var reloadRequested = false
   /// The handoff with the control thread (nil: no control plane, e.g. in tests).
   public let mailbox: Mailbox?
+  /// The rings and wake-ups shared with the other workers (nil with one worker).
+  var mesh: HandoffMesh?
   /// Set when the mailbox's eventfd fired: take the work after the current batch.
   var mailboxSignalled = false
   /// Receives the stats JSON when SIGUSR1 asks for it.
@@ -47,18 +52,35 @@ public final class LoopCore {
   public internal(set) var udpGRODatagrams: UInt64 = 0
   /// Set when the kernel refused a UDP GSO send (GSO is then off, or off above that size).
   public internal(set) var udpGSODisabled = false
+  /// Packets handed to the worker that owns their tunnel, and those lost because its ring was full.
+  public internal(set) var handoffPackets: UInt64 = 0
+  public internal(set) var handoffDropped: UInt64 = 0
   /// Batches handled and packets in them (mean batch size = packets / batches).
   public internal(set) var batches: UInt64 = 0
   public internal(set) var batchedPackets: UInt64 = 0
   var nextTick: UInt64 = 0
 
-  public init(
+  /// - Parameters:
+  ///   - tunFD: the TUN queue this worker reads and writes (default: the device's first).
+  ///   - mesh: with several workers, the rings between them.
+  public convenience init(
     pipeline: Pipeline, tun: TunDevice, sockets: [UDPSocket], punt: PuntChannel?, keepaliveSeconds: Int,
-    mailbox: Mailbox? = nil
+    mailbox: Mailbox? = nil, tunFD: Int32? = nil
+  ) {
+    self.init(
+      pipeline: pipeline, tun: tun, sockets: sockets, punt: punt, keepaliveSeconds: keepaliveSeconds,
+      mailbox: mailbox, tunFD: tunFD, mesh: nil)
+  }
+
+  init(
+    pipeline: Pipeline, tun: TunDevice, sockets: [UDPSocket], punt: PuntChannel?, keepaliveSeconds: Int,
+    mailbox: Mailbox?, tunFD: Int32?, mesh: HandoffMesh?
   ) {
     self.mailbox = mailbox
     self.pipeline = pipeline
     self.tun = tun
+    self.tunFD = tunFD ?? tun.fd
+    self.mesh = mesh
     self.sockets = sockets
     self.punt = punt
     keepaliveInterval = UInt64(max(0, keepaliveSeconds)) * 1_000_000_000
@@ -86,7 +108,8 @@ public final class LoopCore {
       ("tun_gso_segments", tunGSOSegments), ("udp_gso_sends", udpGSOSends), ("offload_dropped", offloadDropped),
       ("tun_gro_packets", tunGROPackets), ("tun_gro_segments", tunGROSegments),
       ("udp_gro_receives", udpGROReceives), ("udp_gro_datagrams", udpGRODatagrams),
-      ("udp_gso_refused", udpGSODisabled ? 1 : 0),
+      ("udp_gso_refused", udpGSODisabled ? 1 : 0), ("handoff_packets", handoffPackets),
+      ("handoff_dropped", handoffDropped),
     ]
   }
 
@@ -96,7 +119,7 @@ public final class LoopCore {
     nextTick = now + 1_000_000_000
     pipeline.checkLifetimes(now: now)
     guard keepaliveInterval > 0 else { return }
-    for t in pipeline.table.tunnels where t.peerConfigured {
+    for t in pipeline.table.tunnels where t.peerConfigured && pipeline.owns(t) {
       guard let peer = t.peer, now &- t.lastSent >= keepaliveInterval else { continue }
       let local = pipeline.sourceEndpoint(for: t, peer: peer)
       guard let i = socketIndex(for: local) else { continue }
@@ -126,29 +149,34 @@ public final class LoopCore {
     }
   }
 
-  /// Between batches: install a new snapshot, copy the counters out, hand lifetime events over,
-  /// print the counters (SIGUSR1), pass a reload (SIGHUP) to the control thread.
+  /// Between batches: park while the control thread swaps a snapshot in or counts, hand lifetime
+  /// events over, pass SIGUSR1 (print the counters) and SIGHUP (reload) to the control thread.
   func serviceRequests() {
     if mailboxSignalled, let mailbox {
       mailboxSignalled = false
-      let work = mailbox.takeWork()
-      var old: SATable? = nil
-      if let table = work.table {
-        old = pipeline.table
-        pipeline.install(table, replacing: old)
-      }
-      let stats = work.statsWanted != 0 ? pipeline.snapshot(loop: loopCounters) : nil
-      mailbox.finish(generation: work.generation, retired: old, stats: stats, statsGeneration: work.statsWanted)
+      mailbox.park(worker: pipeline.worker)
     }
     if !pipeline.events.isEmpty, let mailbox { mailbox.post(events: pipeline.takeEvents()) }
     if statsRequested {
       statsRequested = false
-      onStats(pipeline.snapshot(loop: loopCounters).statsJSON)
+      if let mailbox { mailbox.requestStatsPrint() } else { onStats(pipeline.snapshot(loop: loopCounters).statsJSON) }
     }
     if reloadRequested {
       reloadRequested = false
       mailbox?.requestReload()
     }
+  }
+
+  /// SIGINT/SIGTERM: this worker leaves after the current batch, and so does every other.
+  func requestStop() {
+    stopRequested = true
+    mesh?.stopAll()
+  }
+
+  /// Whether this worker should leave its loop.
+  var shouldStop: Bool {
+    if !stopRequested, let mesh, mesh.stopped { stopRequested = true }
+    return stopRequested
   }
 
   /// Monotonic nanoseconds.

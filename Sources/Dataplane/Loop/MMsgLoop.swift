@@ -62,7 +62,7 @@ public final class MMsgLoop {
   public func run() {
     var fds = [
       pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
-      pollfd(fd: core.tun.fd, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: core.tunFD, events: Int16(POLLIN), revents: 0),
     ]
     for s in core.sockets { fds.append(pollfd(fd: s.fd, events: Int16(POLLIN), revents: 0)) }
     let mailboxSlot = fds.count
@@ -70,7 +70,7 @@ public final class MMsgLoop {
     let puntSlot = fds.count
     if let p = core.punt { fds.append(pollfd(fd: p.fd, events: Int16(POLLIN), revents: 0)) }
     defer { core.mailbox?.loopExited() }
-    while !core.stopRequested {
+    while !core.shouldStop {
       let now = LoopCore.now()
       core.tick(now: now)
       let timeout = Int32(max(1, min(1000, (core.nextTick &- now) / 1_000_000)))
@@ -93,7 +93,7 @@ public final class MMsgLoop {
     let vnet = core.tun.vnetHeader ? VirtioNetHeader.size : 0
     let room = slotSize - DataplaneConstants.headroom - DataplaneConstants.tailroom + vnet
     while n < batch {
-      let r = read(core.tun.fd, slot(n) + DataplaneConstants.headroom - vnet, room)
+      let r = read(core.tunFD, slot(n) + DataplaneConstants.headroom - vnet, room)
       if r <= vnet { break }
       if vnet > 0 {
         // Offloads are off for this loop; a packet left over from before is completed or dropped.
@@ -187,7 +187,7 @@ public final class MMsgLoop {
         let vnet = core.tun.vnetHeader ? VirtioNetHeader.size : 0
         let data = packets[i].data - vnet
         if vnet > 0 { VirtioNetHeader.writeNone(to: data) }
-        if write(core.tun.fd, data, packets[i].count + vnet) < 0 { core.tunWriteDropped &+= 1 }
+        if write(core.tunFD, data, packets[i].count + vnet) < 0 { core.tunWriteDropped &+= 1 }
       case .ike:
         core.punt?.punt(packets[i].bytes, from: addresses[i].remote, to: addresses[i].local)
       default:

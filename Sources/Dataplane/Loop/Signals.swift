@@ -31,7 +31,7 @@ public final class SignalEvents {
 
   func apply(_ signal: Int32, to core: LoopCore) {
     switch signal {
-    case SIGINT, SIGTERM: core.stopRequested = true
+    case SIGINT, SIGTERM: core.requestStop()
     case SIGUSR1: core.statsRequested = true
     case SIGHUP: core.reloadRequested = true
     default: break

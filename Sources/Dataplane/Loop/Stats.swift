@@ -84,6 +84,8 @@ public struct StatsSnapshot: Sendable {
   public var tunnels: [TunnelSnapshot]
   public var softEvents: UInt64
   public var hardEvents: UInt64
+  /// Per worker (`--workers N`): packets it processed, and packets it handed to another worker.
+  public var workers: [WorkerLoad] = []
 
   /// The named loop counter (0 if absent).
   public func loopCounter(_ name: String) -> UInt64 { loop.first { $0.0 == name }?.1 ?? 0 }
@@ -100,6 +102,11 @@ public struct StatsSnapshot: Sendable {
     s += ",\"ike\":\(c.ike),\"keepalive\":\(c.keepalive),\"passed\":\(c.passed),\"dropped\":\(c.drops.total)"
     for (k, v) in loop + extra { s += ",\"\(k)\":\(v)" }
     s += ",\"sa_soft_expired\":\(softEvents),\"sa_hard_expired\":\(hardEvents)"
+    if !workers.isEmpty {
+      s +=
+        ",\"workers\":["
+        + workers.map { "{\"packets\":\($0.packets),\"handed_over\":\($0.handedOver)}" }.joined(separator: ",") + "]"
+    }
     s += ",\"drops\":\(StatsSnapshot.dropsJSON(c.drops)),\"tunnels\":["
     s += tunnels.map { t in "{\"name\":\(JSONValue.string(t.name).jsonText),\"peer\":\(t.peerJSON),\(t.countersJSON)}" }
       .joined(separator: ",")
@@ -121,6 +128,14 @@ public struct StatsSnapshot: Sendable {
     }
     return "{\"ok\":true,\"tunnels\":[" + items.joined(separator: ",") + "]}"
   }
+}
+
+/// One worker's share of the load.
+public struct WorkerLoad: Sendable, Equatable {
+  /// Packets its pipeline processed (its own and those handed to it).
+  public var packets: UInt64
+  /// Packets it handed to the worker that owns their tunnel.
+  public var handedOver: UInt64
 }
 
 extension Pipeline {

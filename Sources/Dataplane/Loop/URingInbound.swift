@@ -84,9 +84,9 @@ extension URingLoop {
   /// The inbound batch: decapsulate, queue TUN writes (the buffers return when the write
   /// completes). With a virtio-net header, TCP segments of one flow go as one GSO write.
   func flushInbound() {
-    let n = inboundCount
-    guard n > 0 else { return }
+    let n = steerInbound(inboundCount)
     inboundCount = 0
+    guard n > 0 else { return }
     core.batches &+= 1
     core.batchedPackets &+= UInt64(n)
     let (packets, addresses, verdicts) = (inbound.packets, inbound.addresses, inbound.verdicts)
@@ -100,7 +100,7 @@ extension URingLoop {
           continue
         }
         if let sqe = uring.sqe() {
-          io_uring_prep_write(sqe, core.tun.fd, packets[i].data, UInt32(packets[i].count), 0)
+          io_uring_prep_write(sqe, core.tunFD, packets[i].data, UInt32(packets[i].count), 0)
           io_uring_sqe_set_data64(sqe, userData(.tunWrite, o))
           continue
         }
@@ -146,7 +146,7 @@ extension URingLoop {
       first = false
       i = Int(coalescer.next[i])
     }
-    io_uring_prep_writev(sqe, core.tun.fd, tunWrites.iovecs + d * SendPool.maxSegments, UInt32(tunWrites.counts[d]), 0)
+    io_uring_prep_writev(sqe, core.tunFD, tunWrites.iovecs + d * SendPool.maxSegments, UInt32(tunWrites.counts[d]), 0)
     io_uring_sqe_set_data64(sqe, userData(.tunWriteV, UInt32(d)))
   }
 

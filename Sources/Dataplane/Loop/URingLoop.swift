@@ -20,10 +20,13 @@ public final class URingLoop {
     case punt = 6  // poll on the punt socket
     case mailbox = 7  // read of the control plane's eventfd
     case tunWriteV = 8  // writev of TUN write descriptor `index` (virtio-net header, packets)
+    case handoff = 9  // read of this worker's wake eventfd (another worker published packets)
+    case wake = 10  // write to worker `index`'s wake eventfd
   }
 
   let core: LoopCore
-  let signals: SignalEvents
+  /// The first worker reads the signals; the others get nil.
+  let signals: SignalEvents?
   let uring: URing
   let batch = DataplaneConstants.batchSize
   /// Outstanding TUN reads (more than a few gain nothing; the kernel polls the TUN).
@@ -59,6 +62,11 @@ public final class URingLoop {
   var outboundCount = 0
   let signalInfo = UnsafeMutablePointer<signalfd_siginfo>.allocate(capacity: 1)
   let mailboxValue = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+  let handoffValue = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+  /// The value written to another worker's wake eventfd (read by the kernel when the write runs).
+  let wakeOne = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+  /// Workers this one published packets for since it last woke them.
+  var wakePending: [Bool]
   let completions = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: 256)
 
   /// What the ring was set up with, for the log.
@@ -73,23 +81,27 @@ public final class URingLoop {
   /// - Parameters:
   ///   - udpGSO: send runs of same-size datagrams to one peer as one sendmsg (UDP_SEGMENT).
   ///   - udpGRO: the sockets have UDP_GRO on (datagrams arrive coalesced, up to 64 KiB).
-  public init(core: LoopCore, signals: SignalEvents, udpGSO: Bool = false, udpGRO: Bool = false) throws(SystemError) {
+  public init(core: LoopCore, signals: SignalEvents?, udpGSO: Bool = false, udpGRO: Bool = false) throws(SystemError) {
     self.core = core
     self.signals = signals
     self.udpGSO = udpGSO
     self.udpGRO = udpGRO
-    inboundArena = SlotArena(count: udpGRO ? 4096 : 0, size: DataplaneConstants.slotSize)
+    let workers = core.mesh?.count ?? 1
+    wakePending = [Bool](repeating: false, count: workers)
+    wakeOne.initialize(to: 1)
+    // Packets handed over by other workers are copied into arena slots (inbound and outbound).
+    inboundArena = SlotArena(count: udpGRO ? 4096 : workers > 1 ? 2048 : 0, size: DataplaneConstants.slotSize)
     vnetLength = core.tun.vnetHeader ? VirtioNetHeader.size : 0
     let gsoTUN = core.tun.offloads & (TunDevice.offloadTSO4 | TunDevice.offloadTSO6 | TunDevice.offloadUSO4) != 0
     tunSlotSize = gsoTUN ? 65536 + 4096 : DataplaneConstants.slotSize
-    arena = SlotArena(count: gsoTUN ? 2048 : 0, size: DataplaneConstants.slotSize)
+    arena = SlotArena(count: gsoTUN || workers > 1 ? 2048 : 0, size: DataplaneConstants.slotSize)
     sends = SendPool(capacity: 512)
     tunWrites = SendPool(capacity: vnetLength > 0 ? 512 : 0)
     coalescer = TCPCoalescer(
       capacity: DataplaneConstants.batchSize,
       udp: core.tun.offloads & (TunDevice.offloadUSO4 | TunDevice.offloadUSO6) == TunDevice.offloadUSO4
         | TunDevice.offloadUSO6)
-    outboundCapacity = gsoTUN ? 1024 : tunReads
+    outboundCapacity = gsoTUN || workers > 1 ? 1024 : tunReads
     uring = try URing(entries: 1024)
     var buffers: [ProvidedBuffers] = []
     for i in 0..<core.sockets.count {
@@ -116,6 +128,8 @@ public final class URingLoop {
     receiveHeaders.deallocate()
     signalInfo.deallocate()
     mailboxValue.deallocate()
+    handoffValue.deallocate()
+    wakeOne.deallocate()
     completions.deallocate()
   }
 
@@ -137,19 +151,19 @@ public final class URingLoop {
   func postTunRead(_ i: Int) {
     guard let sqe = uring.sqe() else { return }
     let room = tunSlotSize - DataplaneConstants.headroom - DataplaneConstants.tailroom + vnetLength
-    io_uring_prep_read(sqe, core.tun.fd, slot(i) + DataplaneConstants.headroom - vnetLength, UInt32(room), 0)
+    io_uring_prep_read(sqe, core.tunFD, slot(i) + DataplaneConstants.headroom - vnetLength, UInt32(room), 0)
     io_uring_sqe_set_data64(sqe, userData(.tunRead, UInt32(i)))
   }
 
   func postSignalRead() {
-    guard let sqe = uring.sqe() else { return }
+    guard let signals, let sqe = uring.sqe() else { return }
     io_uring_prep_read(sqe, signals.fd, signalInfo, UInt32(MemoryLayout<signalfd_siginfo>.size), 0)
     io_uring_sqe_set_data64(sqe, userData(.signal, 0))
   }
 
   func postMailboxRead() {
     guard let m = core.mailbox, let sqe = uring.sqe() else { return }
-    io_uring_prep_read(sqe, m.loopFD, mailboxValue, 8, 0)
+    io_uring_prep_read(sqe, m.loopFDs[core.pipeline.worker], mailboxValue, 8, 0)
     io_uring_sqe_set_data64(sqe, userData(.mailbox, 0))
   }
 
@@ -168,7 +182,8 @@ public final class URingLoop {
     postSignalRead()
     postPuntPoll()
     postMailboxRead()
-    while !core.stopRequested {
+    postHandoffRead()
+    while !core.shouldStop {
       let now = LoopCore.now()
       core.tick(now: now)
       let waitNanos = max(1_000_000, min(1_000_000_000, Int(core.nextTick &- now)))
@@ -179,6 +194,7 @@ public final class URingLoop {
       drainCompletions()
       core.serviceRequests()
     }
+    core.mesh?.stopAll()  // a worker that leaves takes the others with it: its tunnels have no one else
     cancelEverything()
     core.mailbox?.loopExited()
   }
@@ -216,8 +232,10 @@ public final class URingLoop {
       }
       io_uring_cq_advance(&uring.ring, UInt32(n))
     }
+    drainHandoffs()
     flushInbound()
     flushOutbound()
+    publishHandoffs()
     for b in receiveBuffers { b.publish() }
   }
 
@@ -243,7 +261,7 @@ public final class URingLoop {
       completeTunWrite(index, result: res)
     case .signal:
       if res == Int32(MemoryLayout<signalfd_siginfo>.size) {
-        signals.apply(Int32(signalInfo.pointee.ssi_signo), to: core)
+        signals?.apply(Int32(signalInfo.pointee.ssi_signo), to: core)
       }
       postSignalRead()
     case .punt:
@@ -252,6 +270,10 @@ public final class URingLoop {
     case .mailbox:
       core.mailboxSignalled = true
       postMailboxRead()
+    case .handoff:
+      postHandoffRead()  // the rings themselves are read after every round of completions
+    case .wake:
+      break
     case nil:
       break
     }

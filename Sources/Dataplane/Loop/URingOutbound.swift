@@ -80,9 +80,9 @@ extension URingLoop {
   /// The outbound batch: encapsulate, then one sendmsg per run of datagrams that share socket,
   /// peer, source and size (the last of a run may be shorter): UDP GSO. Without GSO, one each.
   func flushOutbound() {
-    let n = outboundCount
-    guard n > 0 else { return }
+    let n = steerOutbound(outboundCount)
     outboundCount = 0
+    guard n > 0 else { return }
     core.batches &+= 1
     core.batchedPackets &+= UInt64(n)
     let (packets, addresses, verdicts) = (outbound.packets, outbound.addresses, outbound.verdicts)

@@ -89,4 +89,9 @@ public struct DropCounters: Sendable, Equatable {
 
   /// Drops for every reason.
   public var total: UInt64 { counts.reduce(0, &+) }
+
+  /// Adds another set of counts (another worker's) to these.
+  public mutating func add(_ other: DropCounters) {
+    for i in counts.indices { counts[i] &+= other.counts[i] }
+  }
 }

@@ -16,9 +16,21 @@ public final class Pipeline {
   /// Lifetime events raised in all (soft, hard).
   public internal(set) var softEvents: UInt64 = 0
   public internal(set) var hardEvents: UInt64 = 0
+  /// This pipeline's worker, and how many workers share the tunnels (``owns(_:)``).
+  public let worker: Int
+  public internal(set) var workers: Int
 
-  public init(table: SATable, flowCapacity: Int = DataplaneConstants.flowTableCapacity) {
+  /// - Parameters:
+  ///   - table: the snapshot to start with.
+  ///   - flowCapacity: learned flows kept.
+  ///   - worker: this pipeline's worker (0 ..< workers).
+  ///   - workers: how many workers split the tunnels between them.
+  public init(
+    table: SATable, flowCapacity: Int = DataplaneConstants.flowTableCapacity, worker: Int = 0, workers: Int = 1
+  ) {
     self.table = table
+    self.worker = worker
+    self.workers = max(1, workers)
     flows = FlowTable(capacity: flowCapacity)
   }
 
@@ -70,15 +82,19 @@ public final class Pipeline {
     events.append(e)
   }
 
-  /// Once a second: raises the time-based lifetime events that are due.
+  /// Once a second: raises the time-based lifetime events that are due (of the tunnels this
+  /// pipeline's worker owns).
   public func checkLifetimes(now: UInt64) {
     for i in table.timedInbound {
       let sa = table.inboundSAs[Int(i)]
+      let t = table.tunnels[Int(table.inboundTunnel[Int(i)])]
+      guard owns(t) else { continue }
       sa.checkLifetime(now: now)
-      if sa.hasLifetimeEvent { noteEvents(sa, tunnel: table.tunnels[Int(table.inboundTunnel[Int(i)])]) }
+      if sa.hasLifetimeEvent { noteEvents(sa, tunnel: t) }
     }
     for i in table.timedOutbound {
       let t = table.tunnels[Int(i)]
+      guard owns(t) else { continue }
       t.outbound.checkLifetime(now: now)
       if t.outbound.hasLifetimeEvent { noteEvents(t.outbound, tunnel: t) }
     }

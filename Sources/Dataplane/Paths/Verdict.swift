@@ -39,6 +39,16 @@ public struct VerdictCounters: Sendable, Equatable {
     }
   }
 
+  /// Adds another worker's counts to these.
+  public mutating func add(_ other: VerdictCounters) {
+    decapsulated &+= other.decapsulated
+    encapsulated &+= other.encapsulated
+    ike &+= other.ike
+    keepalive &+= other.keepalive
+    passed &+= other.passed
+    drops.add(other.drops)
+  }
+
   /// Every verdict counted.
   public var total: UInt64 { decapsulated + encapsulated + ike + keepalive + passed + drops.total }
 }

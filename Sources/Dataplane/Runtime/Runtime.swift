@@ -41,17 +41,23 @@ public final class Runtime {
   let signals: SignalEvents
   let tun: TunDevice
   let netlink: Netlink
-  let core: LoopCore
+  let workers: WorkerSet
+  let mailbox: Mailbox
   let control: ControlServer
+  /// The first worker's loop state (the only one with `--workers 1`).
+  var core: LoopCore { workers.cores[0] }
   /// The backend actually in use (io_uring may fall back to mmsg).
   public private(set) var backend: IOBackend
   let offloads: OffloadOptions
 
   /// Sets everything up.
+  /// - Parameters:
+  ///   - workers: packet loops, each with its own io_uring, TUN queue and SO_REUSEPORT sockets,
+  ///     owning a share of the tunnels (io_uring only; the mmsg loop runs alone).
   /// - Throws: ``SystemError`` / ``NetlinkError`` with a one-line reason, or ``SATableError``.
   public init(
     config: Config, configPath: String? = nil, backend requested: IOBackend,
-    offloads: OffloadOptions = OffloadOptions(),
+    offloads: OffloadOptions = OffloadOptions(), workers requestedWorkers: Int = 1,
     logger: Logger
   ) throws {
     self.logger = logger
@@ -59,10 +65,15 @@ public final class Runtime {
     // Signals first, before anything could start a thread that would receive them instead.
     signals = try SignalEvents()
     let table = try SATable(config: config, now: LoopCore.now())
-    let mailbox = try Mailbox()
+    let n = requested == .uring ? max(1, requestedWorkers) : 1
+    if requestedWorkers > 1 && n == 1 {
+      logger.warning("--io mmsg runs one worker; --workers \(requestedWorkers) ignored")
+    }
+    mailbox = try Mailbox(workers: n)
     // TUN offloads only with io_uring: the recvmmsg loop has no room to cut GSO packets into.
     let vnet = offloads.tun && requested == .uring
-    tun = try TunDevice(name: config.tun.name, vnetHeader: vnet)
+    tun = try TunDevice(name: config.tun.name, multiQueue: n > 1, vnetHeader: vnet)
+    for _ in 1..<n { _ = try tun.attachQueue() }
     if vnet {
       let base = TunDevice.offloadChecksum | TunDevice.offloadTSO4 | TunDevice.offloadTSO6
       let got = tun.setOffloads([base | TunDevice.offloadUSO4 | TunDevice.offloadUSO6, base, TunDevice.offloadChecksum])
@@ -73,8 +84,9 @@ public final class Runtime {
     netlink = try Netlink()
     let index = tun.index
     for a in config.tun.addresses { try netlink.addAddress(a, index: index) }
+    let queueNote = n > 1 ? ", \(n) queues" : ""
     logger.info(
-      "tun \(tun.name) up, mtu \(config.tun.mtu), addresses \(config.tun.addresses.map(\.description).joined(separator: ", "))"
+      "tun \(tun.name) up, mtu \(config.tun.mtu), addresses \(config.tun.addresses.map(\.description).joined(separator: ", "))\(queueNote)"
     )
     let routes = RouteInstaller(netlink: netlink, interfaceIndex: index, config: config)
     if routes.routes.contains(where: { $0.prefix.length == 0 && !$0.prefix.address.isV6 }) {
@@ -85,12 +97,15 @@ public final class Runtime {
     let described = routes.installedDescription
     for line in described.prefix(20) { logger.info("\(line)") }
     if described.count > 20 { logger.info("… and \(described.count - 20) more routes and rules") }
-    var sockets: [UDPSocket] = []
     do {
-      for l in config.listen {
-        sockets.append(try UDPSocket(listen: l, mark: RouteInstaller.fwmark))
-        logger.info("listening on udp \(l) (ESP-in-UDP and IKE, RFC 3948)")
+      // One socket per listen entry and worker: SO_REUSEPORT siblings when there are several.
+      var sockets: [[UDPSocket]] = []
+      for _ in 0..<n {
+        sockets.append(
+          try config.listen.map { l in try UDPSocket(listen: l, mark: RouteInstaller.fwmark, reusePort: n > 1) })
       }
+      let socketNote = n > 1 ? ", \(n) SO_REUSEPORT sockets" : ""
+      for l in config.listen { logger.info("listening on udp \(l) (ESP-in-UDP and IKE, RFC 3948)\(socketNote)") }
       var punt: PuntChannel? = nil
       if let target = config.ikePunt {
         punt = try PuntChannel(target: target)
@@ -101,9 +116,16 @@ public final class Runtime {
       control = try ControlServer(plane: plane, controlPath: config.control, metrics: config.metrics)
       logger.info("control socket \(config.control) (mode 0600)")
       if let m = config.metrics { logger.info("metrics on http://\(m)/metrics") }
-      core = LoopCore(
-        pipeline: Pipeline(table: table), tun: tun, sockets: sockets, punt: punt,
-        keepaliveSeconds: config.natKeepaliveSeconds, mailbox: mailbox)
+      let mesh = n > 1 ? try HandoffMesh(workers: n) : nil
+      let (device, box) = (tun, mailbox)
+      workers = WorkerSet(
+        (0..<n).map { w in
+          LoopCore(
+            pipeline: Pipeline(table: table, worker: w, workers: n), tun: device, sockets: sockets[w],
+            punt: w == 0 ? punt : nil, keepaliveSeconds: config.natKeepaliveSeconds, mailbox: box,
+            tunFD: device.queues[w], mesh: mesh)
+        })
+      mailbox.dataplane = workers
     } catch {
       routes.uninstall()
       tun.close()
@@ -113,34 +135,85 @@ public final class Runtime {
     logger.info("\(table.tunnels.count) tunnels, \(table.tunnels.reduce(0) { $0 + $1.inbound.count }) inbound SAs")
   }
 
-  /// Runs the loop until SIGINT or SIGTERM, with the control thread beside it.
+  /// Runs the loops until SIGINT or SIGTERM, with the control thread beside them.
   /// - Parameter onStats: receives the stats JSON on SIGUSR1.
   public func run(onStats: @escaping (String) -> Void) throws {
+    control.plane.onStats = onStats
     core.onStats = onStats
-    try control.start()
-    defer { control.stop() }
     if backend == .uring {
-      do {
-        let gso = offloads.udpGSO && core.sockets.allSatisfy(\.supportsGSO)
-        let gro = offloads.udpGRO && core.sockets.allSatisfy { $0.enableGRO() }
-        let loop = try URingLoop(core: core, signals: signals, udpGSO: gso, udpGRO: gro)
-        logger.info("io: io_uring (\(loop.setupDescription))")
-        loop.run()
-        return
-      } catch {
-        logger.warning("io_uring unavailable (\(error)); falling back to recvmmsg/sendmmsg")
-        backend = .mmsg
-      }
+      if try runURing() { return }
+      backend = .mmsg
+    }
+    if workers.cores.count > 1 {
+      logger.warning("the recvmmsg loop runs alone: one worker, one TUN queue")
+      workers.keepFirst()
+      tun.detachExtraQueues()
+      mailbox.workers = 1
     }
     if tun.offloads != 0 { tun.setOffloads([]) }  // no GSO packets or partial checksums from here on
     for s in core.sockets { _ = s.enableGRO(false) }  // recvmmsg takes one datagram per message
     logger.info("io: recvmmsg/sendmmsg")
+    try control.start()
+    defer { control.stop() }
     let loop = MMsgLoop(core: core, signals: signals)
     loop.run()
   }
 
-  /// The counters as JSON.
-  public var statsJSON: String { core.pipeline.snapshot(loop: core.loopCounters).statsJSON }
+  /// One io_uring loop per worker, each set up on the thread that runs it (a SINGLE_ISSUER ring
+  /// belongs to the thread that made it); the first runs on this thread and reads the signals.
+  /// - Returns: false, with nothing started, when a ring could not be set up (fall back to mmsg).
+  private func runURing() throws -> Bool {
+    let cores = workers.cores
+    let gso = offloads.udpGSO && cores.allSatisfy { $0.sockets.allSatisfy(\.supportsGSO) }
+    let gro = offloads.udpGRO && cores.allSatisfy { $0.sockets.allSatisfy { $0.enableGRO() } }
+    let gate = StartGate(workers: cores.count - 1)
+    var threads: [PThread] = []
+    defer { for t in threads { t.join() } }
+    do {
+      for w in 1..<cores.count {
+        let c = cores[w]
+        threads.append(
+          try PThread(name: "espd-worker\(w)") {
+            let loop = try? URingLoop(core: c, signals: nil, udpGSO: gso, udpGRO: gro)
+            guard gate.arrive(ready: loop != nil), let loop else { return }
+            loop.run()
+          })
+      }
+    } catch {
+      _ = gate.waitForAll()  // the threads that did start report before being told to leave
+      gate.decide(run: false)
+      throw error
+    }
+    let first: URingLoop
+    do {
+      first = try URingLoop(core: cores[0], signals: signals, udpGSO: gso, udpGRO: gro)
+    } catch {
+      _ = gate.waitForAll()
+      gate.decide(run: false)
+      logger.warning("io_uring unavailable (\(error)); falling back to recvmmsg/sendmmsg")
+      return false
+    }
+    guard gate.waitForAll() else {
+      gate.decide(run: false)
+      logger.warning("io_uring unavailable on a worker thread; falling back to recvmmsg/sendmmsg")
+      return false
+    }
+    do {
+      try control.start()
+    } catch {
+      gate.decide(run: false)
+      throw error
+    }
+    defer { control.stop() }
+    let workerNote = cores.count > 1 ? ", \(cores.count) workers" : ""
+    logger.info("io: io_uring (\(first.setupDescription))\(workerNote)")
+    gate.decide(run: true)
+    first.run()
+    return true
+  }
+
+  /// The counters as JSON, summed over the workers (after the loops have stopped).
+  public var statsJSON: String { workers.snapshot().statsJSON }
 
   /// Removes the policy rules and routes, then closes the TUN (the kernel removes the device, its
   /// addresses and remaining routes before the close returns).

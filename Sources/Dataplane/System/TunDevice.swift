@@ -9,7 +9,10 @@ import CIO
 /// A TUN device. Owns its descriptor; the kernel deletes the (non-persistent) device, with its
 /// addresses and routes, when the last descriptor closes.
 public final class TunDevice {
-  public private(set) var fd: Int32
+  /// The first queue's descriptor (the only one without IFF_MULTI_QUEUE).
+  public var fd: Int32 { queues.first ?? -1 }
+  /// One descriptor per queue (``attachQueue()``).
+  public private(set) var queues: [Int32] = []
   /// The interface name the kernel gave it.
   public let name: String
   /// Whether every read and write carries a ``VirtioNetHeader`` in front (IFF_VNET_HDR).
@@ -29,7 +32,19 @@ public final class TunDevice {
   ///   - multiQueue: open with IFF_MULTI_QUEUE, so more queues can be attached later.
   ///   - vnetHeader: open with IFF_VNET_HDR (needed for offloads).
   public init(name: String, multiQueue: Bool = false, vnetHeader: Bool = false) throws(SystemError) {
-    let fd = try Sys.call("cannot open /dev/net/tun") { open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK) }
+    self.multiQueue = multiQueue
+    self.vnetHeader = vnetHeader
+    let (fd, given) = try TunDevice.open(name, multiQueue: multiQueue, vnetHeader: vnetHeader)
+    queues = [fd]
+    self.name = given
+  }
+
+  /// Whether the device was opened with IFF_MULTI_QUEUE.
+  public let multiQueue: Bool
+
+  /// Opens /dev/net/tun and attaches it to the device `name` (creating it if need be).
+  private static func open(_ name: String, multiQueue: Bool, vnetHeader: Bool) throws(SystemError) -> (Int32, String) {
+    let fd = try Sys.call("cannot open /dev/net/tun") { Glibc.open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK) }
     var ifr = ifreq()
     withUnsafeMutableBytes(of: &ifr.ifr_ifrn.ifrn_name) { b in
       for (i, c) in name.utf8.prefix(Int(IFNAMSIZ) - 1).enumerated() { b[i] = c }
@@ -41,9 +56,23 @@ public final class TunDevice {
       Glibc.close(fd)
       throw SystemError("cannot create TUN device \(name)", errno: e)
     }
-    self.fd = fd
-    self.vnetHeader = vnetHeader
-    self.name = withUnsafeBytes(of: &ifr.ifr_ifrn.ifrn_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    return (fd, withUnsafeBytes(of: &ifr.ifr_ifrn.ifrn_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+  }
+
+  /// Attaches one more queue (needs ``multiQueue``): the kernel spreads the packets it sends into
+  /// the device over the queues by flow, and sends a flow's packets to the queue that last wrote
+  /// one of that flow (tun's automatic steering).
+  /// - Returns: the new queue's descriptor.
+  public func attachQueue() throws(SystemError) -> Int32 {
+    let (fd, _) = try TunDevice.open(name, multiQueue: true, vnetHeader: vnetHeader)
+    queues.append(fd)
+    return fd
+  }
+
+  /// Closes every queue but the first (after a fallback to a single loop).
+  public func detachExtraQueues() {
+    for fd in queues.dropFirst() { _ = Glibc.close(fd) }
+    queues = Array(queues.prefix(1))
   }
 
   deinit { close() }
@@ -51,9 +80,8 @@ public final class TunDevice {
   /// Closes the device now: the kernel unregisters it (with its addresses and routes) before
   /// `close` returns, provided nothing else (a pending io_uring read) holds the file.
   public func close() {
-    guard fd >= 0 else { return }
-    _ = Glibc.close(fd)
-    fd = -1
+    for fd in queues { _ = Glibc.close(fd) }
+    queues = []
   }
 
   /// Asks for offloads (needs ``vnetHeader``): the first of `choices` the kernel accepts wins

@@ -20,7 +20,11 @@ public final class UDPSocket {
   ///   - mark: SO_MARK for every packet it sends, so policy routing keeps espd's own ESP out of its
   ///     TUN (INTERFACE.md "Routes").
   ///   - bufferBytes: receive and send buffer size to ask for.
-  public init(listen: Endpoint, mark: UInt32?, bufferBytes: Int32 = 4 << 20) throws(SystemError) {
+  ///   - reusePort: SO_REUSEPORT, so that each worker binds a socket of its own to the same endpoint
+  ///     (the kernel spreads datagrams over them by a hash of the 4-tuple: one peer, one socket).
+  public init(listen: Endpoint, mark: UInt32?, bufferBytes: Int32 = 4 << 20, reusePort: Bool = false)
+    throws(SystemError)
+  {
     let v6 = listen.address.isV6
     let fd = try Sys.call("cannot create a UDP socket") {
       socket(
@@ -31,6 +35,7 @@ public final class UDPSocket {
     self.local = listen
     do throws(SystemError) {
       try Sys.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "cannot set SO_REUSEADDR")
+      if reusePort { try Sys.setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "cannot set SO_REUSEPORT") }
       if v6 {
         try Sys.setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1, "cannot set IPV6_V6ONLY")
         try Sys.setOption(fd, Int32(IPPROTO_IPV6), IPV6_RECVPKTINFO, 1, "cannot set IPV6_RECVPKTINFO")

@@ -15,6 +15,8 @@
 #   --crypto       also run peers.sh's `openssl speed` measurements (12 s)
 #   --no-syscalls  do not count espd's syscalls (perf stat on raw_syscalls:sys_enter)
 #   --espd-args A  extra arguments for `espd run` (e.g. "--udp-gro off --tun-offload off": before/after)
+#   --no-workers   skip the `--workers 2` against `--workers 1` comparison (scripts/bench-workers.sh,
+#                  about 30 s; run with the espd setup)
 #
 # Method: the peers (veth, wggo, swan) are measured by ../shared/bench/peers.sh itself
 # (`-o OUTDIR/peers`). espd is measured with peers.sh's own functions, loaded from that file at
@@ -39,6 +41,7 @@ ESPD_ARGS=""
 OUTDIR=""
 CRYPTO=0
 SYSCALLS=1
+WORKERS_CMP=1
 while (($#)); do
   case $1 in
     -d) DUR=${2:?-d needs seconds}; shift 2 ;;
@@ -50,7 +53,8 @@ while (($#)); do
     --crypto) CRYPTO=1; shift ;;
     --no-syscalls) SYSCALLS=0; shift ;;
     --espd-args) ESPD_ARGS=${2?--espd-args needs a string}; shift 2 ;;
-    -h | --help) sed -n '3,26p' "$0"; exit 0 ;;
+    --no-workers) WORKERS_CMP=0; shift ;;
+    -h | --help) sed -n '3,28p' "$0"; exit 0 ;;
     *) echo "bench-e2e.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -439,6 +443,11 @@ if ((DO_ESPD)); then
   latency_wggo
   log "setup espd ($ESPD_BIN, --io $IO, tun mtu $ESPD_MTU)"
   setup_espd
+  if ((WORKERS_CMP)); then
+    log "workers: --workers 2 against --workers 1 (scripts/bench-workers.sh)"
+    bash "$ROOT/scripts/bench-workers.sh" -d "$DUR" --espd "$ESPD_BIN" -o "$OUTDIR/workers" >"$OUTDIR/workers.txt" 2>"$OUTDIR/workers.log" ||
+      log "warning: bench-workers.sh failed (see $OUTDIR/workers.log)"
+  fi
 fi
 FOREIGN1=$(foreign_ns)
 read -r LOAD1 BUSY1 < <(busy_sample)
@@ -552,6 +561,11 @@ cat "$OUTDIR/peers/peak_rss.tsv" "$ESPD_OUT/peak_rss.tsv" 2>/dev/null >"$OUTDIR/
         printf "\n"
       }
     }' "$MERGED"
+  echo
+  if [[ -s $OUTDIR/workers.txt ]]; then
+    echo
+    grep -v '^results:' "$OUTDIR/workers.txt"
+  fi
   echo
   [[ $DO_ESPD == 1 ]] && echo "espd exit status after SIGTERM: $ESPD_RC (final stats: espd/raw/espd-{a,b}-exit.json)"
   echo "host: before loadavg $LOAD0 busy ${BUSY0}%, after loadavg $LOAD1 busy ${BUSY1}% ($NCPU CPUs)"

@@ -177,3 +177,54 @@ import UDPEncap
     #expect(ring.next() == nil)
   }
 }
+
+/// The eBPF steering program against the kernel (root: bpf(2) needs CAP_BPF), on loopback: a
+/// datagram reaches the socket of the worker that owns its SPI, whatever its 4-tuple.
+@Suite(.enabled(if: getuid() == 0)) struct SteeringTests {
+  @Test func datagramsReachTheSocketOfTheirOwner() throws {
+    let workers = 2
+    let pairs = (1...8).map { Fixture.pair($0, mode: .tunnel) }
+    let table = try SATable(config: Fixture.gatewayConfig(pairs.map(\.gateway)))
+    let steering = try SPISteering()
+    steering.sync(to: table, workers: workers)
+    #expect(steering.count == 9 && steering.lookup(0) == 0)
+    for (sa, t) in zip(table.inboundSAs, table.inboundTunnel) {
+      #expect(steering.lookup(sa.spi) == UInt32(Tunnel.owner(table.tunnels[Int(t)].ownerKey, workers: workers)))
+    }
+    // Two SO_REUSEPORT sockets on one loopback port; the program on their group.
+    let probe = try UDPSocket(listen: Endpoint(address: IPAddress("127.0.0.1")!, port: 0), mark: nil)
+    var found: (Endpoint, [UDPSocket])? = nil
+    for k in 0..<50 where found == nil {  // a free port of this process's own choosing
+      let local = Endpoint(
+        address: IPAddress("127.0.0.1")!, port: UInt16(41000 + (Int(getpid()) * 7 + k * 131) % 20000))
+      found = try? (local, (0..<workers).map { _ in try UDPSocket(listen: local, mark: nil, reusePort: true) })
+    }
+    let (local, group) = try #require(found)
+    try steering.attach(to: group[0])
+    var expected = [Int](repeating: 0, count: workers)
+    for (sa, t) in zip(table.inboundSAs, table.inboundTunnel) {
+      var esp = [UInt8](repeating: 0xAB, count: 64)
+      withUnsafeBytes(of: sa.spi.bigEndian) { for i in 0..<4 { esp[i] = $0[i] } }
+      for _ in 0..<5 { _ = try esp.withUnsafeBytes { try probe.send($0, to: local, from: local.address) } }
+      expected[Tunnel.owner(table.tunnels[Int(t)].ownerKey, workers: workers)] += 5
+    }
+    // Every datagram from the same 4-tuple: without the program, all would land on one socket.
+    let got = group.map { drain($0.fd) }
+    #expect(got == expected, "datagrams per socket \(got), owners say \(expected)")
+    #expect(expected.allSatisfy { $0 > 0 })
+    // A table without tunnels 5...8: their SPIs leave the map.
+    let smaller = try SATable(config: Fixture.gatewayConfig(pairs.prefix(4).map(\.gateway)))
+    steering.sync(to: smaller, workers: workers)
+    #expect(steering.count == 5 && steering.lookup(table.inboundSAs[7].spi) == nil)
+  }
+
+  /// Datagrams waiting on a socket (waits up to 200 ms for the first).
+  func drain(_ fd: Int32) -> Int {
+    var buffer = [UInt8](repeating: 0, count: 2048)
+    var n = 0
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    _ = poll(&p, 1, 200)
+    while recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) >= 0 { n += 1 }
+    return n
+  }
+}

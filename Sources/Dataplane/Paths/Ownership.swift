@@ -17,6 +17,10 @@ extension Tunnel {
     return mix64(h)
   }
 
+  /// The worker, of `workers`, that owns keys with this hash.
+  @inline(__always)
+  static func owner(_ key: UInt64, workers: Int) -> Int { workers <= 1 ? 0 : Int(key % UInt64(workers)) }
+
   /// The owner key of an alias (see ``ownerKey(name:mode:alias:)``).
   static func aliasOwnerKey(_ alias: IPAddress) -> UInt64 {
     RouteTable.mask(alias, alias.isV6 ? 128 : 32).tableHash
@@ -26,7 +30,7 @@ extension Tunnel {
 extension Pipeline {
   /// The worker that owns keys with this hash.
   @inline(__always)
-  func owner(_ key: UInt64) -> Int { workers == 1 ? 0 : Int(key % UInt64(workers)) }
+  func owner(_ key: UInt64) -> Int { Tunnel.owner(key, workers: workers) }
 
   /// Whether this pipeline's worker owns the tunnel (always, with one worker).
   @inline(__always)

@@ -126,6 +126,7 @@ public final class Runtime {
             tunFD: device.queues[w], mesh: mesh)
         })
       mailbox.dataplane = workers
+      if n > 1 { workers.steering = Runtime.steer(sockets, table: table, logger: logger) }
     } catch {
       routes.uninstall()
       tun.close()
@@ -133,6 +134,22 @@ public final class Runtime {
     }
     backend = requested
     logger.info("\(table.tunnels.count) tunnels, \(table.tunnels.reduce(0) { $0 + $1.inbound.count }) inbound SAs")
+  }
+
+  /// Attaches SPI steering to each listen entry's SO_REUSEPORT group (worker w's socket is index w).
+  /// - Returns: nil, with a warning, when the kernel refuses eBPF here: datagrams are then spread
+  ///   by the kernel's 4-tuple hash and handed over to their owner.
+  static func steer(_ sockets: [[UDPSocket]], table: SATable, logger: Logger) -> SPISteering? {
+    do throws(SystemError) {
+      let steering = try SPISteering()
+      for s in sockets[0] { try steering.attach(to: s) }
+      steering.sync(to: table, workers: sockets.count)
+      logger.info("inbound steering: SPI -> owner worker (eBPF on SO_REUSEPORT), \(steering.count) SPIs")
+      return steering
+    } catch {
+      logger.warning("inbound steering by SPI unavailable (\(error)); datagrams spread by 4-tuple and handed over")
+      return nil
+    }
   }
 
   /// Runs the loops until SIGINT or SIGTERM, with the control thread beside them.

@@ -7,6 +7,8 @@ import ESP
 /// worker is parked (or before they start, or after they stop).
 final class WorkerSet: ParkedDataplane {
   private(set) var cores: [LoopCore]
+  /// Steers inbound datagrams to their owner's socket by SPI (nil: one worker, or no eBPF here).
+  var steering: SPISteering?
 
   init(_ cores: [LoopCore]) { self.cores = cores }
 
@@ -15,9 +17,13 @@ final class WorkerSet: ParkedDataplane {
     cores = [cores[0]]
     cores[0].pipeline.workers = 1
     cores[0].mesh = nil
+    steering = nil
   }
 
-  func install(_ table: SATable) -> SATable? { WorkerSet.install(table, on: cores.map(\.pipeline)) }
+  func install(_ table: SATable) -> SATable? {
+    steering?.sync(to: table, workers: cores.count)
+    return WorkerSet.install(table, on: cores.map(\.pipeline))
+  }
 
   func snapshot() -> StatsSnapshot { WorkerSet.merge(cores.map { ($0.pipeline, $0.loopCounters) }) }
 

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// Inbound steering by SPI (`--workers N`): an eBPF program on each SO_REUSEPORT group reads a
+// datagram's SPI and picks the socket of the worker that owns its tunnel, from a map the control
+// thread keeps in step with the SA table. Datagrams then reach their owner without a handoff copy,
+// also when many tunnels share one outer 4-tuple (two gateways, many SAs), which the kernel's
+// 4-tuple hash would put on one socket. An SPI the map does not hold falls back to that hash,
+// and a datagram that lands on the wrong worker is still handed over: steering is only a shortcut.
+import CIO
+import ESP
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The map and the program. The map is changed on the control thread only.
+final class SPISteering {
+  let mapFD: Int32
+  let programFD: Int32
+  /// What the map holds (SPI → socket index), to change only what differs.
+  private var installed: [UInt32: UInt32] = [:]
+  /// Entries the kernel refused (the map is full).
+  private(set) var refused = 0
+  static let maxEntries: UInt32 = 1 << 20
+
+  /// Creates the map and loads the program.
+  /// - Throws: ``SystemError`` when the kernel refuses (no eBPF, no CAP_BPF, ...).
+  init() throws(SystemError) {
+    let map = try Sys.call("cannot create the SPI steering map (bpf)") {
+      CIO_bpf_spi_map_create(SPISteering.maxEntries)
+    }
+    var log = [CChar](repeating: 0, count: 4096)
+    let fd = log.withUnsafeMutableBufferPointer { CIO_bpf_reuseport_spi_prog(map, $0.baseAddress, UInt32($0.count)) }
+    guard fd >= 0 else {
+      let e = errno
+      close(map)
+      let text = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      let verifier = text.split(separator: "\n").last.map { ": \($0)" } ?? ""
+      throw SystemError("cannot load the SPI steering program (bpf)\(verifier)", errno: e)
+    }
+    mapFD = map
+    programFD = fd
+  }
+
+  deinit {
+    close(programFD)
+    close(mapFD)
+  }
+
+  /// Attaches the program to the SO_REUSEPORT group `socket` belongs to (the group's sockets are
+  /// indexed in the order they were bound: worker order).
+  func attach(to socket: UDPSocket) throws(SystemError) {
+    try Sys.setOption(
+      socket.fd, SOL_SOCKET, 52 /* SO_ATTACH_REUSEPORT_EBPF */, programFD, "cannot attach the SPI steering program")
+  }
+
+  /// Brings the map in step with `table`: each inbound SPI to its tunnel's owner among `workers`,
+  /// SPI 0 (IKE) to worker 0; SPIs no longer in the table are removed.
+  func sync(to table: SATable, workers: Int) {
+    var wanted: [UInt32: UInt32] = [0: 0]
+    wanted.reserveCapacity(table.inboundSAs.count + 1)
+    for (sa, t) in zip(table.inboundSAs, table.inboundTunnel) {
+      wanted[sa.spi] = UInt32(Tunnel.owner(table.tunnels[Int(t)].ownerKey, workers: workers))
+    }
+    for (spi, w) in wanted where installed[spi] != w {
+      if CIO_bpf_map_update_u32(mapFD, spi, w) == 0 { installed[spi] = w } else { refused += 1 }
+    }
+    for spi in installed.keys where wanted[spi] == nil {
+      _ = CIO_bpf_map_delete_u32(mapFD, spi)
+      installed[spi] = nil
+    }
+  }
+
+  /// The socket index the map holds for `spi` (tests).
+  func lookup(_ spi: UInt32) -> UInt32? {
+    var v: UInt32 = 0
+    return CIO_bpf_map_lookup_u32(mapFD, spi, &v) == 0 ? v : nil
+  }
+
+  /// Entries in the map.
+  var count: Int { installed.count }
+}

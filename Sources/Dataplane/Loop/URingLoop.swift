@@ -29,10 +29,8 @@ public final class URingLoop {
   let signals: SignalEvents?
   let uring: URing
   let batch = DataplaneConstants.batchSize
-  /// Outstanding TUN reads. Each one arms its own poll on the TUN, and a packet wakes them all:
-  /// with GSO packets (up to 64 KB a read) 8 are enough and measured faster than 64 (bench-e2e:
-  /// UDP-64 +10%, added latency -20..-130 us); one packet per read needs more in flight.
-  let tunReads: Int
+  /// Outstanding TUN reads (more than a few gain nothing; the kernel polls the TUN).
+  let tunReads = 64
   let receiveBuffers: [ProvidedBuffers]
   let receiveHeaders: UnsafeMutablePointer<msghdr>
   /// TUN read slots: 2 KiB, or 64 KiB and more when the TUN hands over GSO packets.
@@ -96,7 +94,6 @@ public final class URingLoop {
     vnetLength = core.tun.vnetHeader ? VirtioNetHeader.size : 0
     let gsoTUN = core.tun.offloads & (TunDevice.offloadTSO4 | TunDevice.offloadTSO6 | TunDevice.offloadUSO4) != 0
     tunSlotSize = gsoTUN ? 65536 + 4096 : DataplaneConstants.slotSize
-    tunReads = gsoTUN ? 8 : 64
     arena = SlotArena(count: gsoTUN || workers > 1 ? 2048 : 0, size: DataplaneConstants.slotSize)
     sends = SendPool(capacity: 512)
     tunWrites = SendPool(capacity: vnetLength > 0 ? 512 : 0)

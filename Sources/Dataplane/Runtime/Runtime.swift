@@ -69,6 +69,8 @@ public final class Runtime {
     if requestedWorkers > 1 && n == 1 {
       logger.warning("--io mmsg runs one worker; --workers \(requestedWorkers) ignored")
     }
+    let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    if n > cpus { logger.warning("--workers \(n) on \(cpus) CPUs: workers will share cores") }
     mailbox = try Mailbox(workers: n)
     // TUN offloads only with io_uring: the recvmmsg loop has no room to cut GSO packets into.
     let vnet = offloads.tun && requested == .uring

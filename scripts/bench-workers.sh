@@ -9,21 +9,23 @@
 #   -d SECONDS   iperf3 duration per run (default 10)
 #   -k TUNNELS   tunnels, each carrying one iperf3 UDP flow (default 4)
 #   -w LIST      worker counts to measure (default "1 2"; the first is the baseline)
-#   -b RATE      offered load per flow, iperf3 -b (default 25M: ~49k datagrams/s of 64 B; with -k 4
-#                about 195k/s in all, near what the bare veth carries here)
+#   -b RATE      offered load per flow, iperf3 -b (default 0: unlimited, as the harness's UDP tests;
+#                25M is ~49k datagrams/s of 64 B, with -k 4 about 195k/s, what one worker carries here)
 #   --espd PATH  the binary (default: $ESPD, else .build/release/espd, built if missing)
 #   -o OUTDIR    results directory (default scripts/results/workers-<timestamp>, gitignored)
 #
 # Side a sends, side b receives; each side runs espd with the same --workers. Namespaces bw-a and
 # bw-b, underlay 192.0.2.1/.2, tunnel k carries 198.51.100.k <-> 203.0.113.k. Printed per worker
-# count: datagrams received per second (sum over the flows, iperf3 receiver side), loss, CPU of
-# both espd processes, packets each worker processed and handed over; then the ratio to the
-# baseline. Only processes started here are signalled, by PID; the namespaces go on exit.
+# count: datagrams received per second (sum over the flows, iperf3 receiver side), loss, the
+# datagrams side b's espd opened per second, CPU of both espd processes, packets each worker
+# processed and handed over; then the ratios to the baseline. On a machine with few CPUs the
+# iperf3 processes compete with espd for them: the received rate then also says how the scheduler
+# shared the CPUs out, and the opened rate is espd's own. Only processes started here are signalled, by PID; the namespaces go on exit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-DUR=10 K=4 WORKERS="1 2" RATE=25M ESPD_BIN=${ESPD:-} OUTDIR=""
+DUR=10 K=4 WORKERS="1 2" RATE=0 ESPD_BIN=${ESPD:-} OUTDIR=""
 while (($#)); do
   case $1 in
     -d) DUR=${2:?-d needs seconds}; shift 2 ;;
@@ -105,10 +107,13 @@ json.dump(side("192.0.2.2", "192.0.2.1", "b", "203.0.113", "198.51.100", ba, ab)
 EOF
 "$ESPD_BIN" check --config "$WORK/a.json" >/dev/null 2>&1 || die "espd check rejects the generated config"
 
+OFFERED=$RATE
+[[ $RATE == 0 ]] && OFFERED=unlimited
+
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 
 RESULTS=$OUTDIR/results.tsv
-printf 'workers\trx_kpps\tsent_kpps\tloss_pct\tespd_cpu_pct\tworker_packets_b\thanded_over_b\thandoff_dropped\n' >"$RESULTS"
+printf 'workers\trx_kpps\tsent_kpps\tloss_pct\topened_kpps_b\tespd_cpu_pct\tworker_packets_b\thanded_over_b\thandoff_dropped\n' >"$RESULTS"
 
 measure() {  # measure WORKERS
   local w=$1 a b i ok=0 srv=() cli=()
@@ -134,6 +139,8 @@ measure() {  # measure WORKERS
   done
   sleep 1
   local t0 c0 t1 c1
+  kill -USR1 "$b" 2>/dev/null
+  sleep 0.3
   t0=$(date +%s.%N) c0=$(ticks "$a" "$b")
   for i in $(seq "$K"); do
     timeout $((DUR + 30)) ip netns exec $NS_A iperf3 -c 203.0.113.$i -B 198.51.100.$i -p $((5300 + i)) -u -l 64 \
@@ -142,39 +149,44 @@ measure() {  # measure WORKERS
   done
   wait "${cli[@]}"
   t1=$(date +%s.%N) c1=$(ticks "$a" "$b")
-  kill_pids "${srv[@]}"
   kill -USR1 "$b" 2>/dev/null
-  sleep 0.5
+  sleep 0.3
+  kill_pids "${srv[@]}"
   kill_pids "$a" "$b"
   wait "$a" "$b" 2>/dev/null
   PIDS=()
   cp "$WORK/a-$w.log" "$WORK/b-$w.log" "$OUTDIR/" 2>/dev/null
-  local last; last=$(grep '^{"stats"' "$WORK/b-$w.out" | tail -1)
+  # the two SIGUSR1 lines around the run (the exit line after them adds the shutdown)
+  local last first; first=$(grep '^{"stats"' "$WORK/b-$w.out" | sed -n 1p)
+  last=$(grep '^{"stats"' "$WORK/b-$w.out" | sed -n 2p)
   local cpu; cpu=$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", 100*d/hz/(b-a)}')
-  jq -s -r --arg w "$w" --arg cpu "$cpu" --argjson st "${last:-null}" '
+  local opened; opened=$(jq -n --argjson a "${first:-null}" --argjson b "${last:-null}" --arg t0 "$t0" --arg t1 "$t1" \
+    'if $a and $b then (($b.stats.decapsulated - $a.stats.decapsulated) / (($t1 | tonumber) - ($t0 | tonumber)) / 1e3 * 100 | round / 100) else "-" end')
+  jq -s -r --arg w "$w" --arg cpu "$cpu" --arg opened "$opened" --argjson st "${last:-null}" '
     (map(.end.sum_received // {packets:0,lost_packets:0,seconds:1})) as $r |
     (map(.end.sum_sent // {packets:0,seconds:1})) as $s |
     [$w,
      (($r | map((.packets - .lost_packets) / .seconds) | add) / 1e3 * 100 | round / 100),
      (($s | map(.packets / .seconds) | add) / 1e3 * 100 | round / 100),
      ((($r | map(.lost_packets) | add) / ([($r | map(.packets) | add), 1] | max) * 10000 | round) / 100),
-     $cpu,
+     $opened, $cpu,
      (if $st then ($st.stats.workers // [] | map(.packets | tostring) | join("/")) else "-" end),
      (if $st then ($st.stats.handoff_packets // 0) else "-" end),
      (if $st then ($st.stats.handoff_dropped // 0) else "-" end)] | map(tostring) | join("\t")' \
     "$OUTDIR"/iperf-w"$w"-t*.json >>"$RESULTS"
-  log "workers $w: $(tail -1 "$RESULTS" | cut -f2-8 | tr '\t' ' ')"
+  log "workers $w: $(tail -1 "$RESULTS" | cut -f2-9 | tr '\t' ' ')"
   ns_down
 }
 
-log "espd $ESPD_BIN; $K tunnels, one UDP flow of 64-byte datagrams each at $RATE; $DUR s per run; $(nproc) CPUs"
+log "espd $ESPD_BIN; $K tunnels, one UDP flow of 64-byte datagrams each at $OFFERED; $DUR s per run; $(nproc) CPUs"
 for w in $WORKERS; do measure "$w" || log "workers $w: FAILED"; sleep 2; done
 
-echo "== espd --workers N, UDP 64 B, $K flows in $K tunnels, offered $RATE each ($(nproc) CPUs, the iperf3 processes included)"
+echo "== espd --workers N, UDP 64 B, $K flows in $K tunnels, offered $OFFERED each ($(nproc) CPUs, the iperf3 processes included)"
 column -t -s $'\t' "$RESULTS"
-base=$(awk -F'\t' 'NR == 2 {print $2}' "$RESULTS")
-awk -F'\t' -v base="${base:-0}" 'NR > 2 && base > 0 {
-  r = $2 / base
-  printf "workers %s / workers %s: %.2fx received datagrams per second (target for 2: at least 1.6x)\n", $1, first, r
-} NR == 2 {first = $1}' "$RESULTS"
+awk -F'\t' 'NR == 2 {first = $1; rx = $2; op = $5}
+  NR > 2 && rx > 0 {
+  printf "workers %s / workers %s: %.2fx received datagrams per second (target for 2: at least 1.6x)", $1, first, $2 / rx
+  if (op > 0 && $5 > 0) printf "; %.2fx datagrams opened by side b", $5 / op
+  printf "\n"
+}' "$RESULTS"
 echo "results: $OUTDIR"

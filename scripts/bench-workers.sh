@@ -139,8 +139,9 @@ measure() {  # measure WORKERS
   done
   sleep 1
   local t0 c0 t1 c1
-  kill -USR1 "$b" 2>/dev/null
-  sleep 0.3
+  local q0 q1 s0 s1
+  q0=$(date +%s.%N)
+  s0=$("$ESPD_BIN" stats --json --control "$WORK/b.sock" 2>/dev/null)
   t0=$(date +%s.%N) c0=$(ticks "$a" "$b")
   for i in $(seq "$K"); do
     timeout $((DUR + 30)) ip netns exec $NS_A iperf3 -c 203.0.113.$i -B 198.51.100.$i -p $((5300 + i)) -u -l 64 \
@@ -149,19 +150,19 @@ measure() {  # measure WORKERS
   done
   wait "${cli[@]}"
   t1=$(date +%s.%N) c1=$(ticks "$a" "$b")
-  kill -USR1 "$b" 2>/dev/null
-  sleep 0.3
+  s1=$("$ESPD_BIN" stats --json --control "$WORK/b.sock" 2>/dev/null)
+  q1=$(date +%s.%N)
   kill_pids "${srv[@]}"
   kill_pids "$a" "$b"
   wait "$a" "$b" 2>/dev/null
   PIDS=()
   cp "$WORK/a-$w.log" "$WORK/b-$w.log" "$OUTDIR/" 2>/dev/null
-  # the two SIGUSR1 lines around the run (the exit line after them adds the shutdown)
-  local last first; first=$(grep '^{"stats"' "$WORK/b-$w.out" | sed -n 1p)
-  last=$(grep '^{"stats"' "$WORK/b-$w.out" | sed -n 2p)
+  # the stats answers around the run (`espd stats` returns once every worker was counted)
+  local last first; first=$s0 last=$s1
+  log "workers $w: stats answered in $(awk -v a="$q0" -v b="$t0" 'BEGIN{printf "%.0f", (b-a)*1000}') ms before the run and $(awk -v a="$t1" -v b="$q1" 'BEGIN{printf "%.0f", (b-a)*1000}') ms after it"
   local cpu; cpu=$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", 100*d/hz/(b-a)}')
   local opened; opened=$(jq -n --argjson a "${first:-null}" --argjson b "${last:-null}" --arg t0 "$t0" --arg t1 "$t1" \
-    'if $a and $b then (($b.stats.decapsulated - $a.stats.decapsulated) / (($t1 | tonumber) - ($t0 | tonumber)) / 1e3 * 100 | round / 100) else "-" end')
+    'if $a and $b then (($b.stats.decapsulated - $a.stats.decapsulated) / (($t1 | tonumber) - ($t0 | tonumber)) / 1e3 * 100 | round / 100) else "-" end' 2>/dev/null || echo -)
   jq -s -r --arg w "$w" --arg cpu "$cpu" --arg opened "$opened" --argjson st "${last:-null}" '
     (map(.end.sum_received // {packets:0,lost_packets:0,seconds:1})) as $r |
     (map(.end.sum_sent // {packets:0,seconds:1})) as $s |

@@ -205,6 +205,8 @@ t_tunnel() {
   counter_ge b encapsulated 10; counter_ge b decapsulated 10
   counter_zero_if_present a auth_failed; counter_zero_if_present b auth_failed
   counter_zero_if_present a malformed; counter_zero_if_present b malformed
+  # one writer per SA (also with --workers): no sequence number is ever sent twice
+  counter_zero_if_present a replayed; counter_zero_if_present b replayed
   if [[ $io != mmsg && " ${args[*]} " != *" off "* ]]; then
     # a sends the TCP streams: TSO packets from its TUN cut into segments, sent with UDP GSO;
     # b receives them coalesced (UDP GRO) and writes them to its TUN coalesced (TCP GRO)

@@ -20,60 +20,37 @@ extension URingLoop {
 
   /// Hands the inbound packets other workers own to them; the rest are compacted to the front.
   /// - Returns: the packets left in the batch.
-  func steerInbound(_ n: Int) -> Int {
-    guard let mesh = core.mesh else { return n }
-    let me = core.pipeline.worker
-    var kept = 0
-    for i in 0..<n {
-      let p = inbound.packets[i]
-      let owner = core.pipeline.inboundOwner(p.bytes)
-      if owner == me {
-        if kept != i {
-          inbound.packets[kept] = p
-          inbound.addresses[kept] = inbound.addresses[i]
-          inbound.origin[kept] = inbound.origin[i]
-        }
-        kept += 1
-        continue
-      }
-      if mesh.ring(from: me, to: owner).push(p.data, count: p.count, direction: .inbound, address: inbound.addresses[i])
-      {
-        core.handoffPackets &+= 1
-        wakePending[owner] = true
-      } else {
-        core.handoffDropped &+= 1
-      }
-      releaseInbound(inbound.origin[i])
-    }
-    return kept
-  }
+  func steerInbound(_ n: Int) -> Int { steer(inbound, count: n, direction: .inbound) }
 
   /// Hands the outbound packets other workers own to them; the rest are compacted to the front.
   /// - Returns: the packets left in the batch.
-  func steerOutbound(_ n: Int) -> Int {
+  func steerOutbound(_ n: Int) -> Int { steer(outbound, count: n, direction: .outbound) }
+
+  /// Copies each packet of `b` that another worker owns into the ring to that worker and gives
+  /// its buffer back; compacts the packets this worker owns to the front.
+  private func steer(_ b: BatchArrays, count n: Int, direction: HandoffDirection) -> Int {
     guard let mesh = core.mesh else { return n }
     let me = core.pipeline.worker
     var kept = 0
     for i in 0..<n {
-      let p = outbound.packets[i]
-      let owner = core.pipeline.outboundOwner(p)
+      let p = b.packets[i]
+      let owner = direction == .inbound ? core.pipeline.inboundOwner(p.bytes) : core.pipeline.outboundOwner(p)
       if owner == me {
         if kept != i {
-          outbound.packets[kept] = p
-          outbound.origin[kept] = outbound.origin[i]
+          b.packets[kept] = p
+          b.addresses[kept] = b.addresses[i]
+          b.origin[kept] = b.origin[i]
         }
         kept += 1
         continue
       }
-      if mesh.ring(from: me, to: owner).push(
-        p.data, count: p.count, direction: .outbound, address: outbound.addresses[i])
-      {
+      if mesh.ring(from: me, to: owner).push(p.data, count: p.count, direction: direction, address: b.addresses[i]) {
         core.handoffPackets &+= 1
         wakePending[owner] = true
       } else {
         core.handoffDropped &+= 1
       }
-      release(outbound.origin[i])
+      if direction == .inbound { releaseInbound(b.origin[i]) } else { release(b.origin[i]) }
     }
     return kept
   }

@@ -95,6 +95,31 @@ import UDPEncap
     #expect(merged.prometheusText().contains("espd_worker_packets_total{worker=\"1\"} 6"))
   }
 
+  /// A learned flow never sends a packet into a tunnel another worker owns: not when it was
+  /// learned on the wrong pipeline, and not after a reload moved its tunnel to another alias.
+  @Test func flowsNeverCrossOwners() throws {
+    let shared = IPAddress("198.51.100.200")!
+    var pairs = (1...2).map { Fixture.pair($0, mode: .transport, alias: shared).gateway }
+    let config = Fixture.gatewayConfig(pairs)
+    let table = try SATable(config: config)
+    let pipelines = (0..<2).map { Pipeline(table: table, worker: $0, workers: 2) }
+    let owner = Tunnel.owner(Tunnel.aliasOwnerKey(shared), workers: 2)
+    let slot = TestSlot()
+    let reply = slot.packet(TestPackets.udp4("198.51.100.1", "198.51.100.200", sport: 1701, dport: 40000, payload: [1]))
+    let header = try #require(IPHeader.parse(reply.bytes))
+    let key = FlowKey(alias: shared, proto: IPProtocol.udp, remotePort: 40000, localPort: 1701)
+    for p in pipelines { p.flows.learn(key, tunnel: 0) }
+    #expect(pipelines[owner].route(header, reply)?.name == "client1")
+    #expect(pipelines[1 - owner].route(header, reply) == nil)  // learned there by mistake: not used
+    // client1 moves to an alias of its own (another owner may take it): the flow learned on the
+    // shared alias is forgotten, and the alias, now client2's alone, routes to client2.
+    pairs[0].alias = IPAddress("198.51.100.131")
+    let next = try SATable(config: Fixture.gatewayConfig(pairs), previous: (table, config))
+    _ = WorkerSet.install(next, on: pipelines)
+    #expect(pipelines.allSatisfy { $0.flows.count == 0 })
+    #expect(pipelines[owner].route(header, reply)?.name == "client2")
+  }
+
   /// Time-based lifetimes are checked by the owner only (one writer for the SA's state).
   @Test func lifetimesAreCheckedByTheOwnerOnly() throws {
     var g = Fixture.pair(1, mode: .tunnel).gateway

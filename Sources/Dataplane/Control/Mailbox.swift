@@ -116,7 +116,8 @@ public final class Mailbox: @unchecked Sendable {
     }
   }
 
-  /// Parks every worker between batches, runs `body` while they wait, and lets them go.
+  /// Parks every worker between batches, runs `body` while they wait, and lets them go. Called by
+  /// the control thread only (one pause at a time).
   /// - Throws: ``Failure`` when a worker has stopped, or not every worker parked within 5 seconds
   ///   (`body` then does not run).
   public func paused<T>(_ body: () -> T) throws(Failure) -> T {
@@ -130,7 +131,7 @@ public final class Mailbox: @unchecked Sendable {
     for fd in loopFDs.prefix(workers) { Mailbox.signal(fd) }
     _ = wait(until: { parked == workers || loopGone }, seconds: 5)
     defer {
-      resumed = generation
+      resumed = max(resumed, generation)
       pthread_cond_broadcast(cond)
     }
     guard parked == workers, !loopGone else { throw loopGone ? .loopStopped : .timedOut }

@@ -95,7 +95,9 @@ public final class URingLoop {
     let gsoTUN = core.tun.offloads & (TunDevice.offloadTSO4 | TunDevice.offloadTSO6 | TunDevice.offloadUSO4) != 0
     tunSlotSize = gsoTUN ? 65536 + 4096 : DataplaneConstants.slotSize
     arena = SlotArena(count: gsoTUN || workers > 1 ? 2048 : 0, size: DataplaneConstants.slotSize)
-    sends = SendPool(capacity: 512)
+    // A descriptor for every datagram that can be in flight (each TUN slot and each arena slot),
+    // so that a batch is never dropped for want of one, with UDP GSO off or many peers.
+    sends = SendPool(capacity: max(512, tunReads + (gsoTUN || workers > 1 ? 2048 : 0)))
     tunWrites = SendPool(capacity: vnetLength > 0 ? 512 : 0)
     coalescer = TCPCoalescer(
       capacity: DataplaneConstants.batchSize,

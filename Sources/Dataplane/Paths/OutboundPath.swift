@@ -32,7 +32,8 @@ extension Pipeline {
             alias: header.destination, proto: header.proto, remotePort: ports.destination,
             localPort: ports.source))
       else { return nil }
-      return table.tunnels[Int(learned)]
+      let t = table.tunnels[Int(learned)]
+      return owns(t) ? t : nil  // (install drops flows of tunnels another worker owns; never trust that alone)
     }
     guard let t = table.routes.lookup(header.destination) else { return nil }
     return table.tunnels[Int(t)]

@@ -45,7 +45,14 @@ public final class Pipeline {
     if let old {
       var byName: [String: Int32] = [:]
       for t in table.tunnels { byName[t.name] = t.index }
-      for t in old.tunnels { if let n = byName[t.name] { mapping[t.index] = n } }
+      // A flow follows its tunnel only while the tunnel keeps the alias the flow was learned on and
+      // this worker still owns it: a flow must never send a packet into a tunnel of another worker.
+      for t in old.tunnels {
+        guard let n = byName[t.name], table.tunnels[Int(n)].alias == t.alias, owns(table.tunnels[Int(n)]) else {
+          continue
+        }
+        mapping[t.index] = n
+      }
     }
     flows.remap(mapping)
     for t in table.tunnels {

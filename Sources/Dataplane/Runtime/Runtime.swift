@@ -199,15 +199,13 @@ public final class Runtime {
           })
       }
     } catch {
-      _ = gate.waitForAll()  // the threads that did start report before being told to leave
-      gate.decide(run: false)
+      gate.decide(run: false)  // the decision stands: the threads that did start leave when they arrive
       throw error
     }
     let first: URingLoop
     do {
       first = try URingLoop(core: cores[0], signals: signals, udpGSO: gso, udpGRO: gro)
     } catch {
-      _ = gate.waitForAll()
       gate.decide(run: false)
       logger.warning("io_uring unavailable (\(error)); falling back to recvmmsg/sendmmsg")
       return false

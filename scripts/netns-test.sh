@@ -238,6 +238,25 @@ t_gso_refused() {  # TUN MTU 1500 over a 1500 underlay: ESP datagrams exceed the
   stop a; stop b
 }
 
+t_jumbo() {  # TUN MTU 9000 over a 1500 underlay: 8 KB inner packets in IP-fragmented ESP datagrams,
+  # with the given `espd run` arguments (packet slots are sized from the MTU, in every loop)
+  local d=$TP_LOGDIR/cfg h b4 a4
+  gen "$d" pair --inner 4 || return
+  for h in a b; do jq '.tun.mtu = 9000' "$(cfg "$d" $h)" >"$d/$h.m" && mv "$d/$h.m" "$(cfg "$d" $h)"; done
+  pair_up "$d" "$@" || return
+  a4=$(sc "$d" .hosts.a.inner4) b4=$(sc "$d" .hosts.b.inner4)
+  ping_ok a "$b4" -c 3 -s 8000
+  ping_ok b "$a4" -c 3 -s 8000
+  ping_ok a "$b4" -c 2 -s 100
+  stats a && stats b
+  counter_ge b decapsulated 5; counter_ge a decapsulated 5
+  local k
+  for k in malformed offload_dropped handoff_dropped; do
+    counter_zero_if_present a $k; counter_zero_if_present b $k
+  done
+  stop a; stop b
+}
+
 t_alg() {  # one algorithm: pings (two sizes; CBC padding), iperf3 TCP for a few
   local alg=$1 with_iperf=${2:-0} d=$TP_LOGDIR/cfg
   gen "$d" pair --alg "$alg" --inner 4,6 || return
@@ -480,6 +499,10 @@ run tunnel-mmsg t_tunnel mmsg 4 aes128gcm16
 run tunnel-no-offload t_tunnel uring 4 aes128gcm16 --tun-offload off --udp-gso off --udp-gro off
 run tunnel-workers t_tunnel uring 4 aes128gcm16 --workers 2
 run gso-refused t_gso_refused
+run jumbo t_jumbo
+run jumbo-no-offload t_jumbo --tun-offload off --udp-gro off
+run jumbo-mmsg t_jumbo --io mmsg
+run jumbo-workers t_jumbo --workers 2 --tun-offload off --udp-gro off
 run tunnel-outer6 t_tunnel "" 6 aes256gcm16
 for alg in aes128gcm16 aes192gcm16 aes256gcm16 chacha20poly1305 aes128-sha256 aes256-sha256 null-sha256; do
   case $alg in chacha20poly1305 | aes256-sha256) run "alg-$alg" t_alg "$alg" 1 ;; *) run "alg-$alg" t_alg "$alg" ;; esac

@@ -12,6 +12,13 @@ public enum DataplaneConstants {
   public static let tailroom = 64
   /// One slot of a live loop's slab: a 1500-byte MTU packet plus head- and tailroom, rounded to 2 KiB.
   public static let slotSize = 2048
+
+  /// The slot for a TUN of this MTU: the inner packet, head- and tailroom, and room for the ESP and
+  /// UDP headers of the datagram that carries it (and, in a provided receive buffer, the kernel's
+  /// recvmsg header, address and control data); at least ``slotSize``, in whole KiB.
+  public static func slotSize(mtu: Int) -> Int {
+    max(slotSize, (mtu + headroom + tailroom + 512 + 1023) / 1024 * 1024)
+  }
   /// Learned inner flows kept for tunnels that share an alias (4-way buckets, oldest replaced).
   public static let flowTableCapacity = 1 << 16
 }

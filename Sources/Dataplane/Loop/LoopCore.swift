@@ -30,6 +30,8 @@ public final class LoopCore {
   public let mailbox: Mailbox?
   /// The rings and wake-ups shared with the other workers (nil with one worker).
   var mesh: HandoffMesh?
+  /// Bytes per packet slot (``DataplaneConstants/slotSize(mtu:)`` of the TUN's MTU).
+  public let slotSize: Int
   /// Set when the mailbox's eventfd fired: take the work after the current batch.
   var mailboxSignalled = false
   /// Receives the stats JSON when SIGUSR1 asks for it.
@@ -63,19 +65,21 @@ public final class LoopCore {
   /// - Parameters:
   ///   - tunFD: the TUN queue this worker reads and writes (default: the device's first).
   ///   - mesh: with several workers, the rings between them.
+  ///   - mtu: the TUN's MTU (sizes the packet slots).
   public convenience init(
     pipeline: Pipeline, tun: TunDevice, sockets: [UDPSocket], punt: PuntChannel?, keepaliveSeconds: Int,
-    mailbox: Mailbox? = nil, tunFD: Int32? = nil
+    mailbox: Mailbox? = nil, tunFD: Int32? = nil, mtu: Int = 1500
   ) {
     self.init(
       pipeline: pipeline, tun: tun, sockets: sockets, punt: punt, keepaliveSeconds: keepaliveSeconds,
-      mailbox: mailbox, tunFD: tunFD, mesh: nil)
+      mailbox: mailbox, tunFD: tunFD, mesh: nil, mtu: mtu)
   }
 
   init(
     pipeline: Pipeline, tun: TunDevice, sockets: [UDPSocket], punt: PuntChannel?, keepaliveSeconds: Int,
-    mailbox: Mailbox?, tunFD: Int32?, mesh: HandoffMesh?
+    mailbox: Mailbox?, tunFD: Int32?, mesh: HandoffMesh?, mtu: Int
   ) {
+    slotSize = DataplaneConstants.slotSize(mtu: mtu)
     self.mailbox = mailbox
     self.pipeline = pipeline
     self.tun = tun

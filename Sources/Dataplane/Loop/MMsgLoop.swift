@@ -12,7 +12,7 @@ public final class MMsgLoop {
   let core: LoopCore
   let signals: SignalEvents
   let batch: Int
-  let slotSize = DataplaneConstants.slotSize
+  let slotSize: Int
   let slab: UnsafeMutableRawPointer
   let packets: UnsafeMutablePointer<PacketBuffer>
   let addresses: UnsafeMutablePointer<DatagramAddress>
@@ -28,7 +28,8 @@ public final class MMsgLoop {
     self.core = core
     self.signals = signals
     self.batch = batch
-    slab = .allocate(byteCount: batch * DataplaneConstants.slotSize, alignment: 4096)
+    slotSize = core.slotSize
+    slab = .allocate(byteCount: batch * slotSize, alignment: 4096)
     packets = .allocate(capacity: batch)
     addresses = .allocate(capacity: batch)
     verdicts = .allocate(capacity: batch)

@@ -90,11 +90,11 @@ public final class URingLoop {
     wakePending = [Bool](repeating: false, count: workers)
     wakeOne.initialize(to: 1)
     // Packets handed over by other workers are copied into arena slots (inbound and outbound).
-    inboundArena = SlotArena(count: udpGRO ? 4096 : workers > 1 ? 2048 : 0, size: DataplaneConstants.slotSize)
+    inboundArena = SlotArena(count: udpGRO ? 4096 : workers > 1 ? 2048 : 0, size: core.slotSize)
     vnetLength = core.tun.vnetHeader ? VirtioNetHeader.size : 0
     let gsoTUN = core.tun.offloads & (TunDevice.offloadTSO4 | TunDevice.offloadTSO6 | TunDevice.offloadUSO4) != 0
-    tunSlotSize = gsoTUN ? 65536 + 4096 : DataplaneConstants.slotSize
-    arena = SlotArena(count: gsoTUN || workers > 1 ? 2048 : 0, size: DataplaneConstants.slotSize)
+    tunSlotSize = gsoTUN ? max(65536 + 4096, core.slotSize) : core.slotSize
+    arena = SlotArena(count: gsoTUN || workers > 1 ? 2048 : 0, size: core.slotSize)
     // A descriptor for every datagram that can be in flight (each TUN slot and each arena slot),
     // so that a batch is never dropped for want of one, with UDP GSO off or many peers.
     sends = SendPool(capacity: max(512, tunReads + (gsoTUN || workers > 1 ? 2048 : 0)))
@@ -110,7 +110,7 @@ public final class URingLoop {
       buffers.append(
         try ProvidedBuffers(
           ring: uring, group: UInt16(i), count: udpGRO ? 256 : 512,
-          size: udpGRO ? 65536 + 1024 : DataplaneConstants.slotSize))
+          size: udpGRO ? max(65536 + 1024, core.slotSize) : core.slotSize))
     }
     receiveBuffers = buffers
     receiveHeaders = .allocate(capacity: max(1, core.sockets.count))

@@ -118,14 +118,14 @@ public final class Runtime {
       control = try ControlServer(plane: plane, controlPath: config.control, metrics: config.metrics)
       logger.info("control socket \(config.control) (mode 0600)")
       if let m = config.metrics { logger.info("metrics on http://\(m)/metrics") }
-      let mesh = n > 1 ? try HandoffMesh(workers: n) : nil
+      let mesh = n > 1 ? try HandoffMesh(workers: n, slotSize: DataplaneConstants.slotSize(mtu: config.tun.mtu)) : nil
       let (device, box) = (tun, mailbox)
       workers = WorkerSet(
         (0..<n).map { w in
           LoopCore(
             pipeline: Pipeline(table: table, worker: w, workers: n), tun: device, sockets: sockets[w],
             punt: w == 0 ? punt : nil, keepaliveSeconds: config.natKeepaliveSeconds, mailbox: box,
-            tunFD: device.queues[w], mesh: mesh)
+            tunFD: device.queues[w], mesh: mesh, mtu: config.tun.mtu)
         })
       mailbox.dataplane = workers
       if n > 1 { workers.steering = Runtime.steer(sockets, table: table, logger: logger) }

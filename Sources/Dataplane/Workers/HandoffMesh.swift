@@ -20,7 +20,8 @@ final class HandoffMesh: @unchecked Sendable {
   /// - Parameters:
   ///   - count: workers (2 or more).
   ///   - entries: ring entries each worker can have waiting for it, split over its producers.
-  init(workers count: Int, entries: Int = 4096) throws(SystemError) {
+  ///   - slotSize: the largest packet an entry holds.
+  init(workers count: Int, entries: Int = 4096, slotSize: Int = DataplaneConstants.slotSize) throws(SystemError) {
     self.count = count
     var fds: [Int32] = []
     do throws(SystemError) {
@@ -35,7 +36,7 @@ final class HandoffMesh: @unchecked Sendable {
     let perRing = max(256, entries / max(1, count - 1))
     var r: [HandoffRing?] = []
     for from in 0..<count {
-      for to in 0..<count { r.append(from == to ? nil : HandoffRing(capacity: perRing)) }
+      for to in 0..<count { r.append(from == to ? nil : HandoffRing(capacity: perRing, slotSize: slotSize)) }
     }
     rings = r
   }

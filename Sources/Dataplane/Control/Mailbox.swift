@@ -32,8 +32,9 @@ public final class Mailbox: @unchecked Sendable {
   /// How many workers must park (fewer than `loopFDs` after a fallback to one loop); set before
   /// the control thread starts.
   public var workers: Int
-  /// Where parked work is done; set before the control thread starts.
-  public var dataplane: (any ParkedDataplane)?
+  /// Where parked work is done; set before the control thread starts (weak: the workers hold
+  /// the mailbox).
+  public weak var dataplane: (any ParkedDataplane)?
 
   // Guarded by `lock`.
   private var pauseWanted: UInt64 = 0
@@ -50,12 +51,17 @@ public final class Mailbox: @unchecked Sendable {
   /// - Parameter workers: packet loops that will park on request.
   public init(workers: Int = 1) throws(SystemError) {
     var fds: [Int32] = []
-    for _ in 0..<max(1, workers) {
-      fds.append(try Sys.call("cannot create an eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) })
+    do throws(SystemError) {
+      for _ in 0...max(1, workers) {  // one per worker, and the control thread's (the last)
+        fds.append(try Sys.call("cannot create an eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) })
+      }
+    } catch {
+      for fd in fds { close(fd) }
+      throw error
     }
+    controlFD = fds.removeLast()
     loopFDs = fds
     self.workers = max(1, workers)
-    controlFD = try Sys.call("cannot create an eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
     lock = .allocate(capacity: 1)
     cond = .allocate(capacity: 1)
     pthread_mutex_init(lock, nil)

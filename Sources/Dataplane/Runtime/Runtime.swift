@@ -184,7 +184,10 @@ public final class Runtime {
   private func runURing() throws -> Bool {
     let cores = workers.cores
     let gso = offloads.udpGSO && cores.allSatisfy { $0.sockets.allSatisfy(\.supportsGSO) }
-    let gro = offloads.udpGRO && cores.allSatisfy { $0.sockets.allSatisfy { $0.enableGRO() } }
+    // GRO on every socket or on none: a loop told "no GRO" must not get coalesced datagrams.
+    let sockets = cores.flatMap(\.sockets)
+    let gro = offloads.udpGRO && sockets.map { $0.enableGRO() }.allSatisfy { $0 }
+    if offloads.udpGRO && !gro { for s in sockets { _ = s.enableGRO(false) } }
     let gate = StartGate(workers: cores.count - 1)
     var threads: [PThread] = []
     defer { for t in threads { t.join() } }

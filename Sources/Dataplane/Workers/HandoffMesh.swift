@@ -33,7 +33,7 @@ final class HandoffMesh: @unchecked Sendable {
       throw error
     }
     wakeFDs = fds
-    let perRing = max(256, entries / max(1, count - 1))
+    let perRing = max(64, entries / max(1, count - 1))
     var r: [HandoffRing?] = []
     for from in 0..<count {
       for to in 0..<count { r.append(from == to ? nil : HandoffRing(capacity: perRing, slotSize: slotSize)) }

@@ -53,6 +53,13 @@ final class SPISteering {
       socket.fd, SOL_SOCKET, 52 /* SO_ATTACH_REUSEPORT_EBPF */, programFD, "cannot attach the SPI steering program")
   }
 
+  /// Takes the program off the group `socket` belongs to (after a fallback to one loop).
+  func detach(from socket: UDPSocket) {
+    var unused: Int32 = 0
+    _ = setsockopt(
+      socket.fd, SOL_SOCKET, 68 /* SO_DETACH_REUSEPORT_BPF */, &unused, socklen_t(MemoryLayout<Int32>.size))
+  }
+
   /// Brings the map in step with `table`: each inbound SPI to its tunnel's owner among `workers`,
   /// SPI 0 (IKE) to worker 0; SPIs no longer in the table are removed.
   func sync(to table: SATable, workers: Int) {

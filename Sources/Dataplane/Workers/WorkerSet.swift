@@ -17,6 +17,7 @@ final class WorkerSet: ParkedDataplane {
     cores = [cores[0]]
     cores[0].pipeline.workers = 1
     cores[0].mesh = nil
+    if let steering { for s in cores[0].sockets { steering.detach(from: s) } }
     steering = nil
   }
 
@@ -41,7 +42,9 @@ final class WorkerSet: ParkedDataplane {
     var s = parts[0].pipeline.snapshot(loop: parts[0].loop)
     for (p, loop) in parts.dropFirst() {
       s.counters.add(p.counters)
-      for (i, (_, v)) in loop.enumerated() where i < s.loop.count { s.loop[i].1 &+= v }
+      for (i, (k, v)) in loop.enumerated() where i < s.loop.count {
+        s.loop[i].1 = k == "udp_gso_refused" ? max(s.loop[i].1, v) : s.loop[i].1 &+ v  // a flag, not a count
+      }
       s.softEvents &+= p.softEvents
       s.hardEvents &+= p.hardEvents
     }

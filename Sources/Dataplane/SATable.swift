@@ -76,7 +76,8 @@ public final class SATable {
               replayWindow: sa.replayWindow, replaySequence: sa.replaySequence)
             if let l = sa.lifetime { s.setLimits(SALimits(l, now: now)) }
           }
-          if s.limits.isTimed { timedInbound.append(Int32(inboundSAs.count)) }
+          // From the configuration, not the SA: a reused SA belongs to a running worker.
+          if sa.lifetime?.isTimed == true { timedInbound.append(Int32(inboundSAs.count)) }
           inbound.append(s)
           if spiIndex.insert(SPIKey(sa.spi), Int32(inboundSAs.count)) != nil {
             problems.append("\(path).inbound[\(j)].spi: duplicate SPI \(SATable.hexSPI(sa.spi))")
@@ -104,7 +105,7 @@ public final class SATable {
       }
       let tunnel = Tunnel(index: Int32(tunnels.count), config: t, outbound: outbound, inbound: inbound)
       tunnel.predecessor = oldTunnels[t.name]
-      if outbound.limits.isTimed { timedOutbound.append(Int32(tunnels.count)) }
+      if o.lifetime?.isTimed == true { timedOutbound.append(Int32(tunnels.count)) }
       tunnels.append(tunnel)
       if t.mode == .tunnel {
         for p in t.remoteTS { routes.append((p, Int32(tunnels.count - 1))) }
@@ -160,6 +161,11 @@ public final class SATable {
     let h = String(spi, radix: 16)
     return "0x" + String(repeating: "0", count: max(0, 8 - h.count)) + h
   }
+}
+
+extension Lifetime {
+  /// Whether it has a time limit (the SA is then checked once a second).
+  var isTimed: Bool { secondsSoft != nil || secondsHard != nil }
 }
 
 extension SALimits {

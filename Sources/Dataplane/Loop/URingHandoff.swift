@@ -18,17 +18,10 @@ extension URingLoop {
     io_uring_sqe_set_data64(sqe, userData(.handoff, 0))
   }
 
-  /// Hands the inbound packets other workers own to them; the rest are compacted to the front.
-  /// - Returns: the packets left in the batch.
-  func steerInbound(_ n: Int) -> Int { steer(inbound, count: n, direction: .inbound) }
-
-  /// Hands the outbound packets other workers own to them; the rest are compacted to the front.
-  /// - Returns: the packets left in the batch.
-  func steerOutbound(_ n: Int) -> Int { steer(outbound, count: n, direction: .outbound) }
-
   /// Copies each packet of `b` that another worker owns into the ring to that worker and gives
-  /// its buffer back; compacts the packets this worker owns to the front.
-  private func steer(_ b: BatchArrays, count n: Int, direction: HandoffDirection) -> Int {
+  /// its buffer back; compacts the packets this worker owns to the front (with one worker: none).
+  /// - Returns: the packets left in the batch.
+  func steer(_ b: BatchArrays, count n: Int, direction: HandoffDirection) -> Int {
     guard let mesh = core.mesh else { return n }
     let me = core.pipeline.worker
     var kept = 0

@@ -84,7 +84,7 @@ extension URingLoop {
   /// The inbound batch: decapsulate, queue TUN writes (the buffers return when the write
   /// completes). With a virtio-net header, TCP segments of one flow go as one GSO write.
   func flushInbound() {
-    let n = steerInbound(inboundCount)
+    let n = steer(inbound, count: inboundCount, direction: .inbound)
     inboundCount = 0
     guard n > 0 else { return }
     core.batches &+= 1

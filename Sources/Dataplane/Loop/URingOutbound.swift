@@ -80,7 +80,7 @@ extension URingLoop {
   /// The outbound batch: encapsulate, then one sendmsg per run of datagrams that share socket,
   /// peer, source and size (the last of a run may be shorter): UDP GSO. Without GSO, one each.
   func flushOutbound() {
-    let n = steerOutbound(outboundCount)
+    let n = steer(outbound, count: outboundCount, direction: .outbound)
     outboundCount = 0
     guard n > 0 else { return }
     core.batches &+= 1

@@ -20,8 +20,28 @@ extension Pipeline {
     }
   }
 
+  /// Where an inner packet's destination leads, from the immutable tables alone: a tunnel (by its
+  /// transport alias, else the longest `remote_ts` prefix), an alias several tunnels share (the
+  /// learned flows decide), or nowhere.
+  enum RouteTarget {
+    case tunnel(Int32)
+    case sharedAlias
+    case none
+  }
+
+  @inline(__always)
+  func routeTarget(_ destination: IPAddress) -> RouteTarget {
+    if let t = table.aliases.lookup(RouteTable.mask(destination, destination.isV6 ? 128 : 32)) {
+      return t == SATable.sharedAlias ? .sharedAlias : .tunnel(t)
+    }
+    if let t = table.routes.lookup(destination) { return .tunnel(t) }
+    return .none
+  }
+
   /// The tunnel an inner packet is routed into, or nil. Transport aliases first, then the longest
-  /// `remote_ts` prefix. A shared alias needs a learned flow for the packet's ports.
+  /// `remote_ts` prefix. A shared alias needs a learned flow for the packet's ports. (The lookups
+  /// of ``routeTarget(_:)``, written out: through the enum the encap pipeline measured 2% slower
+  /// at 512 B.)
   public func route(_ header: IPHeader, _ packet: PacketBuffer) -> Tunnel? {
     let key = RouteTable.mask(header.destination, header.destination.isV6 ? 128 : 32)
     if let t = table.aliases.lookup(key) {
@@ -42,8 +62,8 @@ extension Pipeline {
   /// Whether an inner packet would be routed into a tunnel (replay uses it to tell `passed` apart).
   public func isRouted(_ packet: PacketBuffer) -> Bool {
     guard let h = IPHeader.parse(packet.bytes) else { return false }
-    let key = RouteTable.mask(h.destination, h.destination.isV6 ? 128 : 32)
-    return table.aliases.lookup(key) != nil || table.routes.lookup(h.destination) != nil
+    if case .none = routeTarget(h.destination) { return false }
+    return true
   }
 
   /// One packet from the TUN.

@@ -34,7 +34,7 @@ extension Pipeline {
 
   /// Whether this pipeline's worker owns the tunnel (always, with one worker).
   @inline(__always)
-  public func owns(_ t: Tunnel) -> Bool { workers == 1 || owner(t.ownerKey) == worker }
+  public func owns(_ t: Tunnel) -> Bool { owner(t.ownerKey) == worker }
 
   /// The worker that must handle a datagram received on a NAT-T port: the owner of the SPI's
   /// tunnel for ESP, worker 0 (which holds the IKE punt channel) for IKE, this worker for anything
@@ -55,12 +55,10 @@ extension Pipeline {
   /// Reads only the immutable tables, never another worker's learned flows.
   public func outboundOwner(_ packet: PacketBuffer) -> Int {
     guard workers > 1, let header = IPHeader.parse(packet.bytes) else { return worker }
-    let key = RouteTable.mask(header.destination, header.destination.isV6 ? 128 : 32)
-    if let t = table.aliases.lookup(key) {
-      if t == SATable.sharedAlias { return owner(Tunnel.aliasOwnerKey(header.destination)) }
-      return owner(table.tunnels[Int(t)].ownerKey)
+    switch routeTarget(header.destination) {
+    case .tunnel(let t): return owner(table.tunnels[Int(t)].ownerKey)
+    case .sharedAlias: return owner(Tunnel.aliasOwnerKey(header.destination))
+    case .none: return worker
     }
-    guard let t = table.routes.lookup(header.destination) else { return worker }
-    return owner(table.tunnels[Int(t)].ownerKey)
   }
 }

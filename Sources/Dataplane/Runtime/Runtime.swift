@@ -157,8 +157,7 @@ public final class Runtime {
   /// Runs the loops until SIGINT or SIGTERM, with the control thread beside them.
   /// - Parameter onStats: receives the stats JSON on SIGUSR1.
   public func run(onStats: @escaping (String) -> Void) throws {
-    control.plane.onStats = onStats
-    core.onStats = onStats
+    control.plane.onStats = onStats  // the workers ask the control thread, which sums their counters
     if backend == .uring {
       if try runURing() { return }
       backend = .mmsg

@@ -32,15 +32,11 @@ public final class TunDevice {
   ///   - multiQueue: open with IFF_MULTI_QUEUE, so more queues can be attached later.
   ///   - vnetHeader: open with IFF_VNET_HDR (needed for offloads).
   public init(name: String, multiQueue: Bool = false, vnetHeader: Bool = false) throws(SystemError) {
-    self.multiQueue = multiQueue
     self.vnetHeader = vnetHeader
     let (fd, given) = try TunDevice.open(name, multiQueue: multiQueue, vnetHeader: vnetHeader)
     queues = [fd]
     self.name = given
   }
-
-  /// Whether the device was opened with IFF_MULTI_QUEUE.
-  public let multiQueue: Bool
 
   /// Opens /dev/net/tun and attaches it to the device `name` (creating it if need be).
   private static func open(_ name: String, multiQueue: Bool, vnetHeader: Bool) throws(SystemError) -> (Int32, String) {
@@ -59,7 +55,7 @@ public final class TunDevice {
     return (fd, withUnsafeBytes(of: &ifr.ifr_ifrn.ifrn_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
   }
 
-  /// Attaches one more queue (needs ``multiQueue``): the kernel spreads the packets it sends into
+  /// Attaches one more queue (the device must be opened with `multiQueue`): the kernel spreads the packets it sends into
   /// the device over the queues by flow, and sends a flow's packets to the queue that last wrote
   /// one of that flow (tun's automatic steering).
   /// - Returns: the new queue's descriptor.

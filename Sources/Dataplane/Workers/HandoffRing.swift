@@ -104,7 +104,4 @@ final class HandoffRing: @unchecked Sendable {
   func release() {
     tail.store(read, ordering: .releasing)
   }
-
-  /// Whether published entries wait to be read (consumer side).
-  var hasPending: Bool { read != head.load(ordering: .acquiring) }
 }

@@ -21,6 +21,9 @@ swift build --build-tests
 swift test --parallel 2>&1 | tee /tmp/espd-swift-test.log | grep -vE '^(◇|↳|✔ Test (case|.*started))' || true
 grep -qE 'Test run with [0-9]+ tests? .* passed' /tmp/espd-swift-test.log || { echo "unit tests failed" >&2; exit 1; }
 
+step "unit tests under AddressSanitizer and ThreadSanitizer"
+bash scripts/sanitizers.sh
+
 step "selftest (debug binary)"
 .build/debug/espd run --selftest
 

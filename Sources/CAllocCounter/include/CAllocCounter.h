@@ -15,5 +15,8 @@ void CAllocCounter_resume(uint64_t previous);
 uint64_t CAllocCounter_heapBytes(void);
 /// Whether the interposer is linked and live (a call to malloc was seen through it).
 int CAllocCounter_isActive(void);
+/// Whether this build runs under a sanitizer, which owns malloc: the counter is then compiled out
+/// (`isActive` is 0) and counts nothing.
+int CAllocCounter_isSanitized(void);
 
 #endif

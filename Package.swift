@@ -71,3 +71,21 @@ let package = Package(
   ],
   swiftLanguageModes: [.v6]
 )
+
+// MARK: Fuzz targets (only with ESPD_FUZZ=1: scripts/fuzz.sh builds them with --sanitize=fuzzer)
+// Each is an executable exporting LLVMFuzzerTestOneInput; without libFuzzer it would have no main,
+// so ordinary builds leave them out.
+if Context.environment["ESPD_FUZZ"] != nil {
+  let fuzzFlags: [SwiftSetting] = gnu + [.unsafeFlags(["-parse-as-library"])]
+  package.targets.append(
+    .target(
+      name: "FuzzSupport", dependencies: ["ESP", "UDPEncap", "Dataplane"], path: "Tests/Fuzz/Support",
+      swiftSettings: gnu))
+  for name in ["FuzzClassify", "FuzzESPOpen", "FuzzInbound", "FuzzPcap", "FuzzConfig", "FuzzControl"] {
+    package.targets.append(
+      .executableTarget(
+        name: name, dependencies: ["FuzzSupport", "ESP", "UDPEncap", "Dataplane"], path: "Tests/Fuzz/\(name)",
+        swiftSettings: fuzzFlags))
+    package.products.append(.executable(name: name, targets: [name]))
+  }
+}

@@ -24,6 +24,9 @@ grep -qE 'Test run with [0-9]+ tests? .* passed' /tmp/espd-swift-test.log || { e
 step "unit tests under AddressSanitizer and ThreadSanitizer"
 bash scripts/sanitizers.sh
 
+step "fuzz: six libFuzzer targets (ASan), 15 s each from the seed corpus"
+bash scripts/fuzz.sh 15
+
 step "selftest (debug binary)"
 .build/debug/espd run --selftest
 

@@ -64,6 +64,10 @@ public struct ReplayWindow: ~Copyable {
   /// Bytes of memory the bitmap uses.
   public var bitmapBytes: Int { Int(mask + 1) * 8 }
 
+  /// The bitmap's words, copied: tests and fuzz targets compare them to prove a dropped packet
+  /// left the window as it was.
+  var bitmapWords: [UInt64] { (0...Int(mask)).map { blocks[$0] } }
+
   /// Checks a received sequence number without changing the window.
   /// - Parameter sequenceLow: the 32-bit Sequence Number field of the packet.
   /// - Returns: ``ReplayVerdict/accept(_:)`` with the full (ESN-inferred) number to authenticate,

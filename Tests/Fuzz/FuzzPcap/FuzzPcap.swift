@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: Apache-2.0
+// `espd replay` on any file: libpcap reads it as pcap or pcapng, each frame goes through the link
+// layer (Ethernet, SLL, SLL2, raw IP), the outer IP and UDP headers, and the gateway's pipeline in
+// both directions. Invariants: no trap, nothing outside the replay slot (ASan), an error from
+// libpcap or the link type is a thrown ReplayError, and the verdicts add up to the packets read.
+import Dataplane
+import FuzzSupport
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The input goes to libpcap as a file: a memfd, opened again through /proc for each input.
+let memfd: Int32 = {
+  let fd = memfd_create("espd-fuzz-pcap", 0)
+  require(fd >= 0, "memfd_create failed: errno \(errno)")
+  return fd
+}()
+let inputPath = "/proc/self/fd/\(memfd)"
+/// One replayer for the run (building five tunnels' SAs per input would dominate the time); each
+/// input's verdicts are the change in its counters.
+nonisolated(unsafe) let replayer = try! Replayer(config: FuzzGateway.config())
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzPcap(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+  require(ftruncate(memfd, 0) == 0, "ftruncate: errno \(errno)")
+  if size > 0, let data { require(pwrite(memfd, data, size, 0) == size, "pwrite: errno \(errno)") }
+  let before = replayer.pipeline.counters.total
+  do {
+    let summary = try replayer.run(input: inputPath, output: "/dev/null")
+    require(
+      summary.verdicts.total - before == summary.packets,
+      "\(summary.packets) packets read, \(summary.verdicts.total - before) verdicts")
+    if let damage = summary.damage { require(!damage.contains("\n"), "a damage message of several lines") }
+  } catch {
+    // Not a capture, or a link type espd does not read: a one-line error, as `espd replay` prints it.
+    require(!"\(error)".isEmpty && !"\(error)".contains("\n"), "the error for a bad file is not one line: \(error)")
+  }
+  return 0
+}

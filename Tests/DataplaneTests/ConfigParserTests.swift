@@ -255,6 +255,45 @@ struct ConfigProblemCase: Sendable, CustomTestStringConvertible {
       ])
   }
 
+  @Test func limitsParseAndBind() throws {
+    let defaults = try Self.parsed(ConfigFixture.config())
+    #expect(defaults.limits == Limits())
+    let set = try Self.parsed(
+      ConfigFixture.config(
+        #""limits": {"tunnels": 5, "sas": 10, "inbound_sas_per_tunnel": 2, "control_connections": 3, "ike_queue_bytes": 65536, "ike_per_second": 100}"#
+      ))
+    #expect(set.limits.tunnels == 5 && set.limits.sas == 10 && set.limits.inboundSAsPerTunnel == 2)
+    #expect(set.limits.controlConnections == 3 && set.limits.ikeQueueBytes == 65536 && set.limits.ikePerSecond == 100)
+    #expect(
+      Self.problems(ConfigFixture.config(#""limits": {"tunnels": 0}"#)) == [
+        "limits.tunnels: expected an integer 1-10000000, got 0"
+      ])
+    #expect(
+      Self.problems(ConfigFixture.config(#""limits": {"tunels": 3}"#)).first?.hasPrefix("limits.tunels: unknown")
+        == true)
+    let pair = [
+      ConfigFixture.tunnel(),
+      ConfigFixture.tunnel(
+        name: "bob", #""remote_ts": ["10.2.0.0/16"]"#, inbound: [ConfigFixture.sa(spi: #""0xb0b00001""#)],
+        outbound: ConfigFixture.sa(spi: #""0xb0b00002""#)),
+    ]
+    #expect(
+      Self.problems(ConfigFixture.config(#""limits": {"tunnels": 1}"#, tunnels: pair)) == [
+        "tunnels: 2 tunnels, more than limits.tunnels allows (1)"
+      ])
+    #expect(
+      Self.problems(ConfigFixture.config(#""limits": {"sas": 3}"#, tunnels: pair)) == [
+        "tunnels: 4 SAs in all, more than limits.sas allows (3)"
+      ])
+    #expect(
+      try Self.parsed(ConfigFixture.config(#""limits": {"tunnels": 2, "sas": 4}"#, tunnels: pair)).tunnels.count == 2)
+    let two = ConfigFixture.tunnel(inbound: [ConfigFixture.sa(), ConfigFixture.sa(spi: #""0xc1a0b002""#)])
+    #expect(
+      Self.problems(ConfigFixture.config(#""limits": {"inbound_sas_per_tunnel": 1}"#, tunnels: [two])) == [
+        "tunnels[0].inbound: 2 SAs, more than limits.inbound_sas_per_tunnel allows (1)"
+      ])
+  }
+
   @Test func problemsNeverQuoteKeys() {
     let secret = "deadbeefcafe" + ConfigFixture.hex(7)
     let json = ConfigFixture.config(tunnels: [
@@ -288,7 +327,8 @@ private func withOutbound(_ sa: String) -> String {
 }
 private let endpointSyntax = "ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)"
 private let listenExpected = "listen: expected an array of at least one \(endpointSyntax)"
-private let rootFieldList = "listen, tun, nat_keepalive_seconds, ike, control, metrics, transport_alias_pool, tunnels"
+private let rootFieldList =
+  "listen, tun, nat_keepalive_seconds, ike, control, metrics, transport_alias_pool, tunnels, limits"
 private let spiExpected = "expected a non-zero 32-bit SPI (hex string or integer)"
 private let tunName = "expected an interface name of 1-15 bytes without '/', ':' or whitespace"
 private let nameExpected = "expected a name of 1-64 letters, digits, '.', '_' or '-'"

@@ -115,11 +115,46 @@ import Testing
       "{\"name\":\"t3\",\"mode\":\"tunnel\",\"remote_ts\":[\"203.0.113.11/32\"],\"inbound\":[\(Self.sa("0x9001"))],\"outbound\":\(Self.sa("0x9002"))}"
     refused("{\"op\":\"add_tunnel\",\"tunnel\":\(samePrefix)}", "a prefix no other tunnel routes")
     var full = c
-    for k in 0..<(ControlLimits.maxInboundSAs - 1) {
+    for k in 0..<(Limits().inboundSAsPerTunnel - 1) {
       full.tunnels[0].inbound.append(Fixture.sa(UInt32(0x8000 + k), .aes128gcm16, seed: k))
     }
     refused(
-      "{\"op\":\"rekey\",\"name\":\"client1\",\"inbound\":\(Self.sa("0x7001"))}", "the most it may have", on: full)
+      "{\"op\":\"rekey\",\"name\":\"client1\",\"inbound\":\(Self.sa("0x7001"))}",
+      "the most limits.inbound_sas_per_tunnel allows", on: full)
+  }
+
+  /// Each configured limit refuses the change that would pass it, with an error that names it and
+  /// is marked as a limit (the control server counts those as `control_refused_limit`); one below
+  /// the limit the same change is accepted.
+  @Test func limitsRefuseWhatWouldPassThem() throws {
+    let tunnel =
+      "{\"name\":\"t3\",\"mode\":\"tunnel\",\"remote_ts\":[\"203.0.113.99/32\"],\"inbound\":[\(Self.sa("0x9001"))],\"outbound\":\(Self.sa("0x9002"))}"
+    let add = "{\"op\":\"add_tunnel\",\"tunnel\":\(tunnel)}"
+    let rekey = "{\"op\":\"rekey\",\"name\":\"client1\",\"inbound\":\(Self.sa("0x7001"))}"
+    func limited(_ request: String, _ edit: (inout Limits) -> Void) -> ControlError? {
+      var c = config
+      edit(&c.limits)
+      switch apply(request, to: c) {
+      case .success: return nil
+      case .failure(let e): return e
+      }
+    }
+    let tunnels = config.tunnels.count
+    let sas = config.tunnels.reduce(0) { $0 + $1.inbound.count + 1 }
+    #expect(limited(add) { $0.tunnels = tunnels + 1 } == nil)
+    let e1 = try #require(limited(add) { $0.tunnels = tunnels })
+    #expect(e1.isLimit && e1.message.contains("limits.tunnels"), "\(e1)")
+    #expect(limited(add) { $0.sas = sas + 2 } == nil)
+    let e2 = try #require(limited(add) { $0.sas = sas + 1 })
+    #expect(e2.isLimit && e2.message.contains("limits.sas"), "\(e2)")
+    #expect(limited(rekey) { $0.sas = sas + 1 } == nil)
+    let e3 = try #require(limited(rekey) { $0.sas = sas })
+    #expect(e3.isLimit && e3.message.contains("limits.sas"), "\(e3)")
+    let e4 = try #require(limited(rekey) { $0.inboundSAsPerTunnel = 1 })
+    #expect(e4.isLimit && e4.message.contains("limits.inbound_sas_per_tunnel"), "\(e4)")
+    // Other refusals are not limits.
+    let other = try #require(limited("{\"op\":\"delete_tunnel\",\"name\":\"nosuch\"}") { _ in })
+    #expect(!other.isLimit)
   }
 
   @Test func removedKeysAreWipedInPlace() throws {

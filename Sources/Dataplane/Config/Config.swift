@@ -132,12 +132,14 @@ public struct Config: Sendable {
   public var metrics: Endpoint?
   public var transportAliasPool: Prefix?
   public var tunnels: [TunnelConfig]
+  public var limits: Limits
 
   public init(
     listen: [Endpoint], tun: TunConfig = TunConfig(), natKeepaliveSeconds: Int = 20, ikePunt: PuntTarget? = nil,
     control: String = "/run/espd/control.sock", metrics: Endpoint? = nil, transportAliasPool: Prefix? = nil,
-    tunnels: [TunnelConfig] = []
+    tunnels: [TunnelConfig] = [], limits: Limits = Limits()
   ) {
+    self.limits = limits
     self.listen = listen
     self.tun = tun
     self.natKeepaliveSeconds = natKeepaliveSeconds

@@ -13,7 +13,7 @@ import ESP
 /// Pure functions of their input; safe on any thread.
 public enum ConfigParser {
   static let rootFields = [
-    "listen", "tun", "nat_keepalive_seconds", "ike", "control", "metrics", "transport_alias_pool", "tunnels",
+    "listen", "tun", "nat_keepalive_seconds", "ike", "control", "metrics", "transport_alias_pool", "tunnels", "limits",
   ]
   static let tunFields = ["name", "mtu", "addresses"]
 
@@ -75,6 +75,9 @@ public enum ConfigParser {
     let poolGiven = root["transport_alias_pool"] != nil
     if let v = root["transport_alias_pool"] { pool = prefix(v, "transport_alias_pool", network: true, &problems) }
 
+    var limits = Limits()
+    if let v = root["limits"] { limits = parseLimits(v, "limits", &problems) }
+
     var drafts: [TunnelDraft] = []
     if let v = root["tunnels"],
       let list = array(v, "tunnels", expected: "an array of tunnel objects", &problems)
@@ -88,10 +91,12 @@ public enum ConfigParser {
     guard problems.isEmpty, let tun else { return .failure(ConfigErrors(problems: problems.lines)) }
     let tunnels = drafts.compactMap(\.tunnel)
     guard tunnels.count == drafts.count else { return .failure(ConfigErrors(problems: problems.lines)) }
+    checkLimits(tunnels, limits, &problems)
+    guard problems.isEmpty else { return .failure(ConfigErrors(problems: problems.lines)) }
     return .success(
       Config(
         listen: listen, tun: tun, natKeepaliveSeconds: keepalive, ikePunt: punt, control: control,
-        metrics: metrics, transportAliasPool: pool, tunnels: tunnels))
+        metrics: metrics, transportAliasPool: pool, tunnels: tunnels, limits: limits))
   }
 
   // MARK: Global fields

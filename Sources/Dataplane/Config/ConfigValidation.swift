@@ -32,6 +32,7 @@ extension ConfigParser {
     var problems = Problems()
     let pool = config.transportAliasPool
     crossCheck(&drafts, tun: config.tun, pool: pool, poolGiven: pool != nil, &problems)
+    checkLimits(config.tunnels, config.limits, &problems)
     guard problems.isEmpty else { return .failure(ConfigErrors(problems: problems.lines)) }
     var out = config
     out.tunnels = drafts.compactMap(\.tunnel)

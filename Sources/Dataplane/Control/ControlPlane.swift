@@ -98,13 +98,19 @@ final class ControlPlane {
     }
     if new.listen != config.listen || new.tun.name != config.tun.name || new.tun.addresses != config.tun.addresses
       || new.tun.mtu != config.tun.mtu || new.ikePunt != config.ikePunt || new.control != config.control
-      || new.metrics != config.metrics
+      || new.metrics != config.metrics || new.limits.ikeQueueBytes != config.limits.ikeQueueBytes
+      || new.limits.ikePerSecond != config.limits.ikePerSecond
     {
       logger.warning(
-        "reload: changes to listen, tun, ike, control or metrics need a restart; applying the tunnels only")
-      let tunnels = new.tunnels
+        "reload: changes to listen, tun, ike, control, metrics or the IKE limits need a restart; applying the tunnels and the other limits only"
+      )
+      let (tunnels, limits) = (new.tunnels, new.limits)
       new = config
       new.tunnels = tunnels
+      new.limits.tunnels = limits.tunnels
+      new.limits.sas = limits.sas
+      new.limits.inboundSAsPerTunnel = limits.inboundSAsPerTunnel
+      new.limits.controlConnections = limits.controlConnections
     }
     switch commit(new) {
     case .success: logger.info("reloaded \(configPath): \(table.tunnels.count) tunnels")

@@ -107,25 +107,26 @@ public enum ControlRequest: Sendable {
 /// A control request that was refused: the text of `{"ok":false,"error":"…"}`.
 public struct ControlError: Error, Equatable, Sendable, CustomStringConvertible {
   public let message: String
-  public init(_ message: String) { self.message = message }
+  /// Whether a resource limit (`limits`) refused the request (counted as `control_refused_limit`).
+  public let isLimit: Bool
+  public init(_ message: String, isLimit: Bool = false) {
+    self.message = message
+    self.isLimit = isLimit
+  }
+  /// A refusal because a configured limit would be passed.
+  public static func limit(_ message: String) -> ControlError { ControlError(message, isLimit: true) }
   public var description: String { message }
 
   /// The error answer line.
   public var answer: String { "{\"ok\":false,\"error\":\(JSONValue.string(message).jsonText)}" }
 }
 
-/// Bounds on what the control socket accepts.
+/// Bounds on what the control socket accepts that are not configurable (those that are: ``Limits``).
 public enum ControlLimits {
   /// The longest request line.
   public static let maxRequestBytes = 1 << 20
-  /// Open control connections at once; more are answered with an error and closed.
-  public static let maxConnections = 64
   /// Unsent answer and event bytes per connection before it is closed as too slow.
   public static let maxPendingOutput = 4 << 20
-  /// Inbound SAs per tunnel (several only during a rekey).
-  public static let maxInboundSAs = 16
-  /// Tunnels in all (the configuration file may hold more; the control socket adds no more beyond).
-  public static let maxTunnels = 1_000_000
   /// Open metrics (HTTP) connections at once.
   public static let maxMetricsConnections = 16
 }

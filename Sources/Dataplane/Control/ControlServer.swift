@@ -28,6 +28,7 @@ public final class ControlServer: @unchecked Sendable {
   private var errors: UInt64 = 0
   private var refusedOwner: UInt64 = 0
   private var refusedBusy: UInt64 = 0
+  private var refusedLimit: UInt64 = 0
   private var scrapes: UInt64 = 0
   private var eventsSent: UInt64 = 0
 
@@ -82,7 +83,8 @@ public final class ControlServer: @unchecked Sendable {
   var counters: [(String, UInt64)] {
     [
       ("control_requests", requests), ("control_errors", errors), ("control_refused_not_owner", refusedOwner),
-      ("control_refused_busy", refusedBusy), ("metrics_scrapes", scrapes), ("events_sent", eventsSent),
+      ("control_refused_busy", refusedBusy),
+      ("control_refused_limit", refusedLimit), ("metrics_scrapes", scrapes), ("events_sent", eventsSent),
     ]
   }
 
@@ -129,14 +131,17 @@ public final class ControlServer: @unchecked Sendable {
       if fd < 0 { return }
       let now = LoopCore.now()
       let c = Connection(fd: fd, kind: kind, now: now)
-      let limit = kind == .control ? ControlLimits.maxConnections : ControlLimits.maxMetricsConnections
+      let controlLimit = plane.config.limits.controlConnections
+      let limit = kind == .control ? controlLimit : ControlLimits.maxMetricsConnections
       if connections.filter({ $0.kind == kind }).count >= limit {
         refusedBusy &+= 1
-        if connections.count >= 4 * (ControlLimits.maxConnections + ControlLimits.maxMetricsConnections) {
+        if connections.count >= 4 * (controlLimit + ControlLimits.maxMetricsConnections) {
           continue  // a flood: closed at once by deinit
         }
         if kind == .control {
-          c.refuse(ControlError("too many control connections (at most \(limit))").answer, now: now)
+          c.refuse(
+            ControlError("too many control connections (at most \(limit): limits.control_connections)").answer, now: now
+          )
         } else {
           c.sendRaw(ControlServer.http(503, "too many metrics connections\n"))
           c.closeAfterOutput = true
@@ -206,6 +211,7 @@ public final class ControlServer: @unchecked Sendable {
           return "{\"ok\":true}"
         case .failure(let e):
           errors &+= 1
+          if e.isLimit { refusedLimit &+= 1 }
           logger.notice("control: refused \(ControlServer.describe(request)): \(e)")
           return e.answer
         }

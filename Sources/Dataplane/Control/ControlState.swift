@@ -18,12 +18,17 @@ public enum ControlState {
       if config.tunnels.contains(where: { $0.name == t.name }) {
         return .failure(ControlError("tunnel \(JSONValue.quoted(t.name)) exists (delete it first, or rekey it)"))
       }
-      if t.inbound.count > ControlLimits.maxInboundSAs {
-        return .failure(ControlError("tunnel.inbound: at most \(ControlLimits.maxInboundSAs) SAs"))
+      let limits = config.limits
+      if t.inbound.count > limits.inboundSAsPerTunnel {
+        return .failure(
+          .limit(
+            "tunnel.inbound: \(t.inbound.count) SAs, more than limits.inbound_sas_per_tunnel allows (\(limits.inboundSAsPerTunnel))"
+          ))
       }
-      if config.tunnels.count >= ControlLimits.maxTunnels {
-        return .failure(ControlError("at most \(ControlLimits.maxTunnels) tunnels"))
+      if config.tunnels.count >= limits.tunnels {
+        return .failure(.limit("espd holds \(config.tunnels.count) tunnels, the most limits.tunnels allows"))
       }
+      if let e = saLimit(config, adding: t.inbound.count + 1) { return .failure(e) }
       new.tunnels.append(t)
     case .deleteTunnel(let name):
       guard let i = config.tunnels.firstIndex(where: { $0.name == name }) else {
@@ -35,12 +40,14 @@ public enum ControlState {
         return .failure(noTunnel(name))
       }
       if let sa = inbound {
-        if new.tunnels[i].inbound.count >= ControlLimits.maxInboundSAs {
+        let most = config.limits.inboundSAsPerTunnel
+        if new.tunnels[i].inbound.count >= most {
           return .failure(
-            ControlError(
-              "tunnel \(JSONValue.quoted(name)) has \(ControlLimits.maxInboundSAs) inbound SAs, the most it may have (delete_sa an old one first)"
+            .limit(
+              "tunnel \(JSONValue.quoted(name)) has \(most) inbound SAs, the most limits.inbound_sas_per_tunnel allows (delete_sa an old one first)"
             ))
         }
+        if let e = saLimit(config, adding: 1) { return .failure(e) }
         new.tunnels[i].inbound.append(sa)
       }
       if let sa = outbound {
@@ -75,6 +82,14 @@ public enum ControlState {
     case .success(let c): return .success(c)
     case .failure(let e): return .failure(ControlError(e.problems.joined(separator: "; ")))
     }
+  }
+
+  /// The refusal when `adding` more SAs would pass `limits.sas`.
+  static func saLimit(_ config: Config, adding: Int) -> ControlError? {
+    var sas = 0
+    for t in config.tunnels { sas += t.inbound.count + 1 }
+    guard sas + adding > config.limits.sas else { return nil }
+    return .limit("espd holds \(sas) SAs; \(adding) more would pass limits.sas (\(config.limits.sas))")
   }
 
   /// The tunnel and index of the inbound SA with this SPI.

@@ -110,7 +110,8 @@ public final class Runtime {
       for l in config.listen { logger.info("listening on udp \(l) (ESP-in-UDP and IKE, RFC 3948)\(socketNote)") }
       var punt: PuntChannel? = nil
       if let target = config.ikePunt {
-        punt = try PuntChannel(target: target)
+        punt = try PuntChannel(
+          target: target, queueBytes: config.limits.ikeQueueBytes, perSecond: config.limits.ikePerSecond)
         logger.info("IKE datagrams punted to \(target)")
       }
       let plane = ControlPlane(

@@ -48,4 +48,7 @@ step "release build and benchmark gate"
 swift build -c release
 bash scripts/bench.sh
 
+step "live, hostile: floods of junk, forged and replayed ESP under iperf3; an IKE flood; the resource limits (release binary)"
+bash scripts/hostile-test.sh --espd .build/release/espd
+
 step "done"

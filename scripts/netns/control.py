@@ -120,6 +120,28 @@ def churn(a) -> int:
     return 0 if listed == a.count and left == 0 else 1
 
 
+def churn_loop(a) -> int:
+    """Adds `count` tunnels and deletes them again, round after round, until `seconds` have passed."""
+    c = Control(a.sock, timeout=30)
+    spis: set = set()
+    rounds = added = deleted = 0
+    deadline = time.monotonic() + a.seconds
+    while time.monotonic() < deadline:
+        for i in range(a.count):
+            must(c.call({"op": "add_tunnel", "tunnel": {
+                "name": f"soak{i}", "mode": "tunnel", "remote_ts": [f"{a.prefix6}{i + 1:x}/128"],
+                "inbound": [new_sa("aes128gcm16", spis)], "outbound": new_sa("aes128gcm16", spis)}}),
+                 f"add_tunnel soak{i}")
+            added += 1
+        for i in range(a.count):
+            must(c.call({"op": "delete_tunnel", "name": f"soak{i}"}), f"delete_tunnel soak{i}")
+            deleted += 1
+        rounds += 1
+        time.sleep(a.pause)
+    print(json.dumps({"rounds": rounds, "added": added, "deleted": deleted}))
+    return 0
+
+
 def malformed(a) -> int:
     c = Control(a.sock)
     spis: set = set()
@@ -201,6 +223,9 @@ def main() -> int:
     p.set_defaults(f=rekey_loop)
     p = sub.add_parser("churn"); p.add_argument("--sock", required=True); p.add_argument("--count", type=int, default=1000)
     p.add_argument("--prefix6", default="2001:db8:1000::"); p.set_defaults(f=churn)
+    p = sub.add_parser("churn-loop"); p.add_argument("--sock", required=True); p.add_argument("--count", type=int, default=50)
+    p.add_argument("--seconds", type=float, default=60); p.add_argument("--pause", type=float, default=0.5)
+    p.add_argument("--prefix6", default="2001:db8:2000::"); p.set_defaults(f=churn_loop)
     p = sub.add_parser("malformed"); p.add_argument("--sock", required=True); p.add_argument("--tunnel", required=True)
     p.set_defaults(f=malformed)
     p = sub.add_parser("events"); p.add_argument("--sock", required=True); p.add_argument("--seconds", type=float, default=5)

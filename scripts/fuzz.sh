@@ -28,15 +28,19 @@ mkdir -p "$work/crashes"
 
 echo "-- building ${#targets[@]} fuzz targets (--sanitize=fuzzer --sanitize=address, scratch $scratch)"
 for t in "${targets[@]}"; do
-  ESPD_FUZZ=1 swift build --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --product "$t" 2>&1 |
-    grep -E 'error:|complete' || true
-  [ -x "$scratch/debug/$t" ] || { echo "fuzz.sh: $t did not build" >&2; exit 1; }
+  if ! ESPD_FUZZ=1 swift build --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --product "$t" \
+    >"$work/build-$t.log" 2>&1; then
+    grep -E 'error:' "$work/build-$t.log" | head -20 >&2 || tail -20 "$work/build-$t.log" >&2
+    echo "fuzz.sh: $t did not build (log: $work/build-$t.log)" >&2
+    exit 1
+  fi
 done
 
 echo "-- seed corpus from the replay fixtures (Tests/Replay/make_fixtures.py)"
 rm -rf "$work/fixtures" "$work/seeds"
 python3 Tests/Replay/make_fixtures.py "$work/fixtures" >/dev/null
-python3 Tests/Fuzz/make_seeds.py "$work/fixtures" "$work/seeds" 2>/dev/null | sed 's/^/   /'
+python3 Tests/Fuzz/make_seeds.py "$work/fixtures" "$work/seeds" 2>"$work/seeds.err" | sed 's/^/   /' ||
+  { cat "$work/seeds.err" >&2; echo "fuzz.sh: the seed corpus could not be made" >&2; exit 1; }
 
 declare -A maxlen=([FuzzPcap]=65536 [FuzzConfig]=16384 [FuzzControl]=16384 [FuzzInbound]=4096 [FuzzESPOpen]=4096 [FuzzClassify]=256)
 failed=()

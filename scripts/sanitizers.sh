@@ -13,7 +13,11 @@ for kind in "${kinds[@]}"; do
   scratch=.build-${kind:0:1}san
   log=/tmp/espd-sanitize-$kind.log
   echo "-- swift test --sanitize=$kind (scratch $scratch)"
-  swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" 2>&1 | grep -E 'error|warning: .*sanitiz|Build complete' || true
+  if ! swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" >"$log.build" 2>&1; then
+    grep -E 'error:' "$log.build" | head -20 >&2 || tail -20 "$log.build" >&2
+    echo "sanitizers.sh: the --sanitize=$kind build failed (log: $log.build)" >&2
+    exit 1
+  fi
   # halt_on_error: the first report ends the run with a non-zero status, so it cannot scroll by.
   ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     swift test --sanitize="$kind" --scratch-path "$scratch" --skip-build --parallel >"$log" 2>&1 || true

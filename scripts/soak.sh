@@ -3,7 +3,9 @@
 # A soak under churn: a gateway and three clients behind one NAT (scripts/netns/topology.sh), for
 # MINUTES (default 10), with all of this at once:
 #   load       iperf3 UDP through every tunnel for the whole run: c1 and c2 send to the gateway
-#              (RATE each, 1000-byte datagrams), c3 both ways (--bidir)
+#              (RATE each, 1000-byte datagrams), c3 both ways (--bidir, RATE/2 each way). c1 and c2
+#              send one way because packets the gateway sends to a NAT mapping that has just gone
+#              are lost to the rebinding itself, not to espd; c3 is not rebound
 #   rekeys     every client's SAs rekeyed hitlessly in both directions every 2 s (control.py
 #              rekey-loop: new inbound on both ends, then the outbound switches, old SAs deleted)
 #   churn      50 tunnels added to the gateway and deleted again, round after round
@@ -39,6 +41,7 @@ while (($#)); do
     *) echo "soak.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
+[[ $RATE =~ ^[0-9]+$ ]] && ((RATE >= 2)) || { echo "soak.sh: --rate must be an integer of at least 2 (Mbit/s), got '$RATE'" >&2; exit 2; }
 [[ $MINUTES =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v m="$MINUTES" 'BEGIN { exit !(m > 0) }' ||
   { echo "soak.sh: MINUTES must be a positive number, got '$MINUTES'" >&2; exit 2; }
 if [[ -z $ESPD ]]; then
@@ -150,8 +153,12 @@ for i in 1 2 3; do
   lost=$((lost + l))
 done
 rekeys=0
-for i in 1 2 3; do rekeys=$((rekeys + $(jq -r '.rekeys // 0' "$TP_WORK/rekey-c$i.out" 2>/dev/null || echo 0))); done
-churn=$(jq -c . "$TP_WORK/churn.out" 2>/dev/null || echo '{}')
+for i in 1 2 3; do
+  r=$(jq -r '.rekeys // 0' "$TP_WORK/rekey-c$i.out" 2>/dev/null)
+  rekeys=$((rekeys + ${r:-0}))
+done
+churn=$(jq -c . "$TP_WORK/churn.out" 2>/dev/null)
+churn=${churn:-'{}'}
 ((rekeys >= 3 * (SECS / 2) * 3 / 4)) || fail "only $rekeys rekeys in ${SECS}s (3 tunnels, every 2 s)"
 (($(jq -r '.rounds // 0' <<<"$churn") >= 1)) || fail "no churn round finished: $churn"
 for h in "${hosts[@]}"; do
@@ -161,10 +168,18 @@ for h in "${hosts[@]}"; do
     [[ $v == 0 ]] || fail "espd-$h counted $k = $v"
   done
 done
-"$TP_PY" "$CTL" request "$(sock gw)" '{"op":"list"}' >"$TP_WORK/list.out" 2>&1
-moves=$(jq -r '[.tunnels[] | select(.name == "c1" or .name == "c2") | .counters.endpoint_changes] | join(" ")' "$TP_WORK/list.out")
-moves3=$(jq -r '.tunnels[] | select(.name == "c3") | .counters.endpoint_changes' "$TP_WORK/list.out")
-for m in $moves; do ((m >= 1)) || fail "the gateway followed c1/c2 only $moves times over $rebinds rebinds"; done
+moves="" moves3=""
+if "$TP_PY" "$CTL" request "$(sock gw)" '{"op":"list"}' >"$TP_WORK/list.out" 2>&1 &&
+  jq -e '.ok' "$TP_WORK/list.out" >/dev/null 2>&1; then
+  moves=$(jq -r '[.tunnels[] | select(.name == "c1" or .name == "c2") | .counters.endpoint_changes] | join(" ")' "$TP_WORK/list.out")
+  moves3=$(jq -r '.tunnels[] | select(.name == "c3") | .counters.endpoint_changes' "$TP_WORK/list.out")
+else
+  fail "list on the gateway failed: $(tail -c 200 "$TP_WORK/list.out")"
+fi
+# Each rebind gives c1 and c2 a port from the other range: the gateway must follow every one.
+[[ $(wc -w <<<"$moves") == 2 ]] || fail "no endpoint_changes for c1 and c2 in the gateway's list"
+for m in $moves; do ((m == rebinds)) || fail "the gateway followed c1/c2 $moves times over $rebinds rebinds"; done
+[[ $moves3 == 0 ]] || fail "c3 was not rebound, yet its endpoint moved $moves3 times"
 say "rekeys: $rekeys; churn: $churn; NAT rebinds: $rebinds (gateway followed c1 c2: $moves times; c3: $moves3)"
 for h in "${hosts[@]}"; do
   say "espd-$h: RSS ${RSS0[$h]} kB after warm-up -> ${RSS1[$h]} kB at the end ($((RSS1[$h] - RSS0[$h])) kB); descriptors ${FD0[$h]} at the start -> ${FD1[$h]} at the end"

@@ -47,6 +47,11 @@ struct Check: ParsableCommand {
     out.append("control: \(c.control)")
     out.append("metrics: " + (c.metrics.map { "http://\($0)/metrics" } ?? "off"))
     if let pool = c.transportAliasPool { out.append("transport alias pool: \(pool)") }
+    let l = c.limits
+    out.append(
+      "limits: \(l.tunnels) tunnels, \(l.sas) SAs, \(l.inboundSAsPerTunnel) inbound SAs a tunnel, "
+        + "\(l.controlConnections) control connections, IKE queue \(l.ikeQueueBytes) bytes, \(l.ikePerSecond) IKE/s, "
+        + "\(l.ikePerSourcePerSecond) IKE/s per source")
     out.append("tunnels: \(c.tunnels.count)")
     for t in c.tunnels {
       var head = "  \(t.name): \(t.mode.rawValue) mode, peer " + (t.peer.map(\.description) ?? "learned from traffic")

@@ -11,7 +11,7 @@ import Testing
 #endif
 
 /// A Unix datagram socket bound at a fresh path, standing in for an IKE daemon.
-private final class Daemon {
+final class Daemon {
   let fd: Int32
   let path: String
   init() {
@@ -30,50 +30,94 @@ private final class Daemon {
     close(fd)
     unlink(path)
   }
+  private var buffer = [UInt8](repeating: 0, count: 70_000)
   /// Datagrams waiting to be read.
   func drain() -> Int {
     var n = 0
-    var buffer = [UInt8](repeating: 0, count: 70_000)
     while recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) >= 0 { n += 1 }
     return n
   }
 }
 
 @Suite struct PuntLimitTests {
-  static let ike = [UInt8](repeating: 0x21, count: 300)
   static let remote = Endpoint(address: IPAddress("203.0.113.7")!, port: 4500)
+  static let other = Endpoint(address: IPAddress("203.0.113.8")!, port: 4500)
   static let local = Endpoint(address: IPAddress("192.0.2.1")!, port: 4500)
 
+  static func flood(_ punt: PuntChannel, _ n: Int, size: Int = 300, from: Endpoint = remote, drain: Daemon? = nil) {
+    let ike = [UInt8](repeating: 0x21, count: size)
+    for _ in 0..<n {
+      ike.withUnsafeBytes { punt.punt($0, from: from, to: local) }
+      if let drain { _ = drain.drain() }
+    }
+  }
+
+  /// The send buffer bounds what waits for a daemon that stopped reading: with a small one, fewer
+  /// datagrams queue than the receiver's own queue limit (net.unix.max_dgram_qlen) would allow.
   @Test func aDaemonThatStopsReadingCostsABoundedQueueAndCountedDrops() throws {
-    let daemon = Daemon()
-    let punt = try PuntChannel(target: .unix(daemon.path), queueBytes: 16384, perSecond: 1_000_000)
-    for _ in 0..<2000 { Self.ike.withUnsafeBytes { punt.punt($0, from: Self.remote, to: Self.local) } }
-    // Every datagram is either queued or counted as dropped; the queue held a bounded number.
-    #expect(punt.punted + punt.dropped == 2000)
-    #expect(punt.dropped > 0, "2000 datagrams of 340 bytes fit a 16 KiB queue?")
-    let queued = daemon.drain()
-    #expect(queued == Int(punt.punted))
-    #expect(queued < 1000, "\(queued) datagrams queued behind a 16 KiB send buffer")
-    #expect(punt.rateLimited == 0)
+    let small = Daemon()
+    let tight = try PuntChannel(target: .unix(small.path), queueBytes: 4096, perSecond: 1_000_000, perSource: 1_000_000)
+    Self.flood(tight, 200, size: 2000)
+    #expect(tight.punted + tight.dropped == 200)
+    let queuedSmall = small.drain()
+    #expect(queuedSmall == Int(tight.punted))
+    #expect(tight.queueBytes >= 4096 && tight.queueBytes < 65536, "send buffer \(tight.queueBytes)")
+
+    let large = Daemon()
+    let roomy = try PuntChannel(
+      target: .unix(large.path), queueBytes: 1 << 20, perSecond: 1_000_000, perSource: 1_000_000)
+    Self.flood(roomy, 200, size: 2000)
+    let queuedLarge = large.drain()
+    #expect(queuedLarge == Int(roomy.punted) && roomy.dropped > 0)
+    // 4 KiB (doubled by the kernel) holds a few 2 KB datagrams; the receiver's limit holds more.
+    #expect(
+      queuedSmall >= 1 && queuedSmall < queuedLarge, "queued \(queuedSmall) with 4 KiB, \(queuedLarge) with 1 MiB")
+    #expect(tight.rateLimited == 0 && tight.sourceLimited == 0)
   }
 
   @Test func anIKEFloodIsCutAtTheRateLimit() throws {
     let daemon = Daemon()
-    let punt = try PuntChannel(target: .unix(daemon.path), queueBytes: 1 << 20, perSecond: 50)
-    for _ in 0..<40 {
-      Self.ike.withUnsafeBytes { punt.punt($0, from: Self.remote, to: Self.local) }
-      _ = daemon.drain()  // a daemon that keeps up: only the rate limit drops
-    }
-    let first = punt.punted
-    for _ in 0..<500 {
-      Self.ike.withUnsafeBytes { punt.punt($0, from: Self.remote, to: Self.local) }
-      _ = daemon.drain()
-    }
-    // One second of burst (50), a few more earned while the loop ran; the rest counted.
-    #expect(first == 40)
-    #expect(punt.punted >= 50 && punt.punted < 60, "\(punt.punted) punted at 50/s")
+    let punt = try PuntChannel(target: .unix(daemon.path), queueBytes: 1 << 20, perSecond: 50, perSource: 1_000_000)
+    let start = LoopCore.now()
+    Self.flood(punt, 40, drain: daemon)
+    #expect(punt.punted == 40)
+    Self.flood(punt, 500, drain: daemon)
+    let seconds = Double(LoopCore.now() - start) / 1e9
+    // One second of burst (50), plus what the time the loop took earned; the rest counted.
+    let most = 50 + UInt64(seconds * 50) + 1
+    #expect(punt.punted >= 50 && punt.punted <= most, "\(punt.punted) punted at 50/s in \(seconds) s")
     #expect(punt.rateLimited == 540 - punt.punted)
-    #expect(punt.dropped == 0)
+    #expect(punt.dropped == 0 && punt.sourceLimited == 0)
+  }
+
+  /// One address flooding does not shut out another: it runs out of its own budget first.
+  @Test func oneFloodingAddressLeavesTheOthersTheirBudget() throws {
+    let daemon = Daemon()
+    let punt = try PuntChannel(target: .unix(daemon.path), queueBytes: 1 << 20, perSecond: 1000, perSource: 10)
+    Self.flood(punt, 300, from: Self.remote, drain: daemon)
+    Self.flood(punt, 5, from: Self.other, drain: daemon)
+    #expect(punt.sourceLimited >= 300 - 10 - 2, "\(punt.sourceLimited) limited of 300 from one address at 10/s")
+    #expect(punt.punted >= 15 && punt.punted <= 17, "\(punt.punted) punted")
+    #expect(punt.rateLimited == 0)
+  }
+
+  @Test func theLimiterKeepsEachSourceToItsRateOnAFixedClock() {
+    var limiter = IKERateLimiter(perSecond: 100, perSource: 10)
+    let a = IPAddress("203.0.113.7")!
+    let b = IPAddress("2001:db8::7")!
+    var admittedA = 0
+    var admittedB = 0
+    let t0: UInt64 = 7_000_000_000
+    // Ten seconds: `a` offers 1,000 a second, `b` 5 a second.
+    for ms in 0..<10_000 {
+      let now = t0 + UInt64(ms) * 1_000_000
+      for _ in 0..<1 where limiter.admit(a, now: now) { admittedA += 1 }
+      if ms % 200 == 0 && limiter.admit(b, now: now) { admittedB += 1 }
+    }
+    #expect(admittedA >= 100 && admittedA <= 110, "\(admittedA) from a at 10/s over 10 s (+ burst 10)")
+    #expect(admittedB == 50)
+    #expect(limiter.globalLimited == 0)
+    #expect(limiter.sourceLimited == UInt64(10_000 - admittedA))
   }
 
   @Test(arguments: [1, 1000, 20_000])

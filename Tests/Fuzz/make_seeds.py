@@ -10,13 +10,15 @@ layout each target documents at its top:
 
 - FuzzPcap: every capture as it is.
 - FuzzClassify: every UDP payload to port 4500 in the captures (keepalives, IKE, ESP, junk).
-- FuzzESPOpen: each of those ESP payloads as a forgery (byte 0 bit 7: the SA's SPI in front), and
-  each inner IP packet of the captures as the plaintext of an authentic packet (with a correct
-  RFC 4303 trailer, and once with a bad one).
+- FuzzESPOpen: each of those ESP payloads as a forgery, and each inner IP packet of the captures
+  as the plaintext of an authentic packet (a correct RFC 4303 trailer), the same packet again (a
+  replay), and one with a bad trailer.
 - FuzzInbound: the UDP payloads as raw datagrams, and the inner packets rewritten to come from each
-  tunnel's traffic selector (or, in transport mode, as the payload behind the alias) as authentic ones.
-- FuzzConfig: every configuration file.
-- FuzzControl: requests built from the configurations' tunnels (add, rekey, delete, list, ...).
+  tunnel's traffic selector (or, in transport mode, as the payload behind the alias) as authentic
+  ones, each twice (the second a replay).
+- FuzzConfig: every configuration file, and each again with every limit set.
+- FuzzControl: requests built from the configurations' tunnels (add, rekey, delete, list, ...),
+  with roomy and with tight limits.
 """
 from __future__ import annotations
 
@@ -87,38 +89,55 @@ def main() -> int:
         with open(os.path.join(os.path.dirname(path), "config.json"), "rb") as f:
             raw = f.read()
         write(outdir, "FuzzConfig", raw)
-        configs.append(json.loads(raw))
+        conf = json.loads(raw)
+        configs.append(conf)
+        conf_limited = dict(conf, limits={"tunnels": max(1, len(conf.get("tunnels", []))), "sas": 1000,
+                                          "inbound_sas_per_tunnel": 2, "control_connections": 8,
+                                          "ike_queue_bytes": 65536, "ike_per_second": 100,
+                                          "ike_per_source_per_second": 10})
+        write(outdir, "FuzzConfig", json.dumps(conf_limited).encode())
 
     payloads = list(dict.fromkeys(payloads))[:200]
     inners = list(dict.fromkeys(inners))[:100]
-    for p in payloads:
+
+    def esp_forgery(p: bytes) -> bytes:
+        return bytes([0x80]) + struct.pack(">H", len(p)) + p
+
+    def esp_authentic(seq: int, text: bytes) -> bytes:
+        return bytes([0x40]) + struct.pack(">QHBH", seq, 0, 0, len(text)) + text
+
+    def dgram_raw(p: bytes) -> bytes:
+        return bytes([0x00, 0x00, 0x07]) + struct.pack(">HH", 4500, len(p)) + p
+
+    def dgram_authentic(t: int, seq: int, nh: int, body: bytes) -> bytes:
+        return bytes([0x80 | t, 0x00, 0x07]) + struct.pack(">HIBHBH", 4500, seq, nh & 0xFF, 0, 0, len(body)) + body
+
+    for n, p in enumerate(payloads):
         write(outdir, "FuzzClassify", p)
-        for sa in range(7):
-            if len(p) >= 8:
-                write(outdir, "FuzzESPOpen", bytes([0x80 | sa]) + p)
-                break
-        write(outdir, "FuzzInbound", bytes([0x00, 0x00, 0x07]) + struct.pack(">H", 4500) + p)
+        if len(p) >= 8:
+            write(outdir, "FuzzESPOpen", bytes([n % 7, n % 6]) + esp_forgery(p))
+        write(outdir, "FuzzInbound", dgram_raw(p))
 
     for n, inner in enumerate(inners):
-        # FuzzESPOpen, authentic: a correct trailer (pad to 4, pad bytes 1, 2, ...) and a bad one.
-        sa = n % 7
+        # FuzzESPOpen, authentic: a correct trailer (pad to 4, pad bytes 1, 2, ...), the same packet
+        # again (a replay), then one with a bad trailer.
         pad = (-(len(inner) + 2)) % 4
         good = inner + bytes(range(1, pad + 1)) + bytes([pad, 4])
         bad = inner + bytes([9] * pad) + bytes([pad, 4]) if pad else inner + bytes([3, 4])
-        for text in (good, bad):
-            write(outdir, "FuzzESPOpen", bytes([0x40 | sa]) + struct.pack(">QHB", n + 1, 0, 0) + text)
-        # FuzzInbound, authentic: the inner packet from each tunnel's side.
+        write(outdir, "FuzzESPOpen", bytes([n % 7, 0]) + esp_authentic(n + 1, good) + esp_authentic(n + 1, good)
+              + esp_authentic(n + 2, bad))
+        # FuzzInbound, authentic: the inner packet from each tunnel's side, then the same again.
         for t, source in enumerate(TUNNEL_SOURCES):
             try:
                 pkt = IP(inner) if inner[0] >> 4 == 4 else IPv6(inner)
             except Exception:
                 continue
             if source is None:  # transport mode: the upper-layer segment after the IP header
-                segment = bytes(pkt.payload)
                 nh = pkt.proto if inner[0] >> 4 == 4 else pkt.nh
-                body = segment
+                body = bytes(pkt.payload)
             elif ":" in source:
-                nh, body = 41, bytes(IPv6(src=source, dst=GATEWAY_V6, nh=17) / UDP(sport=4000, dport=5000) / Raw(bytes(pkt.payload)[:64]))
+                nh, body = 41, bytes(IPv6(src=source, dst=GATEWAY_V6, nh=17) / UDP(sport=4000, dport=5000)
+                                     / Raw(bytes(pkt.payload)[:64]))
             else:
                 pkt = IP(bytes(pkt))
                 pkt.src, pkt.dst = source, GATEWAY_V4
@@ -128,8 +147,8 @@ def main() -> int:
                 if UDP in pkt:
                     del pkt[UDP].chksum
                 nh, body = 4, bytes(pkt)
-            header = bytes([0x80 | t, 0x00, 0x07]) + struct.pack(">H", 4500)
-            write(outdir, "FuzzInbound", header + struct.pack(">IB", n + 1, nh & 0xFF) + b"\x00\x00\x00" + body)
+            one = dgram_authentic(t, n + 1, nh, body)
+            write(outdir, "FuzzInbound", one + one)
 
     # FuzzControl: one session of requests per configuration's tunnels.
     for c in configs:
@@ -154,9 +173,11 @@ def main() -> int:
                 {"op": "stats"},
                 {"op": "delete_tunnel", "name": t["name"]},
             ]
-            write(outdir, "FuzzControl", "\n".join(json.dumps(x) for x in lines).encode() + b"\n")
-    write(outdir, "FuzzControl", b'{"op":"delete_tunnel","name":"gcm-v4"}\n{"op":"delete_sa","spi":"0x1003"}\n')
-    write(outdir, "FuzzControl", b'{"op":"subscribe"}\n{"op":"list"}\n')
+            # Byte 0: the limits (0xff: the most room FuzzControl gives; 0x00: none to spare).
+            for limits in (b"\xff", b"\x00"):
+                write(outdir, "FuzzControl", limits + "\n".join(json.dumps(x) for x in lines).encode() + b"\n")
+    write(outdir, "FuzzControl", b'\xff{"op":"delete_tunnel","name":"gcm-v4"}\n{"op":"delete_sa","spi":"0x1003"}\n')
+    write(outdir, "FuzzControl", b'\x00{"op":"subscribe"}\n{"op":"list"}\n')
     for t in sorted(os.listdir(outdir)):
         print(f"{t}: {len(os.listdir(os.path.join(outdir, t)))} seeds")
     return 0

@@ -90,6 +90,7 @@ def main() -> int:
     ap.add_argument("--sniff-dst", default="")
     ap.add_argument("--ike", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--tag", default="", help="text appended to every IKE datagram (to tell senders apart)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     to = endpoint(a.to)
@@ -114,8 +115,10 @@ def main() -> int:
         pools["forge"] = [struct.pack(">II", spi, rng.getrandbits(32) or 1) + rng.randbytes(rng.randrange(40, 1400))
                           for _ in range(4096)]
     if a.ike:
+        tag = a.tag.encode()
         pools["ike"] = [b"\0\0\0\0" + rng.randbytes(8) + b"\0" * 8 + bytes([0x21, 0x20, 0x22, 0x08]) +
-                        b"\0\0\0\0" + struct.pack(">I", 28 + 40) + rng.randbytes(40) for _ in range(256)]
+                        b"\0\0\0\0" + struct.pack(">I", 28 + 40 + len(tag)) + rng.randbytes(40) + tag
+                        for _ in range(256)]
     captured = 0
     if a.replay:
         got = sniff(a.sniff, endpoint(a.sniff_dst), 4096, 3.0)

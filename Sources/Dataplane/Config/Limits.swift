@@ -20,12 +20,17 @@ public struct Limits: Sendable, Equatable {
   /// IKE datagrams punted per second (a token bucket with one second of burst); beyond it they are
   /// dropped and counted (`ike_rate_limited`), so an IKE flood cannot bury the daemon or the loop.
   public var ikePerSecond = 20_000
+  /// IKE datagrams punted per second from one source address (a bucket each, one second of
+  /// burst): one flooding address cannot take the whole `ikePerSecond` and shut the other peers'
+  /// IKE out (`ike_source_limited`). Clients behind one NAT share their address's budget.
+  public var ikePerSourcePerSecond = 1_000
 
   public init() {}
 
   /// The fields of `limits`, in the order the README lists them.
   static let fields = [
     "tunnels", "sas", "inbound_sas_per_tunnel", "control_connections", "ike_queue_bytes", "ike_per_second",
+    "ike_per_source_per_second",
   ]
 }
 
@@ -46,6 +51,7 @@ extension ConfigParser {
     read("control_connections", 1...4096, into: \.controlConnections)
     read("ike_queue_bytes", 4096...(64 << 20), into: \.ikeQueueBytes)
     read("ike_per_second", 1...10_000_000, into: \.ikePerSecond)
+    read("ike_per_source_per_second", 1...10_000_000, into: \.ikePerSourcePerSecond)
     return limits
   }
 

@@ -100,6 +100,7 @@ final class ControlPlane {
       || new.tun.mtu != config.tun.mtu || new.ikePunt != config.ikePunt || new.control != config.control
       || new.metrics != config.metrics || new.limits.ikeQueueBytes != config.limits.ikeQueueBytes
       || new.limits.ikePerSecond != config.limits.ikePerSecond
+      || new.limits.ikePerSourcePerSecond != config.limits.ikePerSourcePerSecond
     {
       logger.warning(
         "reload: changes to listen, tun, ike, control, metrics or the IKE limits need a restart; applying the tunnels and the other limits only"

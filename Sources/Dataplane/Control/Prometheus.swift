@@ -84,7 +84,9 @@ extension StatsSnapshot {
     "keepalives_sent": "NAT-keepalives sent (RFC 3948 section 4).",
     "ike_punted": "IKE datagrams handed to the IKE daemon.",
     "ike_punt_dropped": "IKE datagrams dropped because the queue to the IKE daemon was full (limits.ike_queue_bytes).",
-    "ike_rate_limited": "IKE datagrams dropped over limits.ike_per_second.",
+    "ike_rate_limited": "IKE datagrams dropped over limits.ike_per_second (all sources).",
+    "ike_source_limited":
+      "IKE datagrams dropped over limits.ike_per_source_per_second (their source address's budget).",
     "ike_replies": "IKE datagrams sent for the IKE daemon.",
     "batches": "Batches handled by the packet loop.",
     "batched_packets": "Packets in those batches (mean batch size = batched_packets / batches).",

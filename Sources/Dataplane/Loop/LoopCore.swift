@@ -108,7 +108,8 @@ public final class LoopCore {
     [
       ("tun_write_dropped", tunWriteDropped), ("udp_send_dropped", udpSendDropped), ("keepalives_sent", keepalivesSent),
       ("ike_punted", punt?.punted ?? 0), ("ike_punt_dropped", punt?.dropped ?? 0),
-      ("ike_rate_limited", punt?.rateLimited ?? 0), ("ike_replies", punt?.replies ?? 0),
+      ("ike_rate_limited", punt?.rateLimited ?? 0), ("ike_source_limited", punt?.sourceLimited ?? 0),
+      ("ike_replies", punt?.replies ?? 0),
       ("batches", batches), ("batched_packets", batchedPackets), ("tun_gso_packets", tunGSOPackets),
       ("tun_gso_segments", tunGSOSegments), ("udp_gso_sends", udpGSOSends), ("offload_dropped", offloadDropped),
       ("tun_gro_packets", tunGROPackets), ("tun_gro_segments", tunGROSegments),

@@ -16,13 +16,17 @@ public final class PuntChannel {
   /// Datagrams that could not be handed over (the daemon is not reading and the queue, bounded by
   /// `limits.ike_queue_bytes`, is full): counted, dropped.
   public private(set) var dropped: UInt64 = 0
-  /// Datagrams over `limits.ike_per_second`: counted, dropped before they reach the queue.
-  public private(set) var rateLimited: UInt64 = 0
+  /// Datagrams over `limits.ike_per_second` (all sources): counted, dropped before the queue.
+  public var rateLimited: UInt64 { limiter.globalLimited }
+  /// Datagrams over `limits.ike_per_source_per_second` from their source address: counted, dropped.
+  public var sourceLimited: UInt64 { limiter.sourceLimited }
+  /// The send buffer the kernel granted (it doubles what is asked, for its bookkeeping).
+  public private(set) var queueBytes = 0
   public private(set) var punted: UInt64 = 0
   public private(set) var replies: UInt64 = 0
   let buffer = UnsafeMutableRawPointer.allocate(byteCount: 65536 + PuntHeader.size, alignment: 16)
-  /// The rate limit: a token bucket of `perSecond` tokens, refilled continuously.
-  var bucket: TokenBucket
+  /// The rate limits, per source address and in all.
+  var limiter: IKERateLimiter
 
   /// Connects to the daemon.
   /// - Parameters:
@@ -30,11 +34,13 @@ public final class PuntChannel {
   ///   - queueBytes: the socket's send buffer: what may wait for the daemon (the kernel doubles it
   ///     for its bookkeeping, as socket(7) says).
   ///   - perSecond: datagrams punted per second at most, with one second of burst.
-  public init(target: PuntTarget, queueBytes: Int = Limits().ikeQueueBytes, perSecond: Int = Limits().ikePerSecond)
-    throws(SystemError)
-  {
+  ///   - perSource: datagrams punted per second at most from one source address.
+  public init(
+    target: PuntTarget, queueBytes: Int = Limits().ikeQueueBytes, perSecond: Int = Limits().ikePerSecond,
+    perSource: Int = Limits().ikePerSourcePerSecond
+  ) throws(SystemError) {
     self.target = target
-    bucket = TokenBucket(perSecond: perSecond)
+    limiter = IKERateLimiter(perSecond: perSecond, perSource: perSource)
     let sockType = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
     switch target {
     case .udp(let e):
@@ -50,15 +56,14 @@ public final class PuntChannel {
         throw SystemError("cannot connect the IKE punt socket to udp \(e)", errno: err)
       }
       self.fd = fd
-      PuntChannel.bound(fd, queueBytes)
+      self.queueBytes = PuntChannel.bound(fd, queueBytes)
     case .unix(let path):
       let fd = try Sys.call("cannot create the IKE punt socket") { socket(AF_UNIX, sockType, 0) }
-      // Bind an abstract address so the daemon can reply to us.
+      // An abstract address of the kernel's choosing (autobind: the family alone), so the daemon
+      // can reply to us and no two channels, or two espd, ever want the same name.
       var local = sockaddr_un()
       local.sun_family = sa_family_t(AF_UNIX)
-      let name = Array("\0espd-punt-\(getpid())".utf8)
-      withUnsafeMutableBytes(of: &local.sun_path) { b in for (i, c) in name.enumerated() { b[i] = c } }
-      let localLength = socklen_t(MemoryLayout<sa_family_t>.size + name.count)
+      let localLength = socklen_t(MemoryLayout<sa_family_t>.size)
       var remote = sockaddr_un()
       remote.sun_family = sa_family_t(AF_UNIX)
       withUnsafeMutableBytes(of: &remote.sun_path) { b in
@@ -73,14 +78,23 @@ public final class PuntChannel {
         throw SystemError("cannot connect the IKE punt socket to unix \(path)", errno: err)
       }
       self.fd = fd
-      PuntChannel.bound(fd, queueBytes)
+      self.queueBytes = PuntChannel.bound(fd, queueBytes)
     }
   }
 
-  /// Sets the send buffer that bounds the queue (best effort: the kernel clamps it to wmem_max).
-  static func bound(_ fd: Int32, _ bytes: Int) {
+  /// Sets the send buffer that bounds the queue: SO_SNDBUFFORCE (CAP_NET_ADMIN, which `espd run`
+  /// has) so that net.core.wmem_max does not cut it down, else SO_SNDBUF.
+  /// - Returns: the size the kernel reports (twice the request, socket(7)).
+  static func bound(_ fd: Int32, _ bytes: Int) -> Int {
     var v = Int32(clamping: bytes)
-    _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, socklen_t(MemoryLayout<Int32>.size))
+    let size = socklen_t(MemoryLayout<Int32>.size)
+    if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, size) != 0 {
+      _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, size)
+    }
+    var got: Int32 = 0
+    var length = size
+    _ = getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &length)
+    return Int(got)
   }
 
   deinit {
@@ -91,10 +105,7 @@ public final class PuntChannel {
   /// Hands one IKE message (marker already stripped) to the daemon.
   public func punt(_ ike: UnsafeRawBufferPointer, from remote: Endpoint, to local: Endpoint) {
     guard ike.count <= 65536, let base = ike.baseAddress else { return }
-    guard bucket.take(now: LoopCore.now()) else {
-      rateLimited &+= 1
-      return
-    }
+    guard limiter.admit(remote.address, now: LoopCore.now()) else { return }
     PuntChannel.header(source: remote, destination: local).write(to: buffer)
     (buffer + PuntHeader.size).copyMemory(from: base, byteCount: ike.count)
     if send(fd, buffer, PuntHeader.size + ike.count, Int32(MSG_DONTWAIT)) < 0 { dropped &+= 1 } else { punted &+= 1 }
@@ -137,34 +148,5 @@ public final class PuntChannel {
       Endpoint(address: address(h.sourceAddress), port: h.sourcePort),
       Endpoint(address: address(h.destinationAddress), port: h.destinationPort)
     )
-  }
-}
-
-/// A token bucket: `perSecond` tokens a second, at most `perSecond` saved (one second of burst).
-struct TokenBucket {
-  let perSecond: UInt64
-  private var tokens: UInt64
-  private var last: UInt64 = 0
-
-  init(perSecond: Int) {
-    self.perSecond = UInt64(max(1, perSecond))
-    tokens = self.perSecond
-  }
-
-  /// Takes one token if there is one.
-  /// - Parameter now: monotonic nanoseconds.
-  mutating func take(now: UInt64) -> Bool {
-    if now > last {
-      let elapsed = now - last
-      // Whole tokens earned since `last`; the remainder of the time is kept for the next call.
-      let earned = elapsed >= 1_000_000_000 ? perSecond : elapsed * perSecond / 1_000_000_000
-      if earned > 0 {
-        tokens = min(perSecond, tokens + earned)
-        last = earned == perSecond ? now : last + earned * 1_000_000_000 / perSecond
-      }
-    }
-    guard tokens > 0 else { return false }
-    tokens -= 1
-    return true
   }
 }

@@ -110,9 +110,13 @@ public final class Runtime {
       for l in config.listen { logger.info("listening on udp \(l) (ESP-in-UDP and IKE, RFC 3948)\(socketNote)") }
       var punt: PuntChannel? = nil
       if let target = config.ikePunt {
-        punt = try PuntChannel(
-          target: target, queueBytes: config.limits.ikeQueueBytes, perSecond: config.limits.ikePerSecond)
-        logger.info("IKE datagrams punted to \(target)")
+        let l = config.limits
+        let channel = try PuntChannel(
+          target: target, queueBytes: l.ikeQueueBytes, perSecond: l.ikePerSecond, perSource: l.ikePerSourcePerSecond)
+        punt = channel
+        logger.info(
+          "IKE datagrams punted to \(target): queue \(channel.queueBytes) bytes (the kernel's count), at most \(l.ikePerSecond)/s, \(l.ikePerSourcePerSecond)/s per source address"
+        )
       }
       let plane = ControlPlane(
         config: config, table: table, routes: routes, mailbox: mailbox, logger: logger, configPath: configPath)

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The control protocol: each input line is a request to a gateway whose configuration carries
 // over from line to line, as on one connection (parse, apply, then build the SA table the way the
-// control plane installs it, carrying state over from the table before).
+// control plane installs it, carrying state over from the table before). Byte 0 sets small limits
+// (tunnels, SAs, inbound SAs a tunnel) just above the gateway's own, so that requests reach them.
 // Invariants: no trap; every refusal is an answer that is valid JSON `{"ok":false,"error":"…"}` of
-// one line; a refused change leaves the configuration as it was; every accepted change validates
-// as a whole and can be built; a read-only request changes nothing.
+// one line, and a limit's refusal names its limit; a read-only request changes nothing; every
+// accepted change validates as a whole, stays within the limits, can be built, and leaves every
+// tunnel it does not name with the SAs it had.
 import Dataplane
 import FuzzSupport
 
@@ -12,28 +14,40 @@ let base = FuzzGateway.config()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzControl(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-  let bytes = UnsafeBufferPointer(start: size > 0 ? data : nil, count: size)
+  var input = FuzzInput(data, size)
   var config = base
+  let l = input.byte()
+  let sas = base.tunnels.reduce(0) { $0 + $1.inbound.count + 1 }
+  config.limits.tunnels = base.tunnels.count + Int(l & 3)
+  config.limits.sas = sas + Int(l >> 2 & 7)
+  config.limits.inboundSAsPerTunnel = 1 + Int(l >> 5 & 3)
   var table = try! SATable(config: config)
-  for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: true).prefix(16) {
+  for line in input.rest.split(separator: 0x0A, omittingEmptySubsequences: true).prefix(16) {
     switch ControlRequest.parse(Array(line)) {
     case .failure(let e):
       requireAnswer(e)
     case .success(let request):
-      let tunnelsBefore = config.tunnels.map(\.name)
       switch ControlState.apply(request, to: config) {
       case .failure(let e):
         requireAnswer(e)
         require(request.isChange, "a read-only request was refused: \(e)")
-        require(config.tunnels.map(\.name) == tunnelsBefore, "a refused change changed the tunnels")
+        if e.isLimit { require(e.message.contains("limits."), "a limit's refusal does not name it: \(e)") }
       case .success(let new):
         if !request.isChange {
-          require(new.tunnels.map(\.name) == tunnelsBefore, "a read-only request changed the tunnels")
+          require(sasByTunnel(new) == sasByTunnel(config), "a read-only request changed the tunnels")
           continue
         }
         guard case .success = ConfigParser.validate(new) else {
           require(false, "an accepted change leaves a configuration that does not validate")
           return 0
+        }
+        require(new.tunnels.count <= new.limits.tunnels, "\(new.tunnels.count) tunnels past limits.tunnels")
+        let total = new.tunnels.reduce(0) { $0 + $1.inbound.count + 1 }
+        require(total <= new.limits.sas, "\(total) SAs past limits.sas")
+        let named = names(request, in: config)
+        let old = sasByTunnel(config)
+        for (name, spis) in sasByTunnel(new) where !named.contains(name) {
+          require(old[name] == spis, "tunnel \(name), not named by the request, changed its SAs")
         }
         do {
           table = try SATable(config: new, previous: (table, config))
@@ -45,6 +59,22 @@ public func fuzzControl(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     }
   }
   return 0
+}
+
+/// Each tunnel's inbound SPIs and outbound SPI, by name.
+func sasByTunnel(_ c: Config) -> [String: [UInt32]] {
+  Dictionary(uniqueKeysWithValues: c.tunnels.map { ($0.name, $0.inbound.map(\.spi) + [$0.outbound.spi]) })
+}
+
+/// The tunnels a change request may touch.
+func names(_ r: ControlRequest, in c: Config) -> Set<String> {
+  switch r {
+  case .addTunnel(let t): [t.name]
+  case .deleteTunnel(let name): [name]
+  case .rekey(let name, _, _): [name]
+  case .deleteSA(let spi): Set(c.tunnels.filter { $0.inbound.contains { $0.spi == spi } }.map(\.name))
+  case .list, .stats, .subscribe: []
+  }
 }
 
 func requireAnswer(_ e: ControlError) {

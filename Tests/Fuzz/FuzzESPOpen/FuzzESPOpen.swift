@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // InboundSA.decapsulate with real keys, on forgeries and on authentic packets with any trailer.
 //
-// Input: byte 0 picks the SA (one per algorithm, ESN on every other) and the kind of packet:
-// - forgery (bit 6 clear): the rest is the ESP packet (bit 7 writes the SA's SPI in front, so the
-//   forgery reaches the ICV check). It must be dropped and change nothing.
-// - authentic (bit 6 set): a 64-bit sequence number, a byte offset and an XOR mask, then the
-//   plaintext with its own trailer (any pad length and pad bytes), sealed with the SA's key. With a
-//   non-zero mask the packet is damaged at that offset and must be dropped, changing nothing.
+// Input: byte 0 picks the algorithm (ESN on every other one) and byte 1 the replay window; a fresh
+// SA is made for each input, so a run depends on its input alone. Then up to 16 packets, each:
+// - forgery (kind byte bit 6 clear): a 16-bit length and that many bytes, the ESP packet (bit 7
+//   writes the SA's SPI in front, so the forgery reaches the ICV check). It must be dropped and
+//   change nothing.
+// - authentic (bit 6 set): a 64-bit sequence number, a byte offset and an XOR mask, a 16-bit length
+//   and the plaintext with its own trailer (any pad length and pad bytes), sealed with the SA's key.
+//   With a non-zero mask the packet is damaged at that offset and must be dropped, changing nothing.
 //   Undamaged, the result must agree with RFC 4303 worked out here: replayed or outside the window,
 //   ESN high bits guessed wrong (ICV fails), bad padding (§2.4), or the payload, Next Header and
 //   sequence number exactly as sealed, with the window advanced.
@@ -16,19 +18,13 @@ import FuzzSupport
 
 @testable import ESP
 
-/// One SA per algorithm, alive across inputs so that the replay windows fill and slide.
-nonisolated(unsafe) let pairs: [(inbound: InboundSA, seal: OutboundSA)] = ESPAlgorithm.allCases.enumerated().map {
-  i, alg in
-  let key = (0..<alg.keyLength).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ i) }
-  let auth = (0..<alg.authKeyLength).map { UInt8(truncatingIfNeeded: $0 &* 11 &+ i) }
-  let esn = i % 2 == 1
-  let window = [1024, 64, 4096, 32][i % 4]
-  let spi = UInt32(0x5000 + i)
-  return (
-    try! InboundSA(spi: spi, algorithm: alg, key: key, authKey: auth, esn: esn, replayWindow: window),
-    try! OutboundSA(spi: spi, algorithm: alg, key: key, authKey: auth, esn: esn)
-  )
-}
+/// Per algorithm: its keys and a sealing SA (its context seals; its own counter is never used).
+nonisolated(unsafe) let keyed: [(alg: ESPAlgorithm, key: [UInt8], auth: [UInt8], seal: OutboundSA)] = ESPAlgorithm
+  .allCases.enumerated().map { i, alg in
+    let key = (0..<alg.keyLength).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ i) }
+    let auth = (0..<alg.authKeyLength).map { UInt8(truncatingIfNeeded: $0 &* 11 &+ i) }
+    return (alg, key, auth, try! OutboundSA(spi: 0x5000, algorithm: alg, key: key, authKey: auth, esn: i % 2 == 1))
+  }
 
 struct SAState: Equatable {
   var highest: UInt64
@@ -46,13 +42,17 @@ struct SAState: Equatable {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzESPOpen(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
   var input = FuzzInput(data, size)
-  let selector = input.byte()
-  let (sa, sealer) = pairs[Int(selector & 0x3F) % pairs.count]
-  let before = SAState(sa)
-  if selector & 0x40 == 0 {
-    forgery(sa, spiInFront: selector & 0x80 != 0, input.rest, before: before)
-  } else {
-    authentic(sa, sealer, &input, before: before)
+  let (alg, key, auth, sealer) = keyed[Int(input.byte()) % keyed.count]
+  let window = [1024, 64, 4096, 32, 0, 1][Int(input.byte()) % 6]
+  let sa = try! InboundSA(spi: 0x5000, algorithm: alg, key: key, authKey: auth, esn: sealer.esn, replayWindow: window)
+  for _ in 0..<16 where input.offset < input.bytes.count {
+    let kind = input.byte()
+    let before = SAState(sa)
+    if kind & 0x40 == 0 {
+      forgery(sa, spiInFront: kind & 0x80 != 0, input.take(Int(input.u16())), before: before)
+    } else {
+      authentic(sa, sealer, &input, before: before)
+    }
   }
   return 0
 }
@@ -77,7 +77,7 @@ func authentic(_ sa: InboundSA, _ sealer: OutboundSA, _ input: inout FuzzInput, 
   if seq == 0 { seq = 1 }  // never sent (RFC 4303 §3.3.3: the first packet carries 1)
   let damageAt = Int(input.u16())
   let damage = input.byte()
-  let plain = input.rest
+  let plain = input.take(Int(input.u16()))
 
   // Text: the plaintext (with whatever trailer it ends in), at least the 2 trailer bytes, then
   // zero-filled to the cipher's block.

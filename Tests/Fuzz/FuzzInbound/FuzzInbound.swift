@@ -2,47 +2,56 @@
 // The whole inbound path (Pipeline.inbound: classify, SPI lookup, replay, open, selectors, NAT
 // endpoint update, transport rebuild, flow learning) of a gateway with five kinds of tunnel.
 //
-// Input: byte 0 says what the datagram is, then a source address and port for it:
-// - raw (bit 7 clear): the rest is the UDP payload as received (keepalive, IKE, junk, forged ESP).
+// Each input gets a fresh gateway (so a run depends on its input alone) and is up to 16 datagrams:
+// byte 0 says what the datagram is, then a source address and port for it:
+// - raw (bit 7 clear): a 16-bit length and the UDP payload as received (keepalive, IKE, junk,
+//   forged ESP).
 // - authentic (bit 7 set): byte 0 picks the tunnel; a 32-bit sequence number, a Next Header, a
-//   byte offset and an XOR mask follow, and the rest is the inner packet, sealed with the tunnel's
+//   byte offset and an XOR mask, a 16-bit length and the inner packet, sealed with the tunnel's
 //   peer SA (the datagram is damaged at that offset when the mask is not zero).
-// Invariants: no trap; the packet stays inside its exact-size slot (ASan sees the rest); a datagram
-// that was not authentic (raw, or damaged) changes no state at all (windows, peers, endpoints,
-// tunnel counters, flows); an authentic one that is dropped after its ICV passed may advance its
-// SA's window but moves no peer and counts no packet in; the verdict counters add up.
+// Invariants: no trap; the datagram sits in an allocation of exactly headroom + its length and
+// never grows past its end (ASan sees any stray byte); a datagram that was not authentic (raw, or
+// damaged) changes no state at all (windows, peers, endpoints, tunnel counters, flows); an
+// authentic one that is dropped after its ICV passed may advance its SA's window but moves no
+// peer and counts no packet in; the verdict counters add up.
 import Dataplane
 import ESP
 import FuzzSupport
 
 @testable import Dataplane
 
-nonisolated(unsafe) let pipeline: Pipeline = {
-  let table = try! SATable(config: FuzzGateway.config())
-  return Pipeline(table: table, flowCapacity: 64)
-}()
+let config = FuzzGateway.config()
 
-/// Headroom in front as the loop leaves it, and room behind for the ESP trailer and ICV: the slot
-/// holds nothing more, so a write past what the path may use is a heap overflow ASan reports.
-let spare = 2 * DataplaneConstants.headroom + 512
-
-/// Inputs run so far: every 8192, the verdict counts are printed, to show how deep the run goes
-/// (a run that never decapsulates would test only the drop paths).
+/// Inputs run so far: every 8192, the verdict counts of those are printed, to show how deep the
+/// run goes (a run that never decapsulates would test only the drop paths).
 nonisolated(unsafe) var inputs = 0
+nonisolated(unsafe) var verdicts = VerdictCounters()
 
 func printVerdicts() {
-  let c = pipeline.counters
+  let c = verdicts
   let drops = DropReason.allCases.filter { c.drops[$0] > 0 }.map { "\($0.name) \(c.drops[$0])" }
   print(
     "verdicts: decapsulated \(c.decapsulated), ike \(c.ike), keepalive \(c.keepalive); drops: \(drops.joined(separator: ", "))"
   )
 }
 
+/// Where authentic datagrams are sealed before they are copied into their exact-size slot.
+nonisolated(unsafe) let scratch = ExactSlot(capacity: 65_536 + 2 * DataplaneConstants.headroom)
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzInbound(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
   inputs += 1
   if inputs & 8191 == 0 { printVerdicts() }
   var input = FuzzInput(data, size)
+  let pipeline = Pipeline(table: try! SATable(config: config), flowCapacity: 64)
+  for _ in 0..<16 where !input.isEmpty {
+    datagram(&input, pipeline)
+  }
+  verdicts.add(pipeline.counters)
+  return 0
+}
+
+func datagram(_ input: inout FuzzInput, _ pipeline: Pipeline) {
   let selector = input.byte()
   let sourceV6 = input.byte() & 1 == 1
   let source: IPAddress =
@@ -51,34 +60,36 @@ public func fuzzInbound(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     : .v4(0xCB00_7100 | UInt32(input.byte()))
   let remote = Endpoint(address: source, port: input.u16())
   let address = DatagramAddress(remote: remote, local: FuzzGateway.listen)
+  let headroom = DataplaneConstants.headroom
 
-  let slot = ExactSlot(capacity: input.rest.count + spare)
-  var packet: PacketBuffer
+  let bytes: UnsafeRawBufferPointer
   var authentic = false
   if selector & 0x80 == 0 {
-    guard let p = slot.packet(input.rest, headroom: DataplaneConstants.headroom) else { return 0 }
-    packet = p
+    bytes = input.take(Int(input.u16()))
   } else {
     let tunnel = Int(selector & 0x7F) % FuzzGateway.shapes.count
     let seq = UInt64(input.u32())
     let nextHeader = input.byte()
     let damageAt = Int(input.u16())
     let damage = input.byte()
-    guard var p = slot.packet(input.rest, headroom: DataplaneConstants.headroom) else { return 0 }
+    guard var p = scratch.packet(input.take(Int(input.u16())), headroom: headroom) else { return }
     let sa = FuzzGateway.peerSA(tunnel, next: max(seq, 1))
-    guard (try? sa.encapsulate(&p, nextHeader: nextHeader)) != nil else { return 0 }
+    guard (try? sa.encapsulate(&p, nextHeader: nextHeader)) != nil else { return }
     if damage != 0 && p.count > 0 {
       let at = damageAt % p.count
       p.data.storeBytes(of: p.data.load(fromByteOffset: at, as: UInt8.self) ^ damage, toByteOffset: at, as: UInt8.self)
     }
     authentic = damage == 0
-    packet = p
+    bytes = p.bytes
   }
+  let slot = ExactSlot(capacity: headroom + bytes.count)
+  guard var packet = slot.packet(bytes, headroom: headroom) else { return }
 
   let before = PipelineState(pipeline)
   let countersBefore = pipeline.counters.total
   let verdict = pipeline.inbound(&packet, address: address)
   slot.requireInside(packet, "inbound")
+  require(packet.start + packet.count <= slot.capacity, "the packet grew past the datagram's end")
   let after = PipelineState(pipeline)
   require(
     pipeline.counters.total == countersBefore + 1, "one datagram, \(pipeline.counters.total - countersBefore) verdicts")
@@ -96,5 +107,4 @@ public func fuzzInbound(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
   case .encapsulated, .passed:
     require(false, "the inbound path returned \(verdict)")
   }
-  return 0
 }

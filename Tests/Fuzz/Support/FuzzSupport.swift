@@ -29,6 +29,17 @@ public struct FuzzInput {
   public mutating func u32() -> UInt32 { UInt32(u16()) << 16 | UInt32(u16()) }
   public mutating func u64() -> UInt64 { UInt64(u32()) << 32 | UInt64(u32()) }
 
+  /// The next `n` bytes (fewer at the end of the input).
+  public mutating func take(_ n: Int) -> UnsafeRawBufferPointer {
+    let start = min(offset, bytes.count)
+    let end = min(start + max(0, n), bytes.count)
+    offset = end
+    return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+  }
+
+  /// Whether every byte was read.
+  public var isEmpty: Bool { offset >= bytes.count }
+
   /// Everything not read yet.
   public var rest: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[min(offset, bytes.count)...]) }
 }

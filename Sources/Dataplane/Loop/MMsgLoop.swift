@@ -29,7 +29,7 @@ public final class MMsgLoop {
     self.signals = signals
     self.batch = batch
     slotSize = core.slotSize
-    slab = .allocate(byteCount: batch * slotSize, alignment: 4096)
+    slab = PacketMemory.allocate(batch * slotSize)
     packets = .allocate(capacity: batch)
     addresses = .allocate(capacity: batch)
     verdicts = .allocate(capacity: batch)

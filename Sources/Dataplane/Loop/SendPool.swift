@@ -19,7 +19,7 @@ final class SlotArena {
   init(count: Int, size: Int) {
     self.count = count
     self.size = size
-    memory = .allocate(byteCount: max(1, count * size), alignment: 4096)
+    memory = PacketMemory.allocate(count * size)
     free = .allocate(capacity: max(1, count))
     for i in 0..<count { free[i] = UInt32(count - 1 - i) }
     available = count

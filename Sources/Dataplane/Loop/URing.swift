@@ -57,7 +57,7 @@ final class ProvidedBuffers {
     self.group = group
     self.count = count
     self.size = size
-    memory = .allocate(byteCount: count * size, alignment: 4096)
+    memory = PacketMemory.allocate(count * size)
     ringMemory = .allocate(byteCount: count * MemoryLayout<io_uring_buf>.stride, alignment: 4096)
     ringMemory.initializeMemory(as: UInt8.self, repeating: 0, count: count * MemoryLayout<io_uring_buf>.stride)
     mask = io_uring_buf_ring_mask(UInt32(count))

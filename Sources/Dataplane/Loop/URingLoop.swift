@@ -120,7 +120,7 @@ public final class URingLoop {
         msg_name: nil, msg_namelen: socklen_t(MemoryLayout<SocketAddressStorage>.size), msg_iov: nil, msg_iovlen: 0,
         msg_control: nil, msg_controllen: SocketAddress.controlSpace, msg_flags: 0)
     }
-    slab = .allocate(byteCount: tunReads * tunSlotSize, alignment: 4096)
+    slab = PacketMemory.allocate(tunReads * tunSlotSize)
     inbound = BatchArrays(capacity: batch, slab: slab)
     outbound = BatchArrays(capacity: outboundCapacity, slab: slab)
   }

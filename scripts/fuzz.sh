@@ -27,13 +27,18 @@ work=${ESPD_FUZZ_WORK:-$scratch/work}
 mkdir -p "$work/crashes"
 
 echo "-- building ${#targets[@]} fuzz targets (--sanitize=fuzzer --sanitize=address, scratch $scratch)"
+# --sanitize=fuzzer together with --sanitize=address leaves the Swift code without libFuzzer's
+# coverage counters (swiftc 6.3; the fuzzer then runs blind and finds nothing new): ask for them.
+coverage=(-Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp)
 for t in "${targets[@]}"; do
-  if ! ESPD_FUZZ=1 swift build --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --product "$t" \
-    >"$work/build-$t.log" 2>&1; then
+  if ! ESPD_FUZZ=1 swift build --sanitize=fuzzer --sanitize=address "${coverage[@]}" --scratch-path "$scratch" \
+    --product "$t" >"$work/build-$t.log" 2>&1; then
     grep -E 'error:' "$work/build-$t.log" | head -20 >&2 || tail -20 "$work/build-$t.log" >&2
     echo "fuzz.sh: $t did not build (log: $work/build-$t.log)" >&2
     exit 1
   fi
+  readelf -S "$scratch/debug/$t" | grep -q __sancov_cntrs ||
+    { echo "fuzz.sh: $t was built without coverage counters: libFuzzer would fuzz blind" >&2; exit 1; }
 done
 
 echo "-- seed corpus from the replay fixtures (Tests/Replay/make_fixtures.py)"
@@ -68,7 +73,7 @@ for t in "${targets[@]}"; do
     failed+=("$t")
     grep -E 'fuzz invariant|ERROR: AddressSanitizer|Fatal error|deadly signal|Test unit written' "$log" | head -8 >&2 || true
     crash=$(grep -oE "Test unit written to \S+" "$log" | awk '{print $5}' | tail -1 || true)
-    echo "   reproduce: ESPD_FUZZ=1 swift build --sanitize=fuzzer --sanitize=address --scratch-path $scratch --product $t && $scratch/debug/$t ${crash:-<input>}" >&2
+    echo "   reproduce: ESPD_FUZZ=1 swift build --sanitize=fuzzer --sanitize=address ${coverage[*]} --scratch-path $scratch --product $t && $scratch/debug/$t ${crash:-<input>}" >&2
     echo "   full log: $log" >&2
   fi
 done

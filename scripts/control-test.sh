@@ -69,7 +69,6 @@ with_workers() {  # with_workers FUNCTION : a test with both ends on two workers
   ESPD_ARGS=()
 }
 
-sock() { jq -r .control "$(cfg "$1" "$2")"; }   # sock DIR HOST
 
 ctl() {  # ctl NAME CMD... : control.py, output in $TP_LOGDIR/NAME.out; 1 on failure
   "$TP_PY" "$CTL" "${@:2}" >"$TP_LOGDIR/$1.out" 2>"$TP_LOGDIR/$1.err" ||

@@ -64,8 +64,6 @@ set_limits() {  # set_limits CONFIG JSON : merge a "limits" object into a config
   jq --argjson l "$2" '.limits = $l' "$1" >"$1.tmp" && mv "$1.tmp" "$1"
 }
 
-sock() { jq -r .control "$(cfg "$1" "$2")"; }
-
 ctl_stats() {  # ctl_stats SOCK KEY : a control-plane or loop counter from {"op":"stats"}
   "$TP_PY" "$CTL" request "$1" '{"op":"stats"}' 2>/dev/null | jq -r --arg k "$2" '.stats | .. | objects | select(has($k)) | .[$k]' | head -1
 }
@@ -83,10 +81,6 @@ softnet_drops() {  # the kernel's per-CPU backlog drops, all namespaces (an uppe
   local s=0 d
   while read -r _ d _; do s=$((s + 0x$d)); done </proc/net/softnet_stat
   echo "$s"
-}
-
-udp_rcvbuf_errors() {  # udp_rcvbuf_errors SHORT : the kernel's UDP "receive buffer full" drops in a namespace
-  tp_exec "$1" awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col["RcvbufErrors"] }' /proc/net/snmp
 }
 
 tcp_mbps() { jq -r '.end.sum_received.bits_per_second / 1e6 | floor' "$TP_LOGDIR/$1.json" 2>/dev/null || echo 0; }
@@ -107,7 +101,7 @@ t_flood() {
   tp_iperf warm b a "$b4" 2 || { fail "warm-up: $TP_IPERF_SUMMARY"; return; }
   read -r rss0 _ < <(tp_proc_mem "$pid")
   tp_espd_stats espd-b || { fail "$TP_ESPD_WHY"; return; }
-  bad0=$(bad_total espd-b) kern0=$(($(udp_rcvbuf_errors b) + $(softnet_drops)))
+  bad0=$(bad_total espd-b) kern0=$(($(tp_udp_rcvbuf_errors b) + $(softnet_drops)))
   sent=0 errors=0
   for round in 1 2 3; do
     tp_iperf "quiet$round" b a "$b4" 8 || { fail "undisturbed run $round: $TP_IPERF_SUMMARY"; return; }
@@ -125,7 +119,7 @@ t_flood() {
   done
   read -r rss1 _ < <(tp_proc_mem "$pid")
   tp_espd_stats espd-b || { fail "$TP_ESPD_WHY"; return; }
-  bad1=$(bad_total espd-b) kern1=$(($(udp_rcvbuf_errors b) + $(softnet_drops)))
+  bad1=$(bad_total espd-b) kern1=$(($(tp_udp_rcvbuf_errors b) + $(softnet_drops)))
   local counted=$((bad1 - bad0)) kernel=$((kern1 - kern0)) wire=$((sent - errors))
   # Medians of three alternated runs: one noisy run on this shared machine does not decide.
   local q l

@@ -86,10 +86,7 @@ for h in "${hosts[@]}"; do FD0[$h]=$(fds "$h"); done
 
 # The receivers' kernels count what their sockets had no room for (iperf3's own buffers, 4 MB):
 # a packet iperf3 reports lost must be there, not in espd.
-rcvbuf_errors() {  # SHORT : UDP RcvbufErrors in a namespace
-  tp_exec "$1" awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col["RcvbufErrors"] }' /proc/net/snmp
-}
-RB0_GW=$(rcvbuf_errors gw) RB0_C3=$(rcvbuf_errors c3)
+RB0_GW=$(tp_udp_rcvbuf_errors gw) RB0_C3=$(tp_udp_rcvbuf_errors c3)
 
 # Load: one iperf3 server per client on the gateway's inner address.
 for i in 1 2 3; do
@@ -163,7 +160,7 @@ for i in 1 2 3; do
   ((l >= 0 && n > 0)) || fail "flow c$i: no iperf3 result ($(_tp_tail "$TP_WORK/iperf-c$i.err" 1))"
   ((l > 0)) && lost=$((lost + l))
 done
-rb=$(($(rcvbuf_errors gw) - RB0_GW + $(rcvbuf_errors c3) - RB0_C3))
+rb=$(($(tp_udp_rcvbuf_errors gw) - RB0_GW + $(tp_udp_rcvbuf_errors c3) - RB0_C3))
 # espd's own losses: every drop reason, and what the TUN or the UDP socket would not take.
 espd_lost=0
 for h in "${hosts[@]}"; do

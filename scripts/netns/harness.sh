@@ -8,6 +8,7 @@ info() { T_INFO+=("$*"); }              # a figure for the PASS line
 
 cfg() { printf '%s/%s.json' "$1" "$2"; }   # cfg DIR HOST
 sc() { jq -r "$2" "$1/scenario.json"; }    # sc DIR JQ-EXPR
+sock() { jq -r .control "$(cfg "$1" "$2")"; }   # sock DIR HOST : the control socket of HOST's config
 
 start() {  # start HOST CONFIG [ARGS...] : espd in namespace HOST, as process "espd-HOST"
   tp_espd_start "espd-$1" "$1" "$2" "${@:3}" || fail "$TP_ESPD_WHY"

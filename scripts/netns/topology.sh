@@ -252,6 +252,9 @@ tp_wait() {  # tp_wait SECONDS CMD... : poll CMD every 0.1 s until it succeeds; 
   return 1
 }
 
+tp_udp_rcvbuf_errors() {  # tp_udp_rcvbuf_errors SHORT : UDP datagrams the namespace's kernel dropped for a full socket buffer
+  tp_exec "$1" awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col["RcvbufErrors"] }' /proc/net/snmp
+}
 tp_has_line() { [[ -f $1 ]] && grep -qE -- "$2" "$1"; }                   # tp_has_line FILE REGEX
 tp_udp_bound() { ss -N "$(tp_ns "$1")" -Hlun "sport = :$2" 2>/dev/null | grep -q .; }   # SHORT PORT
 tp_tcp_listening() { ss -N "$(tp_ns "$1")" -Hltn "sport = :$2" 2>/dev/null | grep -q .; }

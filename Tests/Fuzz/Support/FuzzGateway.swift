@@ -2,9 +2,6 @@
 // A gateway configuration with one tunnel per kind of SA the inbound path treats differently, the
 // peers' matching outbound SAs (so a target can build authentic packets), and a snapshot of every
 // piece of state an unauthenticated packet must leave alone.
-import Dataplane
-import ESP
-
 @testable import Dataplane
 @testable import ESP
 

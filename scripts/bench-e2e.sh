@@ -172,7 +172,7 @@ trap 'log interrupted; exit 130' INT TERM
 ns_free() {
   local ns
   for ns in $NS_A $NS_B; do
-    ip netns list | grep -qw "^$ns" && die "namespace $ns already exists (another benchmark running? else: ip netns del $ns)"
+    ip netns list | grep -w "^$ns" >/dev/null && die "namespace $ns already exists (another benchmark running? else: ip netns del $ns)"
   done
   return 0
 }
@@ -467,7 +467,7 @@ cat "$OUTDIR/peers/peak_rss.tsv" "$ESPD_OUT/peak_rss.tsv" 2>/dev/null >"$OUTDIR/
   echo "peers.sh: $PEERS_SH sha256 $(sha256sum "$PEERS_SH" | cut -d' ' -f1)"
   if ((DO_ESPD)); then
     echo "espd: $ESPD_BIN ($("$ESPD_BIN" --version 2>/dev/null | head -1)), --io $IO ${ESPD_ARGS:+$ESPD_ARGS }, tun mtu $ESPD_MTU"
-    echo "repo tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo ' + uncommitted changes')$([[ -n ${ESPD:-}${ESPD_GIVEN:-} ]] && echo ' (espd binary given, not necessarily built from it)')"
+    echo "repo tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep . >/dev/null && echo ' + uncommitted changes')$([[ -n ${ESPD:-}${ESPD_GIVEN:-} ]] && echo ' (espd binary given, not necessarily built from it)')"
   fi
   echo "host before: loadavg $LOAD0, busy $BUSY0% ; after: loadavg $LOAD1, busy $BUSY1%"
 } >"$OUTDIR/env.txt"

@@ -76,7 +76,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for ns in $NS_A $NS_B; do ip netns list | grep -qw "$ns" && die "namespace $ns exists (another run?)"; done
+for ns in $NS_A $NS_B; do ip netns list | grep -w "$ns" >/dev/null && die "namespace $ns exists (another run?)"; done
 
 ns_up() {
   ip netns add $NS_A && ip netns add $NS_B || return 1

@@ -37,7 +37,10 @@ for t in "${targets[@]}"; do
     echo "fuzz.sh: $t did not build (log: $work/build-$t.log)" >&2
     exit 1
   fi
-  readelf -S "$scratch/debug/$t" | grep -q __sancov_cntrs ||
+  # Read the section table whole, not through `| grep -q`: under pipefail, grep quitting at the
+  # first match kills readelf with SIGPIPE whenever its output spans two writes (1 run in 10 here).
+  sections=$(readelf -SW "$scratch/debug/$t") || { echo "fuzz.sh: readelf could not read $scratch/debug/$t" >&2; exit 1; }
+  [[ $sections == *__sancov_cntrs* ]] ||
     { echo "fuzz.sh: $t was built without coverage counters: libFuzzer would fuzz blind" >&2; exit 1; }
 done
 

@@ -155,6 +155,7 @@ WORK=$(mktemp -d /tmp/bench-e2e.XXXXXX) || die "mktemp failed"
 chmod 700 "$WORK"
 PEERS_PID=""
 ESPD_RC="-"
+NS_OURS=0   # 1 once ns_free found the names free: only then may cleanup delete the namespaces
 
 cleanup() {
   trap - EXIT INT TERM
@@ -162,7 +163,7 @@ cleanup() {
     kill -TERM "$PEERS_PID" 2>/dev/null   # its own trap kills its processes and deletes pb-a/pb-b
     wait "$PEERS_PID" 2>/dev/null
   fi
-  ns_down
+  if ((NS_OURS)); then ns_down; fi   # never another run's pb-a/pb-b
   cp "$WORK"/*.log "$RAW/" 2>/dev/null
   rm -rf "$WORK"                        # configs hold keys
 }
@@ -171,10 +172,12 @@ trap 'log interrupted; exit 130' INT TERM
 
 ns_free() {
   local ns
+  NS_OURS=0
   for ns in $NS_A $NS_B; do
-    ip netns list | grep -w "^$ns" >/dev/null && die "namespace $ns already exists (another benchmark running? else: ip netns del $ns)"
+    ip netns list | awk -v n="$ns" '$1 == n { f = 1 } END { exit !f }' &&
+      die "namespace $ns already exists (another benchmark running? else: ip netns del $ns)"
   done
-  return 0
+  NS_OURS=1
 }
 
 busy_sample() {  # busy_sample : "<loadavg 1m> <busy % of all CPUs over 2 s>"
@@ -340,7 +343,7 @@ setup_espd() {
       { fail_setup espd "espd exited at start: $(tail -1 "$WORK/espd-a.log" "$WORK/espd-b.log" | tr '\n' ' ')"; ns_down; return; }
     ip -n $NS_A route get $IN_B 2>/dev/null | grep -q "dev $ESPD_TUN_A" &&
       ip -n $NS_B route get $IN_A 2>/dev/null | grep -q "dev $ESPD_TUN_B" &&
-      ip -n $NS_B -o addr show dev $ESPD_TUN_B 2>/dev/null | grep -q "$IN_B" && { ok=1; break; }
+      ip -n $NS_B -o addr show dev $ESPD_TUN_B 2>/dev/null | grep "$IN_B" >/dev/null && { ok=1; break; }
     sleep 0.1
   done
   ((ok)) || { fail_setup espd "TUN/routes not up after 10 s (see espd-*.log)"; ns_down; return; }

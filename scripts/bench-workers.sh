@@ -53,8 +53,12 @@ fi
 [[ -x $ESPD_BIN ]] || die "espd binary $ESPD_BIN not found"
 OUTDIR=${OUTDIR:-$ROOT/scripts/results/workers-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
-WORK=$(mktemp -d /tmp/espd-bw.XXXXXX)
 NS_A=bw-a NS_B=bw-b HZ=$(getconf CLK_TCK)
+# Before the trap: if the names are taken, their namespaces are another run's, not ours to delete.
+for ns in $NS_A $NS_B; do
+  ip netns list | awk -v n="$ns" '$1 == n { f = 1 } END { exit !f }' && die "namespace $ns exists (another run?)"
+done
+WORK=$(mktemp -d /tmp/espd-bw.XXXXXX)
 PIDS=()
 
 kill_pids() {  # kill_pids PID... : TERM, then KILL what is left after 2 s (only our own PIDs)
@@ -75,8 +79,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-for ns in $NS_A $NS_B; do ip netns list | grep -w "$ns" >/dev/null && die "namespace $ns exists (another run?)"; done
 
 ns_up() {
   ip netns add $NS_A && ip netns add $NS_B || return 1

@@ -156,24 +156,34 @@ EOF
   no_keys_leaked "$d" "$TP_LOGDIR"/*.out "$TP_LOGDIR"/*.err
 }
 
+# UDP datagrams both namespaces' kernels dropped for a full socket buffer: iperf3's loss, not espd's.
+rcvbuf_ab() { echo $(($(tp_udp_rcvbuf_errors a) + $(tp_udp_rcvbuf_errors b))); }
+
 t_rekey() {
-  local d=$TP_LOGDIR/cfg b4 base loss_base loss_rekey pk
+  local d=$TP_LOGDIR/cfg b4 base loss_base loss_rekey pk r0 r1 r2 kern_base kern_rekey
   gen "$d" --inner 4 || return
   pair_up "$d" || return
   b4=$(sc "$d" .hosts.b.inner4)
   # 20 Mbit/s each way in 1000-byte datagrams (2,500 packets/s each way): well within what both ends carry
+  r0=$(rcvbuf_ab)
   tp_iperf base b a "$b4" 30 -u -b 20M -l 1000 --bidir || { fail "baseline: $TP_IPERF_SUMMARY"; return; }
+  r1=$(rcvbuf_ab)
   loss_base=$(udp_loss "$TP_LOGDIR/base.json")
   tp_bg rekeyer a "$TP_PY" "$CTL" rekey-loop --a "$(sock "$d" a)" --b "$(sock "$d" b)" --tunnel-a b --tunnel-b a \
     --alg aes128gcm16 --seconds 29
   tp_iperf rekey b a "$b4" 30 -u -b 20M -l 1000 --bidir || { fail "with rekeys: $TP_IPERF_SUMMARY"; return; }
+  r2=$(rcvbuf_ab)
   tp_wait_exit "$(tp_pid rekeyer)" 10 || { fail "the rekey loop did not finish"; return; }
   ((TP_RC == 0)) || { fail "rekey loop failed: $(_tp_tail "$TP_LOGDIR/rekeyer.err" 2)"; return; }
   local rekeys; rekeys=$(jq -r .rekeys "$TP_LOGDIR/rekeyer.out")
   ((rekeys >= 25)) || fail "only $rekeys rekeys in 29 s"
   loss_rekey=$(udp_loss "$TP_LOGDIR/rekey.json") pk=$(udp_packets "$TP_LOGDIR/rekey.json")
-  info "baseline lost $loss_base of $(udp_packets "$TP_LOGDIR/base.json"); with $rekeys rekeys lost $loss_rekey of $pk; worst rekey round $(jq -r .worst_round_ms "$TP_LOGDIR/rekeyer.out") ms"
-  ((loss_rekey <= loss_base)) || fail "the rekeys lost packets: $loss_rekey lost with rekeys, $loss_base without"
+  kern_base=$((r1 - r0)) kern_rekey=$((r2 - r1))
+  info "baseline lost $loss_base of $(udp_packets "$TP_LOGDIR/base.json") ($kern_base in full receiver sockets); with $rekeys rekeys lost $loss_rekey of $pk ($kern_rekey in full receiver sockets); worst rekey round $(jq -r .worst_round_ms "$TP_LOGDIR/rekeyer.out") ms"
+  # A datagram the receiving iperf3's socket had no room for is the kernel's loss, not the rekeys'
+  # (espd's own drops are checked below, counter by counter).
+  ((loss_rekey - kern_rekey <= loss_base)) ||
+    fail "the rekeys lost packets: $loss_rekey lost with rekeys ($kern_rekey of them in full receiver sockets), $loss_base without"
   tp_espd_stats espd-a && tp_espd_stats espd-b
   local v h
   for h in a b; do
@@ -188,18 +198,28 @@ t_rekey() {
 }
 
 t_churn() {
-  local d=$TP_LOGDIR/cfg b4 routes0 routes1 loss
+  local d=$TP_LOGDIR/cfg b4 routes0 routes1 loss r0 kern
   gen "$d" --inner 4,6 || return
   pair_up "$d" || return
   b4=$(sc "$d" .hosts.b.inner4)
   routes0=$(ip -n "$(tp_ns a)" -6 route show dev espd0 2>/dev/null | wc -l)
+  r0=$(rcvbuf_ab)
   tp_bg churner a "$TP_PY" "$CTL" churn --sock "$(sock "$d" a)" --count 1000
   tp_iperf live b a "$b4" 25 -u -b 20M -l 1000 || { fail "live tunnel: $TP_IPERF_SUMMARY"; return; }
+  kern=$(($(rcvbuf_ab) - r0))
   tp_wait_exit "$(tp_pid churner)" 60 || { fail "the churn did not finish within 80 s"; return; }
   ((TP_RC == 0)) || { fail "churn failed: $(_tp_tail "$TP_LOGDIR/churner.err" 2) $(_tp_tail "$TP_LOGDIR/churner.out" 1)"; return; }
   loss=$(jq -r '.end.sum.lost_packets' "$TP_LOGDIR/live.json")
-  info "$(jq -c . "$TP_LOGDIR/churner.out"); live tunnel lost $loss of $(jq -r .end.sum.packets "$TP_LOGDIR/live.json")"
-  ((loss == 0)) || fail "the live tunnel lost $loss packets while 1,000 tunnels came and went"
+  info "$(jq -c . "$TP_LOGDIR/churner.out"); live tunnel lost $loss of $(jq -r .end.sum.packets "$TP_LOGDIR/live.json") ($kern in full receiver sockets)"
+  ((loss <= kern)) || fail "the live tunnel lost $loss packets while 1,000 tunnels came and went ($kern of them in full receiver sockets)"
+  tp_espd_stats espd-a && tp_espd_stats espd-b
+  local h k v
+  for h in a b; do
+    for k in unknown_spi auth_failed replayed outside_window expired; do
+      v=$(tp_stat "espd-$h" "$k" 2>/dev/null || echo missing)
+      [[ $v == 0 ]] || fail "espd-$h counted $k = $v while the tunnels churned"
+    done
+  done
   routes1=$(ip -n "$(tp_ns a)" -6 route show dev espd0 2>/dev/null | wc -l)
   ((routes1 == routes0)) || fail "routes through espd0: $routes0 before, $routes1 after"
   stop_both
@@ -242,7 +262,7 @@ t_expiry() {
   tp_bg events-a a "$ESPD" events --control "$sa"
   tp_bg events-b b "$TP_PY" "$CTL" events --sock "$sb" --seconds 12
   tp_wait 3 grep -q subscribed "$TP_LOGDIR/events-b.out" || { fail "no subscription on b"; return; }
-  sleep 0.3
+  tp_wait 3 grep -q subscribed "$TP_LOGDIR/events-a.err" || { fail "no subscription on a: $(_tp_tail "$TP_LOGDIR/events-a.err" 1)"; return; }
   # a's new outbound SA: soft at 20 packets, hard at 40; b's new inbound SA: soft after 2 s, hard after 4 s
   local k1 k2
   k1=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')

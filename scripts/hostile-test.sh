@@ -103,7 +103,10 @@ t_flood() {
   tp_espd_stats espd-b || { fail "$TP_ESPD_WHY"; return; }
   bad0=$(bad_total espd-b) kern0=$(($(tp_udp_rcvbuf_errors b) + $(softnet_drops)))
   sent=0 errors=0
-  for round in 1 2 3; do
+  # Medians of three alternated runs: one noisy run on this shared machine does not decide. If
+  # they fall short, two more rounds and the median of five decides (the bar stays at 80%).
+  local q l pct=0 rounds=3
+  for ((round = 1; round <= rounds; round++)); do
     tp_iperf "quiet$round" b a "$b4" 8 || { fail "undisturbed run $round: $TP_IPERF_SUMMARY"; return; }
     quiet+=("$(tcp_mbps "quiet$round")")
     # The flooder sniffs a's ESP to b for up to 3 s (iperf3 starts at once), then floods for 11 s.
@@ -116,16 +119,21 @@ t_flood() {
     ((TP_RC == 0)) || { fail "flood.py: $(_tp_tail "$TP_LOGDIR/flood$round.out" 1) $(_tp_tail "$TP_LOGDIR/flood$round.err" 2)"; return; }
     sent=$((sent + $(jq '[.sent[]] | add' "$TP_LOGDIR/flood$round.out")))
     errors=$((errors + $(jq .send_errors "$TP_LOGDIR/flood$round.out")))
+    if ((round == rounds)); then
+      q=$(printf '%s\n' "${quiet[@]}" | sort -n | sed -n "$((rounds / 2 + 1))p")
+      l=$(printf '%s\n' "${loud[@]}" | sort -n | sed -n "$((rounds / 2 + 1))p")
+      pct=$((q > 0 ? 100 * l / q : 0))
+      if ((pct < 80 && rounds == 3)); then
+        info "medians of 3 rounds: $pct% (${loud[*]} vs ${quiet[*]} Mbit/s); two more rounds"
+        rounds=5
+      fi
+    fi
   done
   read -r rss1 _ < <(tp_proc_mem "$pid")
   tp_espd_stats espd-b || { fail "$TP_ESPD_WHY"; return; }
   bad1=$(bad_total espd-b) kern1=$(($(tp_udp_rcvbuf_errors b) + $(softnet_drops)))
   local counted=$((bad1 - bad0)) kernel=$((kern1 - kern0)) wire=$((sent - errors))
-  # Medians of three alternated runs: one noisy run on this shared machine does not decide.
-  local q l
-  q=$(printf '%s\n' "${quiet[@]}" | sort -n | sed -n 2p) l=$(printf '%s\n' "${loud[@]}" | sort -n | sed -n 2p)
-  local pct=$((q > 0 ? 100 * l / q : 0))
-  info "TCP ${quiet[*]} Mbit/s undisturbed, ${loud[*]} under the flood (medians: $pct%); $wire bad datagrams sent, espd counted $counted, kernel drops $kernel; RSS ${rss0} -> ${rss1} kB"
+  info "TCP ${quiet[*]} Mbit/s undisturbed, ${loud[*]} under the flood (medians of $rounds: $pct%); $wire bad datagrams sent, espd counted $counted, kernel drops $kernel; RSS ${rss0} -> ${rss1} kB"
   ((pct >= 80)) || fail "under the flood the tunnel kept $pct% of its throughput (${loud[*]} vs ${quiet[*]} Mbit/s), not 80%"
   ((counted <= wire)) || fail "espd counted $counted drops for $wire bad datagrams (it counted good ones?)"
   ((counted + kernel >= wire)) || fail "$wire bad datagrams sent; espd counted $counted and the kernel dropped $kernel: $((wire - counted - kernel)) unaccounted for"
@@ -153,12 +161,19 @@ t_ike_flood() {
   tp_addr b ul0 "192.0.2.67/24" || { fail "cannot add the attacker's address"; return; }
   # The daemon's own queue limit, high: what bounds the queue must be espd's send buffer.
   tp_exec a sysctl -qw net.unix.max_dgram_qlen=100000 || { fail "cannot raise net.unix.max_dgram_qlen"; return; }
-  # The IKE daemon stand-in reads nothing for 3 s (the queue fills), then reads everything for 6 s,
-  # telling the peer's datagrams (tagged) from the flood's.
+  # The IKE daemon stand-in reads nothing for 3 s after the flood starts (the queue fills), then
+  # reads everything until the senders have finished, telling the peer's datagrams (tagged) from
+  # the flood's. Its clock starts at the GO file, not at its bind: espd's start-up time varies.
   cat >"$TP_LOGDIR/daemon.py" <<'PY'
-import json, socket, sys, time
+import json, os, socket, sys, time
+path, go, done = sys.argv[1:4]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
+s.bind(path)
+deadline = time.monotonic() + 60
+while not os.path.exists(go):
+    if time.monotonic() > deadline:
+        sys.exit("never told to start")
+    time.sleep(0.01)
 time.sleep(3)
 s.setblocking(False)
 first = 0
@@ -170,11 +185,14 @@ while True:
         break
 peer = other = 0
 s.settimeout(0.2)
-end = time.monotonic() + 6
-while time.monotonic() < end:
+while True:
+    if time.monotonic() > deadline:
+        sys.exit("never told the senders had finished")
     try:
         m = s.recv(70000)
     except socket.timeout:
+        if os.path.exists(done):
+            break  # the senders have finished and the queue is empty
         continue
     if m.endswith(b"PEER-IKE"):
         peer += 1
@@ -182,7 +200,8 @@ while time.monotonic() < end:
         other += 1
 print(json.dumps({"queued": first, "peer": peer, "other": other}))
 PY
-  tp_bg daemon a "$TP_PY" "$TP_LOGDIR/daemon.py" "$s"
+  local go=$TP_LOGDIR/daemon.go done=$TP_LOGDIR/daemon.done
+  tp_bg daemon a "$TP_PY" "$TP_LOGDIR/daemon.py" "$s" "$go" "$done"
   tp_wait 5 test -S "$s" || { fail "the daemon stand-in did not bind $s"; return; }
   start a "$(cfg "$d" a)" || return
   start b "$(cfg "$d" b)" || return
@@ -190,10 +209,12 @@ PY
   pid=$(tp_pid espd-a)
   read -r rss0 _ < <(tp_proc_mem "$pid")
   tp_bg pinger b "$TP_PY" "$TP_WORK/nettool.py" ping -c 140 -i 0.05 "$(sc "$d" .hosts.a.inner4)"
+  touch "$go"
   tp_bg ikeflood b "$TP_PY" "$FLOOD" --to "$TP_A_OUT4:4500" --from 192.0.2.67 --seconds 8 --ike 5000
   sleep 3.5
   tp_bg ikepeer b "$TP_PY" "$FLOOD" --to "$TP_A_OUT4:4500" --from "$TP_B_OUT4" --seconds 4 --ike 20 --tag PEER-IKE
   for n in ikeflood ikepeer pinger daemon; do
+    [[ $n == pinger ]] && touch "$done"
     tp_wait_exit "$(tp_pid "$n")" 15 || { fail "$n did not finish"; return; }
     if [[ $n == pinger ]]; then
       ping_rc=$TP_RC

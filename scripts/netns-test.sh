@@ -115,7 +115,8 @@ iperf_udp_ok() {  # iperf_udp_ok NAME SERVER CLIENT ADDR : UDP at 50 Mbit/s, 120
 t_preflight() {
   local v
   [[ -x $ESPD ]] || { fail "espd binary not found: $ESPD (swift build -c release, or --espd PATH)"; return; }
-  v=$("$ESPD" --version 2>&1 | head -1) || fail "espd --version failed: $v"
+  v=$("$ESPD" --version 2>&1) || fail "espd --version failed: $v"
+  v=${v%%$'\n'*}
   info "$ESPD ($v, built $(date -r "$ESPD" '+%F %T'))"
 }
 

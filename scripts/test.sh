@@ -18,8 +18,9 @@ python3 scripts/vectors/verify_vectors.py
 
 step "build (debug) and unit tests"
 swift build --build-tests
-swift test --parallel 2>&1 | tee /tmp/espd-swift-test.log | grep -vE '^(◇|↳|✔ Test (case|.*started))' || true
-grep -qE 'Test run with [0-9]+ tests? .* passed' /tmp/espd-swift-test.log || { echo "unit tests failed" >&2; exit 1; }
+unit_log=.build/swift-test.log   # in this checkout: two checkouts testing at once never share it
+swift test --parallel 2>&1 | tee "$unit_log" | grep -vE '^(◇|↳|✔ Test (case|.*started))' || true
+grep -qE 'Test run with [0-9]+ tests? .* passed' "$unit_log" || { echo "unit tests failed (log: $unit_log)" >&2; exit 1; }
 
 step "unit tests under AddressSanitizer and ThreadSanitizer"
 bash scripts/sanitizers.sh

@@ -304,7 +304,9 @@ tp_capture_start() {  # tp_capture_start NAME SHORT IF [CAPTURE FILTER] : dumpca
 
 TP_CAPTURE=""
 tp_capture_stop() {  # tp_capture_stop NAME : SIGTERM (dumpcap flushes); TP_CAPTURE = the file
-  sleep 0.3   # let the last packets reach the ring
+  # libpcap hands dumpcap packets a block at a time, at most every 250 ms (its read timeout): a
+  # packet in a block not yet handed over at SIGTERM is lost. Four read timeouts of margin.
+  sleep 1
   tp_stop "$1" 3
   TP_CAPTURE=$TP_LOGDIR/$1.pcapng
 }

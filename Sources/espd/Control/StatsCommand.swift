@@ -70,7 +70,11 @@ struct StatsCommand: ParsableCommand {
 struct EventsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "events",
-    abstract: "Print SA lifetime events (soft/hard expiry, sequence exhaustion) as JSON lines until interrupted.")
+    abstract: "Print SA lifetime events (soft/hard expiry, sequence exhaustion) as JSON lines until interrupted.",
+    discussion: """
+      Events go to standard output, one JSON object per line. Once espd has accepted the subscription \
+      a line saying so goes to standard error, so a script can wait for it before it causes an event.
+      """)
   @OptionGroup var options: ControlOptions
 
   func run() throws {
@@ -81,6 +85,7 @@ struct EventsCommand: ParsableCommand {
         printError("espd: \(answer)")
         throw ExitCode(2)
       }
+      printError("espd: subscribed to the events of \(options.control)")
       while let line = try client.readLine() { printOutput(line) }
     } catch let e as SystemError {
       printError("espd: \(e)")

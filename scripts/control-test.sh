@@ -159,6 +159,17 @@ EOF
 # UDP datagrams both namespaces' kernels dropped for a full socket buffer: iperf3's loss, not espd's.
 rcvbuf_ab() { echo $(($(tp_udp_rcvbuf_errors a) + $(tp_udp_rcvbuf_errors b))); }
 
+no_espd_drops() {  # no_espd_drops WHEN : neither espd dropped a packet for a reason a live tunnel never should
+  local h k v
+  tp_espd_stats espd-a && tp_espd_stats espd-b
+  for h in a b; do
+    for k in unknown_spi auth_failed replayed outside_window expired; do
+      v=$(tp_stat "espd-$h" "$k" 2>/dev/null || echo missing)
+      [[ $v == 0 ]] || fail "espd-$h counted $k = $v $1"
+    done
+  done
+}
+
 t_rekey() {
   local d=$TP_LOGDIR/cfg b4 base loss_base loss_rekey pk r0 r1 r2 kern_base kern_rekey
   gen "$d" --inner 4 || return
@@ -184,14 +195,7 @@ t_rekey() {
   # (espd's own drops are checked below, counter by counter).
   ((loss_rekey - kern_rekey <= loss_base)) ||
     fail "the rekeys lost packets: $loss_rekey lost with rekeys ($kern_rekey of them in full receiver sockets), $loss_base without"
-  tp_espd_stats espd-a && tp_espd_stats espd-b
-  local v h
-  for h in a b; do
-    for k in unknown_spi auth_failed replayed outside_window expired; do
-      v=$(tp_stat "espd-$h" "$k" 2>/dev/null || echo missing)
-      [[ $v == 0 ]] || fail "espd-$h counted $k = $v during the rekeys"
-    done
-  done
+  no_espd_drops "during the rekeys"
   espd_cli list-a tunnel list --json --control "$(sock "$d" a)"
   jq -e '.tunnels[0].inbound | length == 1' "$TP_LOGDIR/list-a.out" >/dev/null || fail "old inbound SAs left on a"
   stop_both
@@ -212,14 +216,7 @@ t_churn() {
   loss=$(jq -r '.end.sum.lost_packets' "$TP_LOGDIR/live.json")
   info "$(jq -c . "$TP_LOGDIR/churner.out"); live tunnel lost $loss of $(jq -r .end.sum.packets "$TP_LOGDIR/live.json") ($kern in full receiver sockets)"
   ((loss <= kern)) || fail "the live tunnel lost $loss packets while 1,000 tunnels came and went ($kern of them in full receiver sockets)"
-  tp_espd_stats espd-a && tp_espd_stats espd-b
-  local h k v
-  for h in a b; do
-    for k in unknown_spi auth_failed replayed outside_window expired; do
-      v=$(tp_stat "espd-$h" "$k" 2>/dev/null || echo missing)
-      [[ $v == 0 ]] || fail "espd-$h counted $k = $v while the tunnels churned"
-    done
-  done
+  no_espd_drops "while the tunnels churned"
   routes1=$(ip -n "$(tp_ns a)" -6 route show dev espd0 2>/dev/null | wc -l)
   ((routes1 == routes0)) || fail "routes through espd0: $routes0 before, $routes1 after"
   stop_both

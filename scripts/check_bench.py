@@ -28,10 +28,10 @@ def main() -> int:
             print(f"MISS  {t['where']}: no such bench line")
             failures += 1
             continue
+        bounds = [("min", f, b) for f, b in t.get("min", {}).items()]
+        bounds += [("max", f, b) for f, b in t.get("max", {}).items()]
         for i in range(count):
-            for kind, field, bound in [("min", f, b) for f, b in t.get("min", {}).items()] + [
-                ("max", f, b) for f, b in t.get("max", {}).items()
-            ]:
+            for kind, field, bound in bounds:
                 values = [m[i][field] for m in per_run if i < len(m) and field in m[i]]
                 checks += 1
                 if not values:

@@ -112,16 +112,9 @@ snap() {  # snap HOST LABEL : SIGUSR1; the stats object, tunnels keyed by name, 
 }
 q() { jq -r "$2" "$TP_LOGDIR/$1.json"; }   # q HOST-LABEL JQ : a value from a snapshot
 
-snap_until() {  # snap_until HOST LABEL SECONDS JQ [BASE] : snap until JQ holds ($b: snapshot HOST-BASE)
-  # Instead of a fixed sleep before a snapshot: 0 once JQ holds, 1 if it still does not after
-  # SECONDS (the last snapshot is kept for the checks to report on).
-  local end=$((SECONDS + $3)) base=$TP_LOGDIR/$1-${5:-$2}.json
-  while :; do
-    snap "$1" "$2" || return 1
-    jq -e --slurpfile b "$base" "($4) // false" "$TP_LOGDIR/$1-$2.json" >/dev/null 2>&1 && return 0
-    ((SECONDS < end)) || return 1
-    sleep 0.1
-  done
+snap_holds() {  # snap_holds HOST LABEL JQ BASE : snap, then whether JQ holds ($b: snapshot HOST-BASE)
+  # Polled with tp_wait instead of a fixed sleep; the last snapshot stays for the checks to report on.
+  snap "$1" "$2" && jq -e --slurpfile b "$TP_LOGDIR/$1-$4.json" "($3) // false" "$TP_LOGDIR/$1-$2.json" >/dev/null
 }
 
 ping_ok() {  # ping_ok FROM ADDR [nettool ping options]
@@ -462,7 +455,7 @@ t_forgery() {
   tp_py nat send-esp --bind "$NAT" --sport 5555 --to "$GW" --hex "$p1" --hex "$last" \
     >"$TP_LOGDIR/forge-replay2.log" 2>&1 || fail "send-esp (replay from $NAT:5555) failed"
   # until all eight forgeries are counted (at most 3 s); the checks below say what was not
-  snap_until gw after 3 '.by.c1.drops.auth_failed - $b[0].by.c1.drops.auth_failed >= 3 and .by.c1.drops.replayed - $b[0].by.c1.drops.replayed >= 5' before ||
+  tp_wait 3 snap_holds gw after '.by.c1.drops.auth_failed - $b[0].by.c1.drops.auth_failed >= 3 and .by.c1.drops.replayed - $b[0].by.c1.drops.replayed >= 5' before ||
     [[ -s $TP_LOGDIR/gw-after.json ]] || return
   local pb pa cb ca da db ra rb
   pb=$(q gw-before .by.c1.peer) pa=$(q gw-after .by.c1.peer)
@@ -570,7 +563,7 @@ t_reload_shared_alias() {
     echo_bg "sink-c$i" "c$i" "$TCLIENT" $((1700 + i)) udp 20 --hello "$G4:$((1800 + i))" --silent || return
   done
   # the gateway learns each client's flow from its hello: wait until all three are in
-  snap_until gw before 3 '[.by.c1, .by.c2, .by.c3] | all(.packets_in >= 1)' ||
+  tp_wait 3 snap_holds gw before '[.by.c1, .by.c2, .by.c3] | all(.packets_in >= 1)' before ||
     { fail "the gateway did not get all three hellos: $(jq -c '[.by[] | {name, packets_in}]' "$TP_LOGDIR/gw-before.json" 2>/dev/null)"; return; }
   # gateway-initiated streams to c2 and c3 (20/s for 5 s), each from the port its client said hello to
   for i in 2 3; do

@@ -38,12 +38,14 @@ let package = Package(
       name: "CIO", pkgConfig: "liburing", providers: [.apt(["liburing-dev", "libpcap-dev"])]),
     // Counts heap allocations per thread (interposes malloc); linked only by tests and `bench`.
     .target(name: "CAllocCounter"),
+    // Relaxed atomics on plain words: counters one loop writes and the control thread reads.
+    .target(name: "CAtomics"),
 
     // MARK: Libraries
-    .target(name: "ESP", dependencies: ["CCrypto"], swiftSettings: hotPath + gnu),
+    .target(name: "ESP", dependencies: ["CCrypto", "CAtomics"], swiftSettings: hotPath + gnu),
     .target(name: "UDPEncap", swiftSettings: hotPath + gnu),
     .target(
-      name: "Dataplane", dependencies: ["ESP", "UDPEncap", "CIO", .product(name: "Logging", package: "swift-log")],
+      name: "Dataplane", dependencies: ["ESP", "UDPEncap", "CIO", "CAtomics", .product(name: "Logging", package: "swift-log")],
       swiftSettings: hotPath + gnu),
 
     // MARK: Executables

@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
       --seconds. `ratio_to_raw` divides espd's packet rate by the rate of the bare OpenSSL EVP calls
       (no ESP framing) on the same payload size, measured in the same process just before.
       """,
-    subcommands: [Seal.self, Open.self, PipelineCommand.self, TunnelsCommand.self]
+    subcommands: [Seal.self, Open.self, PipelineCommand.self, TunnelsCommand.self, ControlCommand.self]
   )
 }
 

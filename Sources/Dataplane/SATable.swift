@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The snapshot the packet paths read: tunnels, the SPI index, the route and alias tables.
+// One worker's lookup tables: tunnels by slot, the SPI index, the route and alias tables. Each worker
+// has its own copy and changes it in place, between batches, from its change queue (ChangeQueue.swift):
+// a change costs what it touches, whatever the number of tunnels.
 import ESP
 
 /// Why a configuration could not be turned into SAs (key material OpenSSL refused, and the like).
@@ -8,154 +10,195 @@ public struct SATableError: Error, CustomStringConvertible {
   public var description: String { problems.joined(separator: "\n") }
 }
 
-/// Everything the packet paths look up, built once from a configuration and then only read: the
-/// control side builds a new one and the loop swaps it in between batches (no lock per packet).
-/// The SA objects inside are mutable, owned by the loop.
+/// What one tunnel puts in the lookup tables: its SPIs, its routes and its alias.
+struct TableEntry {
+  var tunnel: Tunnel
+  var spis: [UInt32]
+  /// Tunnel mode: its `remote_ts`; transport mode: none (it is reached by its alias).
+  var routes: [Prefix]
+}
+
+/// Everything the packet paths look up. Owned by one worker (not thread-safe): the control thread
+/// builds the first one and hands each worker its own copy; after that the worker changes it in
+/// place with ``Pipeline/apply(_:)``. The tunnels and SA objects inside are shared by the workers;
+/// each is mutated only by its owner (Ownership.swift).
 public final class SATable {
-  public let tunnels: [Tunnel]
-  /// Inbound SAs by index, and the tunnel each belongs to.
-  let inboundSAs: [InboundSA]
-  let inboundTunnel: [Int32]
-  let spiIndex: OpenAddressingTable<SPIKey>
-  let routes: RouteTable
-  /// Alias → tunnel index, or ``sharedAlias`` when several tunnels share it.
-  let aliases: OpenAddressingTable<MaskedAddress>
+  /// Tunnels by slot (``Tunnel/index``); nil marks a free slot.
+  public internal(set) var slots: [Tunnel?]
+  /// Inbound SPI → tunnel slot (the SA itself is found in the tunnel's few inbound SAs).
+  var spiIndex: OpenAddressingTable<SPIKey>
+  var routes: RouteTable
+  /// Alias → tunnel slot, or ``sharedAlias`` when several tunnels share it.
+  var aliases: OpenAddressingTable<MaskedAddress>
   static let sharedAlias: Int32 = -2
   public let listen: [Endpoint]
   /// The TUN's own addresses by family: transport-mode packets are delivered to them.
   public let tunAddress4: IPAddress?
   public let tunAddress6: IPAddress?
-  /// SAs with a time limit, checked once a second by the loop (inbound SA index, or tunnel index for outbound).
-  let timedInbound: [Int32]
-  let timedOutbound: [Int32]
+  /// Tunnels this worker owns that have an SA with a time limit, and initiator tunnels (they send
+  /// NAT-keepalives): swept a slice at a time (``Pipeline/sweep(now:)``).
+  var timed: [Tunnel] = []
+  var initiators: [Tunnel] = []
+  /// Tunnels in the table.
+  public internal(set) var tunnelCount = 0
 
-  /// Builds the SAs and tables for a validated configuration.
-  /// - Parameters:
-  ///   - config: the configuration.
-  ///   - previous: the snapshot in use and the configuration it was built from (a reload): an SA
-  ///     whose configuration is unchanged is reused with its state (sequence number, replay window),
-  ///     and a tunnel of the same name keeps its learned peer, local endpoint and counters. The
-  ///     previous snapshot's mutable state is not read here (this may run on the control thread
-  ///     while the loop uses it): each tunnel only remembers its predecessor, and
-  ///     ``Pipeline/install(_:replacing:)`` carries the state over on the loop's thread.
-  ///   - now: the monotonic clock in ns, from which new SAs' time limits count.
+  /// Builds the SAs and tables for a validated configuration, tunnel `i` in slot `i` (replay,
+  /// benchmarks, tests; `espd run` builds them through ``ControlModel``).
+  /// - Parameter now: the monotonic clock in ns, from which SAs' time limits count.
   /// - Throws: ``SATableError`` with one line per SA that could not be created.
-  public init(config: Config, previous: (table: SATable, config: Config)? = nil, now: UInt64 = 0) throws(SATableError) {
-    var oldInbound: [UInt32: (SAConfig, InboundSA)] = [:]
-    var oldOutbound: [UInt32: (SAConfig, OutboundSA)] = [:]
-    var oldTunnels: [String: Tunnel] = [:]
-    if let (table, cfg) = previous, table.tunnels.count == cfg.tunnels.count {
-      for (t, c) in zip(table.tunnels, cfg.tunnels) {
-        oldTunnels[t.name] = t
-        oldOutbound[c.outbound.spi] = (c.outbound, t.outbound)
-        for (sa, sc) in zip(t.inbound, c.inbound) { oldInbound[sc.spi] = (sc, sa) }
-      }
-    }
+  public convenience init(config: Config, now: UInt64 = 0) throws(SATableError) {
     var problems: [String] = []
-    var tunnels: [Tunnel] = []
-    var inboundSAs: [InboundSA] = []
-    var inboundTunnel: [Int32] = []
-    var timedInbound: [Int32] = []
-    var timedOutbound: [Int32] = []
-    var spiIndex = OpenAddressingTable<SPIKey>(expected: config.tunnels.reduce(0) { $0 + $1.inbound.count })
-    var routes: [(Prefix, Int32)] = []
-    var aliasCount: [MaskedAddress: Int] = [:]
-    tunnels.reserveCapacity(config.tunnels.count)
+    var entries: [TableEntry] = []
+    var seen = Set<UInt32>()
     for (i, t) in config.tunnels.enumerated() {
-      let index = Int32(i)
-      let path = "tunnels[\(i)]"
-      var inbound: [InboundSA] = []
-      for (j, sa) in t.inbound.enumerated() {
-        do throws(SAError) {
-          let s: InboundSA
-          if let (c, reused) = oldInbound[sa.spi], c == sa {
-            s = reused
-          } else {
-            s = try InboundSA(
-              spi: sa.spi, algorithm: sa.algorithm, key: sa.key, authKey: sa.authKey, esn: sa.esn,
-              replayWindow: sa.replayWindow, replaySequence: sa.replaySequence)
-            if let l = sa.lifetime { s.setLimits(SALimits(l, now: now)) }
-          }
-          // From the configuration, not the SA: a reused SA belongs to a running worker.
-          if sa.lifetime?.isTimed == true { timedInbound.append(Int32(inboundSAs.count)) }
-          inbound.append(s)
-          if spiIndex.insert(SPIKey(sa.spi), Int32(inboundSAs.count)) != nil {
-            problems.append("\(path).inbound[\(j)].spi: duplicate SPI \(SATable.hexSPI(sa.spi))")
-          }
-          inboundSAs.append(s)
-          inboundTunnel.append(index)
-        } catch {
-          problems.append("\(path).inbound[\(j)]: \(error)")
-        }
-      }
-      let o = t.outbound
-      let outbound: OutboundSA
       do throws(SAError) {
-        if let (c, reused) = oldOutbound[o.spi], c == o {
-          outbound = reused
-        } else {
-          outbound = try OutboundSA(
-            spi: o.spi, algorithm: o.algorithm, key: o.key, authKey: o.authKey, esn: o.esn,
-            sequenceNumber: o.sequenceNumber)
-          if let l = o.lifetime { outbound.setLimits(SALimits(l, now: now)) }
+        let made = try SATable.makeTunnel(t, index: Int32(i), now: now)
+        for (j, sa) in t.inbound.enumerated() where !seen.insert(sa.spi).inserted {
+          problems.append("tunnels[\(i)].inbound[\(j)].spi: duplicate SPI \(SATable.hexSPI(sa.spi))")
         }
+        entries.append(TableEntry(tunnel: made, spis: t.inbound.map(\.spi), routes: t.mode == .tunnel ? t.remoteTS : []))
       } catch {
-        problems.append("\(path).outbound: \(error)")
-        continue
-      }
-      let tunnel = Tunnel(index: Int32(tunnels.count), config: t, outbound: outbound, inbound: inbound)
-      tunnel.predecessor = oldTunnels[t.name]
-      if o.lifetime?.isTimed == true { timedOutbound.append(Int32(tunnels.count)) }
-      tunnels.append(tunnel)
-      if t.mode == .tunnel {
-        for p in t.remoteTS { routes.append((p, Int32(tunnels.count - 1))) }
-      }
-      if let a = t.alias {
-        aliasCount[RouteTable.mask(a, a.isV6 ? 128 : 32), default: 0] += 1
+        problems.append("tunnels[\(i)]: \(error)")
       }
     }
     guard problems.isEmpty else { throw SATableError(problems: problems) }
-    var aliases = OpenAddressingTable<MaskedAddress>(expected: aliasCount.count)
-    for t in tunnels {
-      guard let a = t.alias else { continue }
-      let key = RouteTable.mask(a, a.isV6 ? 128 : 32)
-      if aliasCount[key, default: 0] > 1 {
-        t.sharesAlias = true
-        aliases.insert(key, SATable.sharedAlias)
-      } else {
-        aliases.insert(key, t.index)
-      }
+    self.init(entries: entries, config: config, workers: 1, worker: 0)
+  }
+
+  /// The tables for `entries`, as worker `worker` of `workers` sees them.
+  init(entries: [TableEntry], config: Config, workers: Int, worker: Int, reserve: Int = 0) {
+    var spis = 0
+    var r4 = 0
+    var r6 = 0
+    var aliasCount: [MaskedAddress: Int] = [:]
+    var highest: Int32 = -1
+    for e in entries {
+      spis += e.spis.count
+      for p in e.routes { if p.address.isV6 { r6 += 1 } else { r4 += 1 } }
+      if let a = e.tunnel.alias { aliasCount[RouteTable.mask(a, a.isV6 ? 128 : 32), default: 0] += 1 }
+      highest = max(highest, e.tunnel.index)
     }
-    self.tunnels = tunnels
-    self.inboundSAs = inboundSAs
-    self.inboundTunnel = inboundTunnel
-    self.spiIndex = spiIndex
-    self.routes = RouteTable(routes)
-    self.aliases = aliases
-    self.listen = config.listen
-    self.timedInbound = timedInbound
-    self.timedOutbound = timedOutbound
+    spiIndex = OpenAddressingTable(expected: spis)
+    routes = RouteTable(expected4: r4, expected6: r6)
+    aliases = OpenAddressingTable(expected: aliasCount.count)
+    slots = []
+    slots.reserveCapacity(max(reserve, Int(highest) + 1))
+    slots.append(contentsOf: repeatElement(nil, count: Int(highest) + 1))
+    listen = config.listen
     tunAddress4 = config.tun.addresses.first { !$0.address.isV6 }?.address
     tunAddress6 = config.tun.addresses.first { $0.address.isV6 }?.address
+    for e in entries {
+      let t = e.tunnel
+      slots[Int(t.index)] = t
+      tunnelCount += 1
+      for spi in e.spis { spiIndex.insert(SPIKey(spi), t.index) }
+      for p in e.routes { routes.insert(p, t.index) }
+      if let a = t.alias {
+        let key = RouteTable.mask(a, a.isV6 ? 128 : 32)
+        if aliasCount[key, default: 0] > 1 {
+          if worker == 0 { t.sharesAlias = true }  // (set once, before any worker runs)
+          aliases.insert(key, SATable.sharedAlias)
+        } else {
+          aliases.insert(key, t.index)
+        }
+      }
+      if Tunnel.owner(t.ownerKey, workers: workers) == worker { adopt(t) }
+    }
   }
 
-  /// The inbound SA with this SPI and its tunnel, in constant time.
+  /// Creates a tunnel and its SAs from its configuration.
+  static func makeTunnel(_ t: TunnelConfig, index: Int32, now: UInt64) throws(SAError) -> Tunnel {
+    var inbound: [InboundSA] = []
+    for sa in t.inbound { inbound.append(try makeInbound(sa, now: now)) }
+    return Tunnel(index: index, config: t, outbound: try makeOutbound(t.outbound, now: now), inbound: inbound)
+  }
+
+  static func makeInbound(_ sa: SAConfig, now: UInt64) throws(SAError) -> InboundSA {
+    let s = try InboundSA(
+      spi: sa.spi, algorithm: sa.algorithm, key: sa.key, authKey: sa.authKey, esn: sa.esn,
+      replayWindow: sa.replayWindow, replaySequence: sa.replaySequence)
+    if let l = sa.lifetime { s.setLimits(SALimits(l, now: now)) }
+    return s
+  }
+
+  static func makeOutbound(_ sa: SAConfig, now: UInt64) throws(SAError) -> OutboundSA {
+    let s = try OutboundSA(
+      spi: sa.spi, algorithm: sa.algorithm, key: sa.key, authKey: sa.authKey, esn: sa.esn,
+      sequenceNumber: sa.sequenceNumber)
+    if let l = sa.lifetime { s.setLimits(SALimits(l, now: now)) }
+    return s
+  }
+
+  // MARK: the owner's sweep lists
+
+  /// Puts a tunnel this worker owns on the sweep lists it belongs to.
+  func adopt(_ t: Tunnel) {
+    if t.peerConfigured && t.initiatorPosition < 0 {
+      t.initiatorPosition = Int32(initiators.count)
+      initiators.append(t)
+    }
+    if t.hasTimedSA { markTimed(t) }
+  }
+
+  /// Puts a tunnel on the lifetime sweep (it has, or was given, an SA with a time limit).
+  func markTimed(_ t: Tunnel) {
+    guard t.timedPosition < 0 else { return }
+    t.timedPosition = Int32(timed.count)
+    timed.append(t)
+  }
+
+  /// Takes a tunnel off the sweep lists (it is removed or replaced).
+  func release(_ t: Tunnel) {
+    SATable.swapRemove(&initiators, t, \.initiatorPosition)
+    SATable.swapRemove(&timed, t, \.timedPosition)
+  }
+
+  private static func swapRemove(_ list: inout [Tunnel], _ t: Tunnel, _ position: ReferenceWritableKeyPath<Tunnel, Int32>) {
+    let i = Int(t[keyPath: position])
+    guard i >= 0, i < list.count, list[i] === t else { return }
+    let last = list.removeLast()
+    if last !== t {
+      list[i] = last
+      last[keyPath: position] = Int32(i)
+    }
+    t[keyPath: position] = -1
+  }
+
+  // MARK: lookups
+
+  /// The inbound SA with this SPI and its tunnel (the owner's lookup: reads the tunnel's SAs).
+  @inline(__always)
   func inboundSA(spi: UInt32) -> (InboundSA, Tunnel)? {
-    guard let i = spiIndex.lookup(SPIKey(spi)) else { return nil }
-    return (inboundSAs[Int(i)], tunnels[Int(inboundTunnel[Int(i)])])
+    guard let t = inboundTunnel(spi: spi) else { return nil }
+    for sa in t.inbound where sa.spi == spi { return (sa, t) }
+    return nil
   }
 
-  /// Whether an inbound SA has this SPI (the lookup alone, for benchmarks and the control path).
+  /// The tunnel an inbound SPI belongs to (any worker: reads only the tunnel's immutable fields).
+  @inline(__always)
+  func inboundTunnel(spi: UInt32) -> Tunnel? {
+    guard let i = spiIndex.lookup(SPIKey(spi)) else { return nil }
+    return slots[Int(i)]
+  }
+
+  /// Whether an inbound SA has this SPI (the lookup alone, for benchmarks and tests).
   public func hasInboundSA(spi: UInt32) -> Bool { spiIndex.lookup(SPIKey(spi)) != nil }
 
-  /// The tunnel by name (control path).
+  /// The tunnels, in slot order (tests, replay and start-up; O(slots)).
+  public var tunnels: [Tunnel] { slots.compactMap { $0 } }
+
+  /// The tunnel by name (tests; O(tunnels)).
   public func tunnel(named name: String) -> Tunnel? { tunnels.first { $0.name == name } }
 
-  /// Every inbound SA with the index of its tunnel (control path and stats).
-  public var inboundSAList: [(sa: InboundSA, tunnel: Int32)] { Array(zip(inboundSAs, inboundTunnel)) }
+  /// Every inbound SA with the slot of its tunnel (tests and benchmarks; O(tunnels)).
+  public var inboundSAList: [(sa: InboundSA, tunnel: Int32)] {
+    tunnels.flatMap { t in t.inbound.map { (sa: $0, tunnel: t.index) } }
+  }
 
   /// Bytes used by the lookup tables (not counting the SAs themselves).
-  public var tableMemoryBytes: Int { spiIndex.memoryBytes + routes.memoryBytes + aliases.memoryBytes }
+  public var tableMemoryBytes: Int {
+    spiIndex.memoryBytes + routes.memoryBytes + aliases.memoryBytes + slots.capacity * 8
+  }
 
   static func hexSPI(_ spi: UInt32) -> String {
     let h = String(spi, radix: 16)

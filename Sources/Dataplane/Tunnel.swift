@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // A tunnel at run time: its SAs, its peer endpoint (learned and updated), and its counters.
+import CAtomics
 import ESP
 
 /// Packet and byte counters of one tunnel, and its drops by reason.
@@ -14,8 +15,29 @@ public struct TunnelCounters: Sendable, Equatable {
   public init() {}
 }
 
-/// One tunnel: mutable state owned by the loop that runs it (not thread-safe).
+/// Indices of a tunnel's ``SharedWords``: counters, then the published peer (a sequence lock).
+enum TunnelWord {
+  static let packetsIn = 0
+  static let bytesIn = 1
+  static let packetsOut = 2
+  static let bytesOut = 3
+  static let endpointChanges = 4
+  static let keepalivesSent = 5
+  static let drops = 6
+  /// Even: the peer words are stable; odd: the owner is writing them.
+  static let peerSequence = drops + DropReason.allCases.count
+  static let peerHigh = peerSequence + 1
+  static let peerLow = peerSequence + 2
+  /// Bit 32: a peer is set; bit 33: IPv6; low 16 bits: the port.
+  static let peerMeta = peerSequence + 3
+  static let count = peerSequence + 4
+}
+
+/// One tunnel: mutable state owned by the loop that runs it (not thread-safe), and counters and
+/// the peer published for readers on other threads (`stats`, `list`, metrics) through
+/// ``SharedWords``.
 public final class Tunnel {
+  /// Its slot in every worker's table (assigned by the control thread, stable for its life).
   public let index: Int32
   public let name: String
   public let mode: TunnelMode
@@ -27,21 +49,25 @@ public final class Tunnel {
   /// The configured outer source address, if any.
   public let local: IPAddress?
   /// The peer's outer endpoint: configured, or learned from authenticated packets (NAT rebinding).
-  public internal(set) var peer: Endpoint?
+  public internal(set) var peer: Endpoint? { didSet { publishPeer() } }
   /// The local endpoint the peer last reached (IP_PKTINFO): replies leave from it.
   public internal(set) var localEndpoint: Endpoint?
   public internal(set) var outbound: OutboundSA
   public internal(set) var inbound: [InboundSA]
-  public internal(set) var counters = TunnelCounters()
+  /// Counters and the published peer (``TunnelWord``); written by the owner only.
+  let published = SharedWords(count: TunnelWord.count)
   /// Whether the peer was configured (an initiator): such a tunnel sends NAT-keepalives when idle.
   public let peerConfigured: Bool
   /// Monotonic ns of the last datagram sent to the peer (ESP or keepalive), set by the loop.
   var lastSent: UInt64 = 0
   /// NAT-keepalives sent.
-  public internal(set) var keepalivesSent: UInt64 = 0
-  /// The tunnel of the same name in the snapshot this one replaces, until the loop installs this
-  /// snapshot and carries the state over (``takeState(from:)``, on the loop's thread).
+  public var keepalivesSent: UInt64 { published.load(TunnelWord.keepalivesSent) }
+  /// The tunnel this one replaces (a reload changed it), until its owner carries the state over
+  /// (``takeState(from:)``, on the owner's thread).
   var predecessor: Tunnel? = nil
+  /// Its place in its owner's sweep lists (``SATable/timed``, ``SATable/initiators``), or -1.
+  var timedPosition: Int32 = -1
+  var initiatorPosition: Int32 = -1
   /// Chooses the worker that owns this tunnel (``ownerKey(name:mode:alias:)``).
   let ownerKey: UInt64
 
@@ -57,6 +83,68 @@ public final class Tunnel {
     self.outbound = outbound
     self.inbound = inbound
     ownerKey = Tunnel.ownerKey(name: config.name, mode: config.mode, alias: config.alias)
+    publishPeer()
+  }
+
+  deinit { published.free() }
+
+  /// The counters (any thread: each word is read atomically; the set is not one instant).
+  public var counters: TunnelCounters {
+    var c = TunnelCounters()
+    c.packetsIn = published.load(TunnelWord.packetsIn)
+    c.bytesIn = published.load(TunnelWord.bytesIn)
+    c.packetsOut = published.load(TunnelWord.packetsOut)
+    c.bytesOut = published.load(TunnelWord.bytesOut)
+    c.endpointChanges = published.load(TunnelWord.endpointChanges)
+    for r in DropReason.allCases { c.drops[r] = published.load(TunnelWord.drops + Int(r.rawValue)) }
+    return c
+  }
+
+  /// Counts a drop on this tunnel (owner only).
+  @inline(__always)
+  func countDrop(_ r: DropReason) { published.add(TunnelWord.drops + Int(r.rawValue), 1) }
+
+  /// Counts into word `w` (owner only).
+  @inline(__always)
+  func count(_ w: Int, _ n: UInt64 = 1) { published.add(w, n) }
+
+  /// Writes the peer into the published words (owner only, when it changes).
+  private func publishPeer() {
+    let s = published.load(TunnelWord.peerSequence)
+    published.store(TunnelWord.peerSequence, s &+ 1)
+    espd_fence_release()
+    var high: UInt64 = 0
+    var low: UInt64 = 0
+    var meta: UInt64 = 0
+    if let p = peer {
+      switch p.address {
+      case .v4(let a): low = UInt64(a)
+      case .v6(let h, let l):
+        (high, low) = (h, l)
+        meta |= 1 << 33
+      }
+      meta |= 1 << 32 | UInt64(p.port)
+    }
+    published.store(TunnelWord.peerHigh, high)
+    published.store(TunnelWord.peerLow, low)
+    published.store(TunnelWord.peerMeta, meta)
+    published.storeRelease(TunnelWord.peerSequence, s &+ 2)
+  }
+
+  /// The peer as last published (any thread).
+  public var publishedPeer: Endpoint? {
+    while true {
+      let s = published.loadAcquire(TunnelWord.peerSequence)
+      if s & 1 != 0 { continue }
+      let (high, low, meta) = (
+        published.load(TunnelWord.peerHigh), published.load(TunnelWord.peerLow), published.load(TunnelWord.peerMeta)
+      )
+      espd_fence_acquire()
+      guard published.load(TunnelWord.peerSequence) == s else { continue }
+      guard meta & 1 << 32 != 0 else { return nil }
+      let address: IPAddress = meta & 1 << 33 != 0 ? .v6(high, low) : .v4(UInt32(truncatingIfNeeded: low))
+      return Endpoint(address: address, port: UInt16(truncatingIfNeeded: meta))
+    }
   }
 
   /// Carries a reloaded tunnel's run-time state over from its previous incarnation: the learned
@@ -67,10 +155,12 @@ public final class Tunnel {
     let keptAnSA = outbound === old.outbound || inbound.contains { sa in old.inbound.contains { $0 === sa } }
     if !peerConfigured && keptAnSA { peer = old.peer }
     localEndpoint = old.localEndpoint
-    counters = old.counters
+    for w in 0..<TunnelWord.peerSequence { published.store(w, old.published.load(w)) }
     lastSent = old.lastSent
-    keepalivesSent = old.keepalivesSent
   }
+
+  /// Whether one of its SAs has a time limit (the owner then checks it once a second).
+  var hasTimedSA: Bool { outbound.limits.isTimed || inbound.contains { $0.limits.isTimed } }
 
   /// Whether `address` is inside one of the tunnel's `remote_ts` prefixes.
   func acceptsSource(_ address: IPAddress) -> Bool {

@@ -23,8 +23,10 @@ public final class InboundSA {
   /// The anti-replay window.
   public private(set) var replay: ReplayWindow
   /// Packets and payload bytes accepted so far (for lifetimes).
-  public private(set) var packets: UInt64 = 0
-  public private(set) var bytes: UInt64 = 0
+  public var packets: UInt64 { published.load(SAWord.packets) }
+  public var bytes: UInt64 { published.load(SAWord.bytes) }
+  /// Counters and state that other threads read while the owning loop runs (``SAWord``).
+  public let published: SharedWords
 
   let context: AEADContext
   var lifetime = LifetimeTracker()
@@ -54,7 +56,21 @@ public final class InboundSA {
     self.ivLength = algorithm.ivLength
     self.blockSize = algorithm.blockSize
     self.replay = ReplayWindow(size: replayWindow, esn: esn, highest: replaySequence)
-    self.context = try AEADContext(algorithm: algorithm, key: key, authKey: authKey, encrypt: false)
+    published = SharedWords(count: SAWord.count)
+    do throws(SAError) {
+      self.context = try AEADContext(algorithm: algorithm, key: key, authKey: authKey, encrypt: false)
+    } catch {
+      published.free()
+      throw error
+    }
+    published.store(SAWord.sequence, replaySequence)
+  }
+
+  deinit { published.free() }
+
+  /// Records the lifetime state for readers on other threads.
+  func publishState() {
+    published.store(SAWord.state, (lifetime.softReached ? 1 : 0) | (lifetime.hardReached ? 2 : 0))
   }
 
   /// Decapsulates in place: replay check, ICV verification and decryption, padding check, then
@@ -107,10 +123,14 @@ public final class InboundSA {
     guard replay.commit(seq) else { throw .replayed }
     packet.start += headerLength
     packet.count = payloadLength
-    packets &+= 1
-    bytes &+= UInt64(payloadLength)
+    let packets = published.load(SAWord.packets) &+ 1
+    let bytes = published.load(SAWord.bytes) &+ UInt64(payloadLength)
+    published.store(SAWord.packets, packets)
+    published.store(SAWord.bytes, bytes)
+    published.store(SAWord.sequence, replay.highest)
     if packets >= lifetime.nextPackets || bytes >= lifetime.nextBytes {
       lifetime.crossed(packets: packets, bytes: bytes)
+      publishState()
     }
     return ESPPayload(nextHeader: nextHeader, sequenceNumber: seq)
   }
@@ -118,7 +138,10 @@ public final class InboundSA {
 
 extension InboundSA {
   /// Sets the SA's lifetime limits (before its first packet, or to change them later).
-  public func setLimits(_ limits: SALimits) { lifetime.set(limits) }
+  public func setLimits(_ limits: SALimits) {
+    lifetime.set(limits)
+    publishState()
+  }
   /// The limits in force.
   public var limits: SALimits { lifetime.limits }
   /// Whether a lifetime event is waiting in ``takeLifetimeEvent()``.
@@ -126,7 +149,12 @@ extension InboundSA {
   /// The next lifetime event raised and not yet taken.
   public func takeLifetimeEvent() -> LifetimeEvent? { lifetime.takeEvent() }
   /// Raises the time-based events whose deadline `now` has reached.
-  public func checkLifetime(now: UInt64) { lifetime.check(now: now) }
+  public func checkLifetime(now: UInt64) {
+    lifetime.check(now: now)
+    publishState()
+  }
+  /// Records the time of the last packet (monotonic ns; the loop calls it once per batch).
+  public func noteUse(now: UInt64) { published.store(SAWord.lastUsed, now) }
   /// Whether a soft limit was reached (time to rekey).
   public var isSoftExpired: Bool { lifetime.softReached }
   /// Whether a hard limit was reached: the SA accepts no more packets.

@@ -17,10 +17,12 @@ public final class OutboundSA {
   /// Whether 64-bit extended sequence numbers are used. RFC 4303 §2.2.1.
   public let esn: Bool
   /// The last sequence number used (0 before the first packet).
-  public private(set) var sequenceNumber: UInt64
+  public var sequenceNumber: UInt64 { published.load(SAWord.sequence) }
   /// Packets and payload bytes sealed so far (for lifetimes).
-  public private(set) var packets: UInt64 = 0
-  public private(set) var bytes: UInt64 = 0
+  public var packets: UInt64 { published.load(SAWord.packets) }
+  public var bytes: UInt64 { published.load(SAWord.bytes) }
+  /// Counters and state that other threads read while the owning loop runs (``SAWord``).
+  public let published: SharedWords
 
   let context: AEADContext
   private let ivLength: Int
@@ -48,12 +50,25 @@ public final class OutboundSA {
     self.spi = spi
     self.algorithm = algorithm
     self.esn = esn
-    self.sequenceNumber = sequenceNumber
     self.maxSequence = maxSequence
     self.softSequence = ESPConstants.softSequenceLimit(esn: esn)
     self.ivLength = algorithm.ivLength
     self.blockSize = algorithm.blockSize
-    self.context = try AEADContext(algorithm: algorithm, key: key, authKey: authKey, encrypt: true)
+    published = SharedWords(count: SAWord.count)
+    do throws(SAError) {
+      self.context = try AEADContext(algorithm: algorithm, key: key, authKey: authKey, encrypt: true)
+    } catch {
+      published.free()
+      throw error
+    }
+    published.store(SAWord.sequence, sequenceNumber)
+  }
+
+  deinit { published.free() }
+
+  /// Records the lifetime state for readers on other threads.
+  func publishState() {
+    published.store(SAWord.state, (lifetime.softReached ? 1 : 0) | (lifetime.hardReached ? 2 : 0))
   }
 
   /// Bytes that encapsulation adds in front of the payload.
@@ -90,10 +105,10 @@ public final class OutboundSA {
     guard packet.headroom >= headerLength, packet.tailroom >= textLength - payloadLength + icvLength,
       padLength <= ESPConstants.maxPadLength
     else { throw .noRoom }
-    guard sequenceNumber < maxSequence else { throw .sequenceExhausted }
+    let last = published.load(SAWord.sequence)
+    guard last < maxSequence else { throw .sequenceExhausted }
     guard !lifetime.hardReached else { throw .expired }
-    sequenceNumber += 1
-    let seq = sequenceNumber
+    let seq = last + 1
 
     // Trailer: pad bytes 1, 2, 3, … (RFC 4303 §2.4), Pad Length, Next Header.
     let text = packet.data
@@ -124,14 +139,19 @@ public final class OutboundSA {
     else { throw .cryptoFailure }
     packet.start -= headerLength
     packet.count = headerLength + textLength + icvLength
-    packets &+= 1
-    bytes &+= UInt64(payloadLength)
+    let packets = published.load(SAWord.packets) &+ 1
+    let bytes = published.load(SAWord.bytes) &+ UInt64(payloadLength)
+    published.store(SAWord.sequence, seq)
+    published.store(SAWord.packets, packets)
+    published.store(SAWord.bytes, bytes)
     if packets >= lifetime.nextPackets || bytes >= lifetime.nextBytes {
       lifetime.crossed(packets: packets, bytes: bytes)
+      publishState()
     }
     if seq >= softSequence {
       // RFC 4303 §3.3.3: never wrap. Warn at 15/16 of the space; the last number stops the SA.
       if seq == maxSequence { lifetime.hard(.sequence) } else { lifetime.soft(.sequence) }
+      publishState()
     }
     return seq
   }
@@ -139,7 +159,10 @@ public final class OutboundSA {
 
 extension OutboundSA {
   /// Sets the SA's lifetime limits (before its first packet, or to change them later).
-  public func setLimits(_ limits: SALimits) { lifetime.set(limits) }
+  public func setLimits(_ limits: SALimits) {
+    lifetime.set(limits)
+    publishState()
+  }
   /// The limits in force.
   public var limits: SALimits { lifetime.limits }
   /// Whether a lifetime event is waiting in ``takeLifetimeEvent()``.
@@ -147,7 +170,12 @@ extension OutboundSA {
   /// The next lifetime event raised and not yet taken.
   public func takeLifetimeEvent() -> LifetimeEvent? { lifetime.takeEvent() }
   /// Raises the time-based events whose deadline `now` has reached.
-  public func checkLifetime(now: UInt64) { lifetime.check(now: now) }
+  public func checkLifetime(now: UInt64) {
+    lifetime.check(now: now)
+    publishState()
+  }
+  /// Records the time of the last packet (monotonic ns; the loop calls it once per batch).
+  public func noteUse(now: UInt64) { published.store(SAWord.lastUsed, now) }
   /// Whether a soft limit was reached (time to rekey).
   public var isSoftExpired: Bool { lifetime.softReached }
   /// Whether a hard limit was reached: the SA carries no more packets.

@@ -328,7 +328,7 @@ private func withOutbound(_ sa: String) -> String {
 private let endpointSyntax = "ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)"
 private let listenExpected = "listen: expected an array of at least one \(endpointSyntax)"
 private let rootFieldList =
-  "listen, tun, nat_keepalive_seconds, ike, control, metrics, transport_alias_pool, tunnels, limits"
+  "listen, tun, nat_keepalive_seconds, ike, control, metrics, transport_alias_pool, tunnels, limits, udp_receive_buffer, udp_send_buffer, metrics_per_tunnel"
 private let spiExpected = "expected a non-zero 32-bit SPI (hex string or integer)"
 private let tunName = "expected an interface name of 1-15 bytes without '/', ':' or whitespace"
 private let nameExpected = "expected a name of 1-64 letters, digits, '.', '_' or '-'"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// A reload (SIGHUP) swaps in a new snapshot: unchanged SAs keep their state, changed ones start anew.
+// A reload (SIGHUP) applies only the difference: unchanged SAs keep their state, changed ones start anew.
 import ESP
 import Testing
 
@@ -11,7 +11,8 @@ import Testing
   @Test func unchangedSAsKeepStateAndChangedOnesAreNew() throws {
     let pairs = (1...3).map { Fixture.pair($0, mode: .tunnel) }
     let config1 = Fixture.gatewayConfig(pairs.map(\.gateway))
-    let gateway = Pipeline(table: try SATable(config: config1))
+    let harness = try ControlHarness(config1)
+    let gateway = harness.gateway
     var clients = try pairs.map {
       Pipeline(
         table: try SATable(
@@ -37,13 +38,16 @@ import Testing
     restarted.client.inbound = [restarted.gateway.outbound]
     var config2 = config1
     config2.tunnels[1] = restarted.gateway
-    let after = try SATable(config: config2, previous: (before, config1))
-    gateway.install(after)
+    let untouched = (before.tunnels[0], before.tunnels[2])
+    let beforeTunnels = before.tunnels
+    let summary = try harness.model.reload(config2, now: 0).get()
+    #expect(summary.changed == 1 && summary.unchanged == 2 && summary.added == 0 && summary.removed == 0)
+    harness.drain()
+    let after = gateway.table
+    #expect(after.tunnels[0] === untouched.0 && after.tunnels[2] === untouched.1)  // not even touched
+    #expect(after.tunnels[1] !== beforeTunnels[1])
 
-    #expect(after.tunnels[0].inbound[0] === before.tunnels[0].inbound[0])  // same object: same window
-    #expect(after.tunnels[0].outbound === before.tunnels[0].outbound)
-    #expect(after.tunnels[2].inbound[0] === before.tunnels[2].inbound[0])
-    #expect(after.tunnels[1].inbound[0] !== before.tunnels[1].inbound[0])
+    #expect(after.tunnels[1].inbound[0] !== beforeTunnels[1].inbound[0])
     #expect(after.tunnels[1].inbound[0].spi == 0x3002)
     #expect(after.tunnels[0].peer == Endpoint(address: Fixture.natIP, port: 31000))  // learned peer kept
     #expect(after.tunnels[1].peer == nil)  // every SA new: a restarted peer, its old NAT port is not trusted
@@ -77,7 +81,8 @@ import Testing
     let alias = IPAddress("198.51.100.130")!
     let pairs = (1...3).map { Fixture.pair($0, mode: .transport, alias: alias) }
     let config1 = Fixture.gatewayConfig(pairs.map(\.gateway))
-    let gateway = Pipeline(table: try SATable(config: config1))
+    let harness = try ControlHarness(config1)
+    let gateway = harness.gateway
     for (i, p) in pairs.enumerated() {
       let client = Pipeline(
         table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
@@ -88,15 +93,16 @@ import Testing
         wire.receive(esp, on: gateway, from: Endpoint(address: Fixture.natIP, port: UInt16(31000 + i))).0
           == .decapsulated(tunnel: Int32(i)))
     }
-    // Reload: tunnel client1 is removed, so client2 and client3 move to indices 0 and 1.
+    // Reload: tunnel client1 is removed; client2 and client3 keep their slots 1 and 2.
     var config2 = config1
     config2.tunnels.removeFirst()
-    gateway.install(try SATable(config: config2, previous: (gateway.table, config1)), replacing: gateway.table)
-    for (i, port) in [(0, 1702), (1, 1703)] {
+    _ = try harness.model.reload(config2, now: 0).get()
+    harness.drain()
+    for (i, port) in [(1, 1702), (2, 1703)] {
       let reply = TestPackets.udp4("198.51.100.1", "198.51.100.130", sport: 1701, dport: UInt16(port), payload: [7])
       let (v, _, addr) = wire.send(reply, on: gateway)
       #expect(v == .encapsulated(tunnel: Int32(i)))
-      #expect(addr?.remote.port == UInt16(31001 + i))
+      #expect(addr?.remote.port == UInt16(31000 + i))
     }
     let toRemoved = TestPackets.udp4("198.51.100.1", "198.51.100.130", sport: 1701, dport: 1701, payload: [7])
     #expect(wire.send(toRemoved, on: gateway).0 == .dropped(.noRoute))

@@ -86,12 +86,19 @@ import UDPEncap
     let total = pipelines[0].counters.decapsulated + pipelines[1].counters.decapsulated
     #expect(total == 8 && pipelines.allSatisfy { $0.counters.decapsulated > 0 })
     let merged = WorkerSet.merge(
-      pipelines.map { ($0, [("handoff_packets", 1), ("batched_packets", UInt64(5 + $0.worker))]) })
+      pipelines.map { p in
+        var r = WorkerStats.Reading()
+        r.counters = p.counters
+        r.loop = [("handoff_packets", 1), ("batched_packets", UInt64(5 + p.worker))]
+        return r
+      })
     #expect(merged.counters.decapsulated == 8 && merged.counters.encapsulated == 8)
     #expect(merged.loopCounter("handoff_packets") == 2 && merged.loopCounter("batched_packets") == 11)
     #expect(merged.workers == [WorkerLoad(packets: 5, handedOver: 1), WorkerLoad(packets: 6, handedOver: 1)])
     #expect(
-      merged.statsJSON.contains("\"workers\":[{\"packets\":5,\"handed_over\":1},{\"packets\":6,\"handed_over\":1}]"))
+      merged.statsJSON.contains(
+        "\"workers\":[{\"packets\":5,\"handed_over\":1,\"stall_max_ns\":0},{\"packets\":6,\"handed_over\":1,\"stall_max_ns\":0}]"
+      ))
     #expect(merged.prometheusText().contains("espd_worker_packets_total{worker=\"1\"} 6"))
   }
 
@@ -101,8 +108,8 @@ import UDPEncap
     let shared = IPAddress("198.51.100.200")!
     var pairs = (1...2).map { Fixture.pair($0, mode: .transport, alias: shared).gateway }
     let config = Fixture.gatewayConfig(pairs)
-    let table = try SATable(config: config)
-    let pipelines = (0..<2).map { Pipeline(table: table, worker: $0, workers: 2) }
+    let harness = try ControlHarness(config, workers: 2)
+    let pipelines = harness.pipelines
     let owner = Tunnel.owner(Tunnel.aliasOwnerKey(shared), workers: 2)
     let slot = TestSlot()
     let reply = slot.packet(TestPackets.udp4("198.51.100.1", "198.51.100.200", sport: 1701, dport: 40000, payload: [1]))
@@ -114,8 +121,8 @@ import UDPEncap
     // client1 moves to an alias of its own (another owner may take it): the flow learned on the
     // shared alias is forgotten, and the alias, now client2's alone, routes to client2.
     pairs[0].alias = IPAddress("198.51.100.131")
-    let next = try SATable(config: Fixture.gatewayConfig(pairs), previous: (table, config))
-    _ = WorkerSet.install(next, on: pipelines)
+    _ = try harness.model.reload(Fixture.gatewayConfig(pairs), now: 0).get()
+    harness.drain()
     #expect(pipelines.allSatisfy { $0.flows.count == 0 })
     #expect(pipelines[owner].route(header, reply)?.name == "client2")
   }
@@ -213,7 +220,7 @@ import UDPEncap
     let steering = try SPISteering()
     steering.sync(to: table, workers: workers)
     #expect(steering.count == 9 && steering.lookup(0) == 0)
-    for (sa, t) in zip(table.inboundSAs, table.inboundTunnel) {
+    for (sa, t) in table.inboundSAList {
       #expect(steering.lookup(sa.spi) == UInt32(Tunnel.owner(table.tunnels[Int(t)].ownerKey, workers: workers)))
     }
     // Two SO_REUSEPORT sockets on one loopback port; the program on their group.
@@ -227,7 +234,7 @@ import UDPEncap
     let (local, group) = try #require(found)
     try steering.attach(to: group[0])
     var expected = [Int](repeating: 0, count: workers)
-    for (sa, t) in zip(table.inboundSAs, table.inboundTunnel) {
+    for (sa, t) in table.inboundSAList {
       var esp = [UInt8](repeating: 0xAB, count: 64)
       withUnsafeBytes(of: sa.spi.bigEndian) { for i in 0..<4 { esp[i] = $0[i] } }
       for _ in 0..<5 { _ = try esp.withUnsafeBytes { try probe.send($0, to: local, from: local.address) } }
@@ -237,10 +244,9 @@ import UDPEncap
     let got = group.map { drain($0.fd) }
     #expect(got == expected, "datagrams per socket \(got), owners say \(expected)")
     #expect(expected.allSatisfy { $0 > 0 })
-    // A table without tunnels 5...8: their SPIs leave the map.
-    let smaller = try SATable(config: Fixture.gatewayConfig(pairs.prefix(4).map(\.gateway)))
-    steering.sync(to: smaller, workers: workers)
-    #expect(steering.count == 5 && steering.lookup(table.inboundSAs[7].spi) == nil)
+    // Tunnels 5...8 deleted: their SPIs leave the map, one update each.
+    for t in table.tunnels.suffix(4) { for sa in t.inbound { steering.remove(sa.spi) } }
+    #expect(steering.count == 5 && steering.lookup(table.inboundSAList[7].sa.spi) == nil)
   }
 
   /// Datagrams waiting on a socket (waits up to 200 ms for the first).

@@ -9,6 +9,7 @@
     configs.py nat  --out DIR --mode transport [--alias distinct|shared] [--clients N] ...
     configs.py rekey DIR --host cN [--port P]   # new SAs for one client (gw.json and cN.json), new port
     configs.py many --out DIR [--tunnels N] [--clients K] [--alg A] [--seed N]
+    configs.py extra DIR --host b [--tunnels N]   # N more tunnels (no traffic) in DIR/b.json
     configs.py check DIR --espd PATH      # `espd check --config` on every *.json config in DIR
 
 Writes DIR/<host>.json (one espd config per host: a and b, or gw and c1..cN) and DIR/scenario.json
@@ -33,6 +34,12 @@ nat --mode transport (L2TP/IPsec clients behind one NAT; inner IPv4 only):
     many:  the nat plan with N gateway tunnels (tunnel mode, inner IPv6: tunnel k has remote_ts
            2001:db8:1::(k+1)/128), K of them real clients c1..cK spread over the list (first,
            middle, last, ...); every other tunnel has random keys and distinct SPIs and no peer
+
+    extra: appends N tunnels s0..s<N-1> to a host's config (written compact), for control-plane
+           load (control-test.sh storm): tunnel mode, no peer, aes128gcm16, s<i> has remote_ts
+           2001:db8:<1000+hi>:<lo>::1/128 (i = hi * 65536 + lo, hex), inbound SPI 0x10000000+i,
+           outbound SPI 0x20000000+i; the host's TUN gets 2001:db8:100::<2 or 1>/32 besides its own
+           addresses, so every one of those routes lies inside the TUN's own prefix
 
 TUN addresses are host prefixes (/32, /128): every route to the far side comes from espd's own
 `remote_ts`/alias routes, so the tests check those too. Each config has its own control socket in
@@ -369,6 +376,55 @@ def many(a: argparse.Namespace, keys: Keys) -> tuple[dict, dict]:
     return configs, scenario
 
 
+EXTRA_IN_BASE, EXTRA_OUT_BASE = 0x10000000, 0x20000000
+
+
+def extra_remote_ts(i: int) -> str:
+    """The remote_ts of extra tunnel i: 2001:db8:<1000+hi>:<lo>::1/128, clear of the pair's outer
+    (2001:db8::/64) and inner (2001:db8:100::/48) addresses."""
+    return f"2001:db8:{0x1000 + (i >> 16):x}:{i & 0xFFFF:x}::1/128"
+
+
+def extra(a: argparse.Namespace) -> int:
+    n = a.tunnels
+    if not 1 <= n <= 0x0FFFFFFF:
+        raise SystemExit("configs.py extra: --tunnels must be between 1 and 268435455")
+    path = os.path.join(a.dir, f"{a.host}.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    taken = {int(sa["spi"], 16) for t in cfg["tunnels"] for sa in t["inbound"] + [t["outbound"]]}
+    if any(EXTRA_IN_BASE <= x < EXTRA_IN_BASE + n or EXTRA_OUT_BASE <= x < EXTRA_OUT_BASE + n for x in taken):
+        raise SystemExit("configs.py extra: an existing SPI is in the extra tunnels' ranges (run `pair` again)")
+    tun6 = f"{PAIR_INNER.get(a.host, {6: '2001:db8:100::1'})[6]}/32"
+    if tun6 not in cfg["tun"]["addresses"]:
+        cfg["tun"]["addresses"].append(tun6)
+    keys = os.urandom(40 * n).hex()   # 20 bytes (16-byte key + 4-byte salt) per SA, two SAs per tunnel
+    alg = "aes128gcm16"
+    for i in range(n):
+        k = keys[80 * i:80 * i + 80]
+        cfg["tunnels"].append({
+            "name": f"s{i}", "mode": "tunnel", "remote_ts": [extra_remote_ts(i)],
+            "inbound": [{"spi": f"0x{EXTRA_IN_BASE + i:08x}", "alg": alg, "key": k[:40]}],
+            "outbound": {"spi": f"0x{EXTRA_OUT_BASE + i:08x}", "alg": alg, "key": k[40:]}})
+    old = os.umask(0o077)
+    try:
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:   # compact: 100,000 tunnels are about 25 MB so
+            json.dump(cfg, f, separators=(",", ":"))
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        os.umask(old)
+    spath = os.path.join(a.dir, "scenario.json")
+    with open(spath) as f:
+        scenario = json.load(f)
+    scenario["hosts"][a.host]["extra"] = {"tunnels": n, "prefix": "s", "in_base": f"0x{EXTRA_IN_BASE:08x}",
+                                          "out_base": f"0x{EXTRA_OUT_BASE:08x}", "tun_address": tun6}
+    write_json_atomic(spath, scenario)
+    print(path)
+    return 0
+
+
 def write(out: str, configs: dict, scenario: dict, compact: bool = False) -> None:
     os.makedirs(out, exist_ok=True)
     old = os.umask(0o077)  # the files hold keys
@@ -441,6 +497,10 @@ def main() -> int:
     r.add_argument("--host", required=True, help="the client that restarts (c1, c2, ...)")
     r.add_argument("--port", type=int, help="its new listen port (a new NAT mapping)")
     r.add_argument("--seed", type=int, help="deterministic keys and SPIs (debugging only)")
+    x = sub.add_parser("extra")
+    x.add_argument("dir")
+    x.add_argument("--host", default="b", help="whose config gets the tunnels (default b)")
+    x.add_argument("--tunnels", type=int, default=100000)
     c = sub.add_parser("check")
     c.add_argument("dir")
     c.add_argument("--espd", required=True)
@@ -450,6 +510,8 @@ def main() -> int:
         return check(a)
     if a.cmd == "rekey":
         return rekey(a)
+    if a.cmd == "extra":
+        return extra(a)
     keys = Keys(a.seed)
     if a.cmd == "many":
         configs, scenario = many(a, keys)

@@ -133,6 +133,14 @@ public struct Config: Sendable {
   public var transportAliasPool: Prefix?
   public var tunnels: [TunnelConfig]
   public var limits: Limits
+  /// Receive and send buffer of each listen socket, in bytes (set with SO_RCVBUFFORCE and
+  /// SO_SNDBUFFORCE, so above the sysctl maxima): room for a scheduling hiccup at full rate.
+  public var udpReceiveBuffer: Int = Config.defaultUDPBuffer
+  public var udpSendBuffer: Int = Config.defaultUDPBuffer
+  /// Whether `GET /metrics` has per-tunnel series (off for very large tunnel counts).
+  public var metricsPerTunnel = true
+  /// The listen sockets' default buffers: 8 MiB each way (as wireguard-go asks for 7 MiB).
+  public static let defaultUDPBuffer = 8 << 20
 
   public init(
     listen: [Endpoint], tun: TunConfig = TunConfig(), natKeepaliveSeconds: Int = 20, ikePunt: PuntTarget? = nil,

@@ -14,6 +14,7 @@ import ESP
 public enum ConfigParser {
   static let rootFields = [
     "listen", "tun", "nat_keepalive_seconds", "ike", "control", "metrics", "transport_alias_pool", "tunnels", "limits",
+    "udp_receive_buffer", "udp_send_buffer", "metrics_per_tunnel",
   ]
   static let tunFields = ["name", "mtu", "addresses"]
 
@@ -78,6 +79,20 @@ public enum ConfigParser {
     var limits = Limits()
     if let v = root["limits"] { limits = parseLimits(v, "limits", &problems) }
 
+    var buffers = (Config.defaultUDPBuffer, Config.defaultUDPBuffer)
+    let bufferRange: ClosedRange<UInt64> = 65536...(1 << 30)
+    let bufferText = "bytes 65536-1073741824"
+    if let v = root["udp_receive_buffer"], let n = integer(v, "udp_receive_buffer", in: bufferRange, expected: bufferText, &problems) {
+      buffers.0 = Int(n)
+    }
+    if let v = root["udp_send_buffer"], let n = integer(v, "udp_send_buffer", in: bufferRange, expected: bufferText, &problems) {
+      buffers.1 = Int(n)
+    }
+    var perTunnel = true
+    if let v = root["metrics_per_tunnel"] {
+      if case .bool(let b) = v { perTunnel = b } else { problems.add("metrics_per_tunnel", expected: "true or false", got: v.kind) }
+    }
+
     var drafts: [TunnelDraft] = []
     if let v = root["tunnels"],
       let list = array(v, "tunnels", expected: "an array of tunnel objects", &problems)
@@ -93,10 +108,12 @@ public enum ConfigParser {
     guard tunnels.count == drafts.count else { return .failure(ConfigErrors(problems: problems.lines)) }
     checkLimits(tunnels, limits, &problems)
     guard problems.isEmpty else { return .failure(ConfigErrors(problems: problems.lines)) }
-    return .success(
-      Config(
-        listen: listen, tun: tun, natKeepaliveSeconds: keepalive, ikePunt: punt, control: control,
-        metrics: metrics, transportAliasPool: pool, tunnels: tunnels, limits: limits))
+    var config = Config(
+      listen: listen, tun: tun, natKeepaliveSeconds: keepalive, ikePunt: punt, control: control,
+      metrics: metrics, transportAliasPool: pool, tunnels: tunnels, limits: limits)
+    (config.udpReceiveBuffer, config.udpSendBuffer) = buffers
+    config.metricsPerTunnel = perTunnel
+    return .success(config)
   }
 
   // MARK: Global fields

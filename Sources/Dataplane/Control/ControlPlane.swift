@@ -1,85 +1,76 @@
 // SPDX-License-Identifier: Apache-2.0
-// The control plane's state and its changes: the configuration in force, the snapshot last
-// published, the routes. Every change builds a new snapshot here, off the packet loop's thread,
-// installs the routes it adds, hands the snapshot to the loop, then removes stale routes.
+// The control plane: the model of the tunnels in force (ControlModel), wired to what it changes
+// outside itself (routes, the SPI steering map, the workers' change queues), plus SIGHUP reloads and
+// SIGUSR1 prints. Runs on the control thread; never stops a worker.
 import ESP
 import Logging
 
 /// Owned by the control thread (after start-up).
 final class ControlPlane {
-  private(set) var config: Config
-  /// The snapshot the loop uses (the last one published).
-  private(set) var table: SATable
-  private var routes: RouteInstaller
+  let model: ControlModel
+  private let routes: RouteInstaller
   let mailbox: Mailbox
+  let workers: WorkerSet
   let logger: Logger
   /// Where the configuration came from (SIGHUP re-reads it); nil: reload is not possible.
   let configPath: String?
+  /// Whether the metrics list every tunnel's series (`metrics_per_tunnel`).
+  var metricsPerTunnel: Bool { model.base.metricsPerTunnel }
 
-  init(config: Config, table: SATable, routes: RouteInstaller, mailbox: Mailbox, logger: Logger, configPath: String?) {
-    self.config = config
-    self.table = table
+  /// The settings in force (its `tunnels` are not kept: see ``model``).
+  var config: Config { model.base }
+
+  init(
+    model: ControlModel, routes: RouteInstaller, mailbox: Mailbox, workers: WorkerSet, logger: Logger,
+    configPath: String?
+  ) {
+    self.model = model
     self.routes = routes
     self.mailbox = mailbox
+    self.workers = workers
     self.logger = logger
     self.configPath = configPath
+    model.effects = ControlEffects(
+      addRoutes: { [routes] prefixes in
+        do throws(NetlinkError) {
+          try routes.add(prefixes)
+          return nil
+        } catch {
+          return "\(error)"
+        }
+      },
+      removeRoutes: { [routes, logger] prefixes in
+        for problem in routes.remove(prefixes) { logger.warning("\(problem)") }
+      },
+      steer: { [workers] spi, owner in
+        guard let steering = workers.steering else { return }
+        if let owner { steering.set(spi, worker: owner) } else { steering.remove(spi) }
+      },
+      push: { [workers] all, perWorker in workers.push(all, perWorker) },
+      settle: { [workers, logger] in
+        if !workers.settle() { logger.warning("a worker did not take its changes within 5 seconds") }
+      })
   }
 
-  /// Applies a change request; the answer is sent only once the loop uses the new snapshot.
+  /// Applies a change request. The answer may go as soon as this returns: every worker applies the
+  /// change before it processes any packet it collects afterwards (ChangeQueue.swift).
   func change(_ request: ControlRequest) -> Result<Void, ControlError> {
-    switch ControlState.apply(request, to: config) {
-    case .failure(let e): return .failure(e)
-    case .success(let new): return commit(new)
-    }
+    if mailbox.loopStopped { return .failure(ControlError("the dataplane is shutting down")) }
+    return model.apply(request, now: LoopCore.now())
   }
 
-  /// Puts `new` in force: SAs whose configuration is unchanged keep their state, tunnels keep
-  /// theirs by name; routes are added before the switch and stale ones removed after it.
-  func commit(_ new: Config) -> Result<Void, ControlError> {
-    let next: SATable
-    do {
-      next = try SATable(config: new, previous: (table, config), now: LoopCore.now())
-    } catch {
-      return .failure(ControlError(error.problems.joined(separator: "; ")))
-    }
-    let installer = routes.successor(for: new)
-    do {
-      try installer.install()
-    } catch {
-      installer.removeStale(keeping: routes)
-      return .failure(ControlError("cannot install routes: \(error)"))
-    }
-    do {
-      try mailbox.publish(next)
-    } catch {
-      installer.removeStale(keeping: routes)
-      return .failure(ControlError("\(error)"))
-    }
-    for problem in routes.removeStale(keeping: installer) { logger.warning("\(problem)") }
-    routes = installer
-    var old = config
-    config = new
-    table = next
-    ControlPlane.wipeRemoved(&old, keeping: new)
-    return .success(())
+  /// Every counter: the workers' published ones summed, and (with `tunnels`) each tunnel's.
+  func snapshot(tunnels: Bool = true) -> StatsSnapshot {
+    var s = workers.snapshot(model: model, tunnels: tunnels)
+    s.perTunnelMetrics = metricsPerTunnel
+    s.tunnelCount = model.count
+    s.inboundSACount = model.inboundSPIs.count
+    return s
   }
 
-  /// Wipes, in place, the key copies of the SAs `old` has and `new` does not. In place matters:
-  /// `old` is the only owner of those arrays by now, so no copy is made first.
-  static func wipeRemoved(_ old: inout Config, keeping new: Config) {
-    let newOutbound = Set(new.tunnels.map(\.outbound.spi))
-    let newInbound = Set(new.tunnels.flatMap { $0.inbound.map(\.spi) })
-    for i in old.tunnels.indices {
-      for j in old.tunnels[i].inbound.indices where !newInbound.contains(old.tunnels[i].inbound[j].spi) {
-        old.tunnels[i].inbound[j].wipeKeys()
-      }
-      if !newOutbound.contains(old.tunnels[i].outbound.spi) { old.tunnels[i].outbound.wipeKeys() }
-    }
-  }
-
-  /// SIGHUP: re-reads the configuration file and puts its tunnels in force (tunnels added over the
-  /// control socket and not in the file are removed). Changes to `listen`, `tun`, `ike`, `control`
-  /// or `metrics` need a restart and are reported, not applied.
+  /// SIGHUP: re-reads the configuration file and puts in force only what changed (tunnels added
+  /// over the control socket and not in the file are removed). Changes to `listen`, `tun`, `ike`,
+  /// `control`, `metrics` or the IKE limits need a restart and are reported, not applied.
   func reload() {
     guard let configPath else { return }
     let bytes: [UInt8]
@@ -96,25 +87,33 @@ final class ControlPlane {
       logger.error("reload failed: \(errors.problems.joined(separator: "; "))")
       return
     }
+    let config = self.config
     if new.listen != config.listen || new.tun.name != config.tun.name || new.tun.addresses != config.tun.addresses
       || new.tun.mtu != config.tun.mtu || new.ikePunt != config.ikePunt || new.control != config.control
       || new.metrics != config.metrics || new.limits.ikeQueueBytes != config.limits.ikeQueueBytes
       || new.limits.ikePerSecond != config.limits.ikePerSecond
       || new.limits.ikePerSourcePerSecond != config.limits.ikePerSourcePerSecond
+      || new.udpReceiveBuffer != config.udpReceiveBuffer || new.udpSendBuffer != config.udpSendBuffer
+      || new.transportAliasPool != config.transportAliasPool
     {
       logger.warning(
-        "reload: changes to listen, tun, ike, control, metrics or the IKE limits need a restart; applying the tunnels and the other limits only"
+        "reload: changes to listen, tun, ike, control, metrics, transport_alias_pool, udp_receive_buffer, udp_send_buffer or the IKE limits need a restart; applying the tunnels, nat_keepalive_seconds, metrics_per_tunnel and the other limits only"
       )
-      let (tunnels, limits) = (new.tunnels, new.limits)
-      new = config
-      new.tunnels = tunnels
-      new.limits.tunnels = limits.tunnels
-      new.limits.sas = limits.sas
-      new.limits.inboundSAsPerTunnel = limits.inboundSAsPerTunnel
-      new.limits.controlConnections = limits.controlConnections
+      var merged = config
+      merged.tunnels = new.tunnels
+      merged.natKeepaliveSeconds = new.natKeepaliveSeconds
+      merged.metricsPerTunnel = new.metricsPerTunnel
+      merged.limits.tunnels = new.limits.tunnels
+      merged.limits.sas = new.limits.sas
+      merged.limits.inboundSAsPerTunnel = new.limits.inboundSAsPerTunnel
+      merged.limits.controlConnections = new.limits.controlConnections
+      new = merged
     }
-    switch commit(new) {
-    case .success: logger.info("reloaded \(configPath): \(table.tunnels.count) tunnels")
+    let keepalive = new.natKeepaliveSeconds != config.natKeepaliveSeconds
+    switch model.reload(new, now: LoopCore.now()) {
+    case .success(let summary):
+      logger.info("reloaded \(configPath): \(model.count) tunnels (\(summary))")
+      if keepalive { logger.info("reload: nat_keepalive_seconds is now \(new.natKeepaliveSeconds)") }
     case .failure(let e): logger.error("reload failed: \(e)")
     }
   }
@@ -123,13 +122,7 @@ final class ControlPlane {
   var onStats: (String) -> Void = { _ in }
 
   /// SIGUSR1: prints every worker's counters, summed.
-  func printStats() {
-    do throws(Mailbox.Failure) {
-      onStats(try mailbox.stats().statsJSON)
-    } catch {
-      logger.warning("SIGUSR1: \(error)")
-    }
-  }
+  func printStats() { onStats(snapshot().statsJSON) }
 
   /// Removes the routes and rules (at exit).
   func uninstallRoutes() -> [String] { routes.uninstall() }

@@ -10,7 +10,9 @@ public enum ControlRequest: Sendable {
   case rekey(name: String, inbound: SAConfig?, outbound: SAConfig?)
   case deleteSA(spi: UInt32)
   case list
-  case stats
+  /// `tunnels: false` (`{"op":"stats","tunnels":false}`) leaves the per-tunnel list out: the
+  /// global counters of a node with a million tunnels in a few kilobytes.
+  case stats(tunnels: Bool)
   case subscribe
 
   /// Whether the request changes the tunnels and SAs.
@@ -94,9 +96,16 @@ public enum ControlRequest: Sendable {
         return .failure(ControlError("spi: expected a non-zero 32-bit SPI, got \(describe(value["spi"]))"))
       }
       return .success(.deleteSA(spi: UInt32(n)))
-    case "list", "stats", "subscribe":
+    case "stats":
+      if let e = only(["tunnels"]) { return .failure(e) }
+      switch value["tunnels"] {
+      case nil, .bool(true)?: return .success(.stats(tunnels: true))
+      case .bool(false)?: return .success(.stats(tunnels: false))
+      case let v: return .failure(ControlError("tunnels: expected true or false, got \(describe(v))"))
+      }
+    case "list", "subscribe":
       if let e = only([]) { return .failure(e) }
-      return .success(op == "list" ? .list : op == "stats" ? .stats : .subscribe)
+      return .success(op == "list" ? .list : .subscribe)
     default:
       return .failure(
         ControlError("op: unknown op \(JSONValue.quoted(op)) (expected one of \(ops.joined(separator: ", ")))"))

@@ -121,6 +121,7 @@ public final class ControlServer: @unchecked Sendable {
       // A metrics client gets 10 seconds to send its request.
       for c in connections where c.kind == .metrics && now &- c.opened > 10_000_000_000 { c.closeAfterOutput = true }
       connections.removeAll { $0.finished(now: now) }
+      plane.workers.collectGarbage()
     }
     connections.removeAll()
   }
@@ -195,12 +196,12 @@ public final class ControlServer: @unchecked Sendable {
       errors &+= 1
       return e.answer
     }
-    do throws(Mailbox.Failure) {
+    do {
       switch request {
       case .list:
-        return try plane.mailbox.stats().listJSON
-      case .stats:
-        return "{\"ok\":true,\"stats\":\(try plane.mailbox.stats().statsObject(extra: counters))}"
+        return plane.snapshot().listJSON
+      case .stats(let tunnels):
+        return "{\"ok\":true,\"stats\":\(plane.snapshot(tunnels: tunnels).statsObject(extra: counters))}"
       case .subscribe:
         c.subscribed = true
         return "{\"ok\":true,\"subscribed\":true}"
@@ -216,9 +217,6 @@ public final class ControlServer: @unchecked Sendable {
           return e.answer
         }
       }
-    } catch {
-      errors &+= 1
-      return ControlError("\(error)").answer
     }
   }
 
@@ -280,16 +278,12 @@ public final class ControlServer: @unchecked Sendable {
       c.sendRaw(ControlServer.http(404, "not found; try /metrics\n"))
       return
     }
-    do throws(Mailbox.Failure) {
-      scrapes &+= 1
-      let body = try plane.mailbox.stats().prometheusText(control: counters)
-      c.sendRaw(
-        ControlServer.http(
-          200, parts[0] == "HEAD" ? "" : body, type: "text/plain; version=0.0.4; charset=utf-8", length: body.utf8.count
-        ))
-    } catch {
-      c.sendRaw(ControlServer.http(503, "\(error)\n"))
-    }
+    scrapes &+= 1
+    let body = plane.snapshot(tunnels: plane.metricsPerTunnel).prometheusText(control: counters)
+    c.sendRaw(
+      ControlServer.http(
+        200, parts[0] == "HEAD" ? "" : body, type: "text/plain; version=0.0.4; charset=utf-8", length: body.utf8.count
+      ))
   }
 
   /// The end of an HTTP request head (the index of the blank line), or nil.

@@ -27,10 +27,15 @@ extension StatsSnapshot {
     family("espd_drops_total", "counter", "Packets dropped, by reason.")
     for r in DropReason.allCases { sample("espd_drops_total", "reason=\"\(r.name)\"", c.drops[r]) }
     for (name, value) in loop {
-      let metric = "espd_\(name)_total"
-      family(metric, "counter", StatsSnapshot.loopHelp[name] ?? "Loop counter \(name).")
+      let gauge = StatsSnapshot.loopGauges.contains(name)
+      let metric = gauge ? "espd_\(name)" : "espd_\(name)_total"
+      family(metric, gauge ? "gauge" : "counter", StatsSnapshot.loopHelp[name] ?? "Loop counter \(name).")
       sample(metric, "", value)
     }
+    family(
+      "espd_loop_stall_seconds_max", "gauge",
+      "The longest time a worker spent between two batches on anything but packets (changes, timers, requests).")
+    out += "espd_loop_stall_seconds_max \(StatsSnapshot.seconds(stallMax))\n"
     if !workers.isEmpty {
       family("espd_workers", "gauge", "Worker loops.")
       sample("espd_workers", "", UInt64(workers.count))
@@ -38,12 +43,17 @@ extension StatsSnapshot {
       for (i, w) in workers.enumerated() { sample("espd_worker_packets_total", "worker=\"\(i)\"", w.packets) }
       family("espd_worker_handed_over_total", "counter", "Packets each worker handed to the owner of their tunnel.")
       for (i, w) in workers.enumerated() { sample("espd_worker_handed_over_total", "worker=\"\(i)\"", w.handedOver) }
+      family("espd_worker_stall_seconds_max", "gauge", "The longest time each worker spent between two batches on anything but packets.")
+      for (i, w) in workers.enumerated() {
+        out += "espd_worker_stall_seconds_max{worker=\"\(i)\"} \(StatsSnapshot.seconds(w.stallMax))\n"
+      }
     }
+    let (tunnelTotal, inboundTotal) = totals
     family("espd_tunnels", "gauge", "Tunnels configured.")
-    sample("espd_tunnels", "", UInt64(tunnels.count))
+    sample("espd_tunnels", "", UInt64(tunnelTotal))
     family("espd_sas", "gauge", "Security associations, by direction.")
-    sample("espd_sas", "direction=\"inbound\"", UInt64(tunnels.reduce(0) { $0 + $1.inbound.count }))
-    sample("espd_sas", "direction=\"outbound\"", UInt64(tunnels.count))
+    sample("espd_sas", "direction=\"inbound\"", UInt64(inboundTotal))
+    sample("espd_sas", "direction=\"outbound\"", UInt64(tunnelTotal))
     family("espd_sa_expire_events_total", "counter", "SA lifetime events raised (soft: rekey soon; hard: stopped).")
     sample("espd_sa_expire_events_total", "hard=\"false\"", softEvents)
     sample("espd_sa_expire_events_total", "hard=\"true\"", hardEvents)
@@ -76,6 +86,16 @@ extension StatsSnapshot {
       }
     }
     return out
+  }
+
+  /// Loop values that are states, not counts: exported as gauges (no `_total`).
+  static let loopGauges: Set<String> = ["udp_gso_refused"]
+
+  /// Nanoseconds as seconds, for the text format.
+  static func seconds(_ ns: UInt64) -> String {
+    let s = ns / 1_000_000_000
+    let frac = String(ns % 1_000_000_000)
+    return "\(s).\(String(repeating: "0", count: 9 - frac.count))\(frac)"
   }
 
   static let loopHelp: [String: String] = [

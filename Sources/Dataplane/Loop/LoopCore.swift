@@ -18,8 +18,21 @@ public final class LoopCore {
   /// This worker's listen sockets, one per `listen` entry (SO_REUSEPORT siblings with several).
   public let sockets: [UDPSocket]
   public let punt: PuntChannel?
-  /// NAT-keepalive interval in ns (0: off).
-  let keepaliveInterval: UInt64
+  /// NAT-keepalive interval in ns (0: off); a reload can change it (``TableChange/keepalive(_:)``).
+  var keepaliveInterval: UInt64
+  /// The changes the control thread queued for this worker (nil: no control plane, e.g. in tests).
+  var changes: ChangeQueue?
+  /// What this worker publishes for `stats` and metrics (``WorkerStats``), refreshed every round.
+  public let stats = WorkerStats()
+  /// The longest time (ns) the loop spent between two batches on anything but packets: applying
+  /// changes, timers, requests. Published as `loop_stall_max_ns`.
+  public internal(set) var stallMax: UInt64 = 0
+  /// Where the owner's once-a-second sweeps of timed and initiator tunnels are (a slice per round).
+  var sweepTimed = Int.max
+  var sweepInitiators = Int.max
+  var sweepNow: UInt64 = 0
+  /// Tunnels swept per round (the rest wait for the next round, a few microseconds later).
+  static let sweepSlice = 256
   /// Set by a signal: leave the loop after the current batch.
   public internal(set) var stopRequested = false
   /// Set by SIGUSR1: print the counters after the current batch.
@@ -32,8 +45,10 @@ public final class LoopCore {
   var mesh: HandoffMesh?
   /// Bytes per packet slot (``DataplaneConstants/slotSize(mtu:)`` of the TUN's MTU).
   public let slotSize: Int
-  /// Set when the mailbox's eventfd fired: take the work after the current batch.
+  /// Set when the mailbox's eventfd fired: changes may be queued (applied after the current batch).
   var mailboxSignalled = false
+  /// Error that ended the loop (a ring or poll failure), for `espd run` to report and exit 1.
+  public internal(set) var failure: String? = nil
   /// Receives the stats JSON when SIGUSR1 asks for it.
   public var onStats: (String) -> Void = { _ in }
   /// Loop-level drops (kernel buffers full), and keepalives sent.
@@ -103,29 +118,76 @@ public final class LoopCore {
     return wildcard ?? family
   }
 
-  /// Extra counters for the stats JSON.
-  public var loopCounters: [(String, UInt64)] {
-    [
-      ("tun_write_dropped", tunWriteDropped), ("udp_send_dropped", udpSendDropped), ("keepalives_sent", keepalivesSent),
-      ("ike_punted", punt?.punted ?? 0), ("ike_punt_dropped", punt?.dropped ?? 0),
-      ("ike_rate_limited", punt?.rateLimited ?? 0), ("ike_source_limited", punt?.sourceLimited ?? 0),
-      ("ike_replies", punt?.replies ?? 0),
-      ("batches", batches), ("batched_packets", batchedPackets), ("tun_gso_packets", tunGSOPackets),
-      ("tun_gso_segments", tunGSOSegments), ("udp_gso_sends", udpGSOSends), ("offload_dropped", offloadDropped),
-      ("tun_gro_packets", tunGROPackets), ("tun_gro_segments", tunGROSegments),
-      ("udp_gro_receives", udpGROReceives), ("udp_gro_datagrams", udpGRODatagrams),
-      ("udp_gso_refused", udpGSODisabled ? 1 : 0), ("handoff_packets", handoffPackets),
-      ("handoff_dropped", handoffDropped),
-    ]
+  /// The names of the loop-level counters, in the order ``loopCounterValues`` gives them.
+  public static let loopCounterNames = [
+    "tun_write_dropped", "udp_send_dropped", "keepalives_sent", "ike_punted", "ike_punt_dropped",
+    "ike_rate_limited", "ike_source_limited", "ike_replies", "batches", "batched_packets", "tun_gso_packets",
+    "tun_gso_segments", "udp_gso_sends", "offload_dropped", "tun_gro_packets", "tun_gro_segments",
+    "udp_gro_receives", "udp_gro_datagrams", "udp_gso_refused", "handoff_packets", "handoff_dropped",
+  ]
+
+  /// The loop-level counters' values, in the order of ``loopCounterNames``, into `words` from `base`.
+  func storeLoopCounters(_ words: SharedWords, at base: Int) {
+    let values: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (
+      tunWriteDropped, udpSendDropped, keepalivesSent, punt?.punted ?? 0, punt?.dropped ?? 0, punt?.rateLimited ?? 0,
+      punt?.sourceLimited ?? 0
+    )
+    words.store(base + 0, values.0)
+    words.store(base + 1, values.1)
+    words.store(base + 2, values.2)
+    words.store(base + 3, values.3)
+    words.store(base + 4, values.4)
+    words.store(base + 5, values.5)
+    words.store(base + 6, values.6)
+    words.store(base + 7, punt?.replies ?? 0)
+    words.store(base + 8, batches)
+    words.store(base + 9, batchedPackets)
+    words.store(base + 10, tunGSOPackets)
+    words.store(base + 11, tunGSOSegments)
+    words.store(base + 12, udpGSOSends)
+    words.store(base + 13, offloadDropped)
+    words.store(base + 14, tunGROPackets)
+    words.store(base + 15, tunGROSegments)
+    words.store(base + 16, udpGROReceives)
+    words.store(base + 17, udpGRODatagrams)
+    words.store(base + 18, udpGSODisabled ? 1 : 0)
+    words.store(base + 19, handoffPackets)
+    words.store(base + 20, handoffDropped)
   }
 
-  /// Once a second: NAT-keepalives (RFC 3948 §4) for initiator tunnels idle for the interval.
+  /// Extra counters for the stats JSON (this worker's, read on its own thread: replay and tests).
+  public var loopCounters: [(String, UInt64)] {
+    publish()
+    return stats.read().loop
+  }
+
+  /// Copies this worker's counters into ``stats`` (once a round; a few dozen stores).
+  public func publish() {
+    stats.publish(core: self)
+  }
+
+  /// Once a second, a slice per round: lifetime checks of the timed tunnels this worker owns, and
+  /// NAT-keepalives (RFC 3948 §4) for its initiator tunnels idle for the interval.
   func tick(now: UInt64) {
-    guard now >= nextTick else { return }
-    nextTick = now + 1_000_000_000
-    pipeline.checkLifetimes(now: now)
+    if now >= nextTick {
+      nextTick = now + 1_000_000_000
+      sweepNow = now
+      sweepTimed = 0
+      sweepInitiators = 0
+    }
+    let table = pipeline.table
+    if sweepTimed < table.timed.count {
+      let end = min(table.timed.count, sweepTimed + LoopCore.sweepSlice)
+      for i in sweepTimed..<end { pipeline.checkLifetimes(table.timed[i], now: sweepNow) }
+      sweepTimed = end
+    }
+    guard sweepInitiators < table.initiators.count else { return }
+    let end = min(table.initiators.count, sweepInitiators + LoopCore.sweepSlice)
+    let slice = sweepInitiators..<end
+    sweepInitiators = end
     guard keepaliveInterval > 0 else { return }
-    for t in pipeline.table.tunnels where t.peerConfigured && pipeline.owns(t) {
+    for i in slice {
+      let t = table.initiators[i]
       guard let peer = t.peer, now &- t.lastSent >= keepaliveInterval else { continue }
       let local = pipeline.sourceEndpoint(for: t, peer: peer)
       guard let i = socketIndex(for: local) else { continue }
@@ -134,7 +196,7 @@ public final class LoopCore {
       }
       if sent {
         t.lastSent = now
-        t.keepalivesSent &+= 1
+        t.count(TunnelWord.keepalivesSent)
         keepalivesSent &+= 1
       }
     }
@@ -155,13 +217,40 @@ public final class LoopCore {
     }
   }
 
-  /// Between batches: park while the control thread swaps a snapshot in or counts, hand lifetime
-  /// events over, pass SIGUSR1 (print the counters) and SIGHUP (reload) to the control thread.
-  func serviceRequests() {
-    if mailboxSignalled, let mailbox {
-      mailboxSignalled = false
-      mailbox.park(worker: pipeline.worker)
+  /// Whether the tick has a sweep in progress (the loop then waits briefly, not for the next second).
+  var sweeping: Bool {
+    sweepTimed < pipeline.table.timed.count || sweepInitiators < pipeline.table.initiators.count
+  }
+
+  /// Applies every change queued for this worker. Called before each batch is processed (so a
+  /// packet collected after a change was queued always meets it) and between rounds.
+  @inline(__always)
+  func applyChanges() {
+    guard let changes, changes.hasPending else { return }
+    applyQueued(changes)
+  }
+
+  private func applyQueued(_ queue: ChangeQueue) {
+    let start = LoopCore.now()
+    var list = queue.take()
+    let n = list.count
+    while let c = list.popLast() {
+      if case .keepalive(let ns) = c { keepaliveInterval = ns }
+      pipeline.apply(c) { queue.discard($0) }
     }
+    queue.markApplied(n)
+    noteStall(LoopCore.now() &- start)
+  }
+
+  /// Records time spent away from packets.
+  @inline(__always)
+  func noteStall(_ ns: UInt64) { if ns > stallMax { stallMax = ns } }
+
+  /// Between batches: apply queued changes, hand lifetime events over, pass SIGUSR1 (print the
+  /// counters) and SIGHUP (reload) to the control thread, publish the counters.
+  func serviceRequests() {
+    mailboxSignalled = false
+    applyChanges()
     if !pipeline.events.isEmpty, let mailbox { mailbox.post(events: pipeline.takeEvents()) }
     if statsRequested {
       statsRequested = false
@@ -171,6 +260,7 @@ public final class LoopCore {
       reloadRequested = false
       mailbox?.requestReload()
     }
+    publish()
   }
 
   /// SIGINT/SIGTERM: this worker leaves after the current batch, and so does every other.

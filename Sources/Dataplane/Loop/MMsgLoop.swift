@@ -70,19 +70,30 @@ public final class MMsgLoop {
     if let m = core.mailbox { fds.append(pollfd(fd: m.loopFD, events: Int16(POLLIN), revents: 0)) }
     let puntSlot = fds.count
     if let p = core.punt { fds.append(pollfd(fd: p.fd, events: Int16(POLLIN), revents: 0)) }
-    defer { core.mailbox?.loopExited() }
+    defer {
+      core.publish()
+      core.mailbox?.loopExited()
+    }
     while !core.shouldStop {
+      let since = LoopCore.now()
+      core.serviceRequests()
       let now = LoopCore.now()
       core.tick(now: now)
-      let timeout = Int32(max(1, min(1000, (core.nextTick &- now) / 1_000_000)))
+      let timeout = core.sweeping ? 0 : Int32(max(1, min(1000, (core.nextTick &- now) / 1_000_000)))
+      core.noteStall(LoopCore.now() &- since)
       let n = poll(&fds, nfds_t(fds.count), timeout)
-      if n < 0 && errno != EINTR { break }
+      if n < 0 && errno != EINTR {
+        core.failure = "poll failed: \(String(cString: strerror(errno))) (errno \(errno))"
+        break
+      }
       if fds[0].revents != 0 { signals.drain(into: core) }
       if fds[1].revents != 0 { readTUN() }
       for (i, s) in core.sockets.enumerated() where fds[2 + i].revents != 0 { receive(from: s) }
-      if core.mailbox != nil, fds[mailboxSlot].revents != 0 { core.mailboxSignalled = true }
+      if let m = core.mailbox, fds[mailboxSlot].revents != 0 {
+        Mailbox.drain(m.loopFD)
+        core.mailboxSignalled = true
+      }
       if core.punt != nil, fds[puntSlot].revents != 0 { core.forwardPuntReplies() }
-      core.serviceRequests()
     }
   }
 
@@ -115,6 +126,7 @@ public final class MMsgLoop {
     guard n > 0 else { return }
     core.batches &+= 1
     core.batchedPackets &+= UInt64(n)
+    core.applyChanges()  // before the batch: a packet collected after a change must meet it
     core.pipeline.outbound(packets, addresses: addresses, verdicts: verdicts, count: n)
     for i in 0..<sendIndices.count { sendIndices[i].removeAll(keepingCapacity: true) }
     let now = LoopCore.now()
@@ -125,7 +137,7 @@ public final class MMsgLoop {
         continue
       }
       sendIndices[s].append(i)
-      core.pipeline.table.tunnels[Int(t)].lastSent = now
+      core.pipeline.table.slots[Int(t)]?.lastSent = now
     }
     for (s, indices) in sendIndices.enumerated() where !indices.isEmpty { send(indices, on: core.sockets[s]) }
   }
@@ -181,6 +193,7 @@ public final class MMsgLoop {
       packets[i] = PacketBuffer(
         base: slot(i), capacity: slotSize, start: DataplaneConstants.headroom, count: Int(messages[i].msg_len))
     }
+    core.applyChanges()  // before the batch: a packet collected after a change must meet it
     core.pipeline.inbound(packets, addresses: addresses, verdicts: verdicts, count: n)
     for i in 0..<n {
       switch verdicts[i] {

@@ -15,24 +15,19 @@ public struct SASummary: Sendable, Equatable {
   /// `active`, `soft_expired` or `expired`.
   public var state: String
 
-  init(_ sa: InboundSA) {
-    spi = sa.spi
-    algorithm = sa.algorithm
-    esn = sa.esn
-    packets = sa.packets
-    bytes = sa.bytes
-    sequence = sa.replay.highest
-    state = sa.isExpired ? "expired" : sa.isSoftExpired ? "soft_expired" : "active"
-  }
+  /// From what the SA published (any thread).
+  init(_ sa: InboundSA) { self.init(spi: sa.spi, algorithm: sa.algorithm, esn: sa.esn, words: sa.published) }
+  init(_ sa: OutboundSA) { self.init(spi: sa.spi, algorithm: sa.algorithm, esn: sa.esn, words: sa.published) }
 
-  init(_ sa: OutboundSA) {
-    spi = sa.spi
-    algorithm = sa.algorithm
-    esn = sa.esn
-    packets = sa.packets
-    bytes = sa.bytes
-    sequence = sa.sequenceNumber
-    state = sa.isExpired ? "expired" : sa.isSoftExpired ? "soft_expired" : "active"
+  private init(spi: UInt32, algorithm: ESPAlgorithm, esn: Bool, words: SharedWords) {
+    self.spi = spi
+    self.algorithm = algorithm
+    self.esn = esn
+    packets = words.load(SAWord.packets)
+    bytes = words.load(SAWord.bytes)
+    sequence = words.load(SAWord.sequence)
+    let s = words.load(SAWord.state)
+    state = s & 2 != 0 ? "expired" : s & 1 != 0 ? "soft_expired" : "active"
   }
 
   func json(outbound: Bool) -> String {
@@ -53,17 +48,21 @@ public struct TunnelSnapshot: Sendable, Equatable {
   public var inbound: [SASummary]
   public var outbound: SASummary
 
-  init(_ t: Tunnel) {
+  /// A tunnel as the control thread knows it (its SAs), with what its owner published.
+  init(_ t: Tunnel, inbound: [InboundSA], outbound: OutboundSA) {
     name = t.name
     mode = t.mode
-    peer = t.peer
+    peer = t.publishedPeer
     alias = t.alias
     remoteTS = t.remoteTS
     counters = t.counters
     keepalivesSent = t.keepalivesSent
-    inbound = t.inbound.map(SASummary.init)
-    outbound = SASummary(t.outbound)
+    self.inbound = inbound.map(SASummary.init)
+    self.outbound = SASummary(outbound)
   }
+
+  /// A tunnel read on its owner's thread (replay and tests).
+  init(_ t: Tunnel) { self.init(t, inbound: t.inbound, outbound: t.outbound) }
 
   /// The counters object of `stats` (and `counters` in `list`).
   var countersJSON: String {
@@ -86,6 +85,18 @@ public struct StatsSnapshot: Sendable {
   public var hardEvents: UInt64
   /// Per worker (`--workers N`): packets it processed, and packets it handed to another worker.
   public var workers: [WorkerLoad] = []
+  /// The longest time (ns) any worker spent between two batches on anything but packets.
+  public var stallMax: UInt64 = 0
+  /// Whether the metrics list every tunnel (`metrics_per_tunnel`).
+  public var perTunnelMetrics = true
+  /// Tunnels and inbound SAs in force, when ``tunnels`` was not read (a summary).
+  public var tunnelCount: Int? = nil
+  public var inboundSACount: Int? = nil
+
+  /// Tunnels and inbound SAs in force.
+  public var totals: (tunnels: Int, inbound: Int) {
+    (tunnelCount ?? tunnels.count, inboundSACount ?? tunnels.reduce(0) { $0 + $1.inbound.count })
+  }
 
   /// The named loop counter (0 if absent).
   public func loopCounter(_ name: String) -> UInt64 { loop.first { $0.0 == name }?.1 ?? 0 }
@@ -101,11 +112,14 @@ public struct StatsSnapshot: Sendable {
     var s = "{\"decapsulated\":\(c.decapsulated),\"encapsulated\":\(c.encapsulated)"
     s += ",\"ike\":\(c.ike),\"keepalive\":\(c.keepalive),\"passed\":\(c.passed),\"dropped\":\(c.drops.total)"
     for (k, v) in loop + extra { s += ",\"\(k)\":\(v)" }
-    s += ",\"sa_soft_expired\":\(softEvents),\"sa_hard_expired\":\(hardEvents)"
+    s += ",\"tunnel_count\":\(totals.tunnels),\"inbound_sa_count\":\(totals.inbound)"
+    s += ",\"sa_soft_expired\":\(softEvents),\"sa_hard_expired\":\(hardEvents),\"loop_stall_max_ns\":\(stallMax)"
     if !workers.isEmpty {
       s +=
         ",\"workers\":["
-        + workers.map { "{\"packets\":\($0.packets),\"handed_over\":\($0.handedOver)}" }.joined(separator: ",") + "]"
+        + workers.map {
+          "{\"packets\":\($0.packets),\"handed_over\":\($0.handedOver),\"stall_max_ns\":\($0.stallMax)}"
+        }.joined(separator: ",") + "]"
     }
     s += ",\"drops\":\(StatsSnapshot.dropsJSON(c.drops)),\"tunnels\":["
     s += tunnels.map { t in "{\"name\":\(JSONValue.string(t.name).jsonText),\"peer\":\(t.peerJSON),\(t.countersJSON)}" }
@@ -136,6 +150,8 @@ public struct WorkerLoad: Sendable, Equatable {
   public var packets: UInt64
   /// Packets it handed to the worker that owns their tunnel.
   public var handedOver: UInt64
+  /// The longest time (ns) it spent between two batches on anything but packets.
+  public var stallMax: UInt64 = 0
 }
 
 extension Pipeline {

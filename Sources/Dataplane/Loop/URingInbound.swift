@@ -84,6 +84,7 @@ extension URingLoop {
   /// The inbound batch: decapsulate, queue TUN writes (the buffers return when the write
   /// completes). With a virtio-net header, TCP segments of one flow go as one GSO write.
   func flushInbound() {
+    core.applyChanges()  // before the batch: a packet collected after a change must meet it
     let n = steer(inbound, count: inboundCount, direction: .inbound)
     inboundCount = 0
     guard n > 0 else { return }

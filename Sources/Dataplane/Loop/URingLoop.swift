@@ -186,18 +186,27 @@ public final class URingLoop {
     postMailboxRead()
     postHandoffRead()
     while !core.shouldStop {
+      // Between the batches of the last round and the wait: timers, changes, requests. Its length
+      // is the loop's stall (``LoopCore/stallMax``).
+      let since = LoopCore.now()
+      core.serviceRequests()
       let now = LoopCore.now()
       core.tick(now: now)
-      let waitNanos = max(1_000_000, min(1_000_000_000, Int(core.nextTick &- now)))
+      let waitNanos =
+        core.sweeping ? 50_000 : max(1_000_000, min(1_000_000_000, Int(core.nextTick &- now)))
       var ts = __kernel_timespec(tv_sec: Int64(waitNanos / 1_000_000_000), tv_nsec: Int64(waitNanos % 1_000_000_000))
       var first: UnsafeMutablePointer<io_uring_cqe>? = nil
+      core.noteStall(LoopCore.now() &- since)
       let r = io_uring_submit_and_wait_timeout(&uring.ring, &first, 1, &ts, nil)
-      if r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY { break }
+      if r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY {
+        core.failure = "io_uring_submit_and_wait failed: \(String(cString: strerror(-r))) (errno \(-r))"
+        break
+      }
       drainCompletions()
-      core.serviceRequests()
     }
     core.mesh?.stopAll()  // a worker that leaves takes the others with it: its tunnels have no one else
     cancelEverything()
+    core.publish()
     core.mailbox?.loopExited()
   }
 

@@ -80,6 +80,7 @@ extension URingLoop {
   /// The outbound batch: encapsulate, then one sendmsg per run of datagrams that share socket,
   /// peer, source and size (the last of a run may be shorter): UDP GSO. Without GSO, one each.
   func flushOutbound() {
+    core.applyChanges()  // before the batch: a packet collected after a change must meet it
     let n = steer(outbound, count: outboundCount, direction: .outbound)
     outboundCount = 0
     guard n > 0 else { return }
@@ -96,7 +97,7 @@ extension URingLoop {
         release(origin)
         continue
       }
-      core.pipeline.table.tunnels[Int(t)].lastSent = now
+      core.pipeline.table.slots[Int(t)]?.lastSent = now
       let length = packets[i].count
       if var r = run, udpGSO, !r.closed, r.socket == s, sends.counts[r.descriptor] < r.limit, length <= r.size,
         r.size <= gsoSizeLimit, addresses[i] == r.address

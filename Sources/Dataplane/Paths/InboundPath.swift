@@ -61,12 +61,12 @@ extension Pipeline {
     // rebinding, RFC 3948 §3.5 leaves it to the implementation; INTERFACE.md `peer`).
     // Raw ESP in a capture (no UDP, port 0) says nothing about the peer's UDP endpoint.
     if address.remote.port != 0 && tunnel.peer != address.remote {
-      if tunnel.peer != nil { tunnel.counters.endpointChanges &+= 1 }
+      if tunnel.peer != nil { tunnel.count(TunnelWord.endpointChanges) }
       tunnel.peer = address.remote
     }
     tunnel.localEndpoint = address.local
-    tunnel.counters.packetsIn &+= 1
-    tunnel.counters.bytesIn &+= UInt64(packet.count)
+    tunnel.count(TunnelWord.packetsIn)
+    tunnel.count(TunnelWord.bytesIn, UInt64(packet.count))
     return finish(verdict, tunnel: tunnel)
   }
 

@@ -45,18 +45,18 @@ extension Pipeline {
   public func route(_ header: IPHeader, _ packet: PacketBuffer) -> Tunnel? {
     let key = RouteTable.mask(header.destination, header.destination.isV6 ? 128 : 32)
     if let t = table.aliases.lookup(key) {
-      if t != SATable.sharedAlias { return table.tunnels[Int(t)] }
+      if t != SATable.sharedAlias { return table.slots[Int(t)] }
       guard let ports = Pipeline.ports(packet, proto: header.proto),
         let learned = flows.lookup(
           FlowKey(
             alias: header.destination, proto: header.proto, remotePort: ports.destination,
             localPort: ports.source))
       else { return nil }
-      let t = table.tunnels[Int(learned)]
+      guard let t = table.slots[Int(learned)], t.alias == header.destination else { return nil }
       return owns(t) ? t : nil  // (install drops flows of tunnels another worker owns; never trust that alone)
     }
     guard let t = table.routes.lookup(header.destination) else { return nil }
-    return table.tunnels[Int(t)]
+    return table.slots[Int(t)]
   }
 
   /// Whether an inner packet would be routed into a tunnel (replay uses it to tell `passed` apart).
@@ -93,8 +93,8 @@ extension Pipeline {
     }
     if tunnel.outbound.hasLifetimeEvent { noteEvents(tunnel.outbound, tunnel: tunnel) }
     address = DatagramAddress(remote: peer, local: sourceEndpoint(for: tunnel, peer: peer))
-    tunnel.counters.packetsOut &+= 1
-    tunnel.counters.bytesOut &+= UInt64(length)
+    tunnel.count(TunnelWord.packetsOut)
+    tunnel.count(TunnelWord.bytesOut, UInt64(length))
     return finish(.encapsulated(tunnel: tunnel.index), tunnel: tunnel)
   }
 

@@ -43,7 +43,7 @@ extension Pipeline {
     guard workers > 1 else { return 0 }
     switch UDPEncap.classify(payload) {
     case .esp(let spi):
-      guard let (_, tunnel) = table.inboundSA(spi: spi) else { return worker }
+      guard let tunnel = table.inboundTunnel(spi: spi) else { return worker }
       return owner(tunnel.ownerKey)
     case .ike: return 0
     case .natKeepalive, .malformed: return worker
@@ -56,7 +56,9 @@ extension Pipeline {
   public func outboundOwner(_ packet: PacketBuffer) -> Int {
     guard workers > 1, let header = IPHeader.parse(packet.bytes) else { return worker }
     switch routeTarget(header.destination) {
-    case .tunnel(let t): return owner(table.tunnels[Int(t)].ownerKey)
+    case .tunnel(let t):
+      guard let tunnel = table.slots[Int(t)] else { return worker }
+      return owner(tunnel.ownerKey)
     case .sharedAlias: return owner(Tunnel.aliasOwnerKey(header.destination))
     case .none: return worker
     }

@@ -34,35 +34,6 @@ public final class Pipeline {
     flows = FlowTable(capacity: flowCapacity)
   }
 
-  /// Swaps in a new snapshot (between batches). Each tunnel takes over the run-time state of its
-  /// predecessor of the same name (peer, counters, timers); learned flows follow their tunnel by
-  /// name to its new index; flows of tunnels that are gone are forgotten.
-  /// - Parameters:
-  ///   - table: the new snapshot.
-  ///   - old: the snapshot it replaces (nil: forget every learned flow).
-  public func install(_ table: SATable, replacing old: SATable? = nil) {
-    var mapping: [Int32: Int32] = [:]
-    if let old {
-      var byName: [String: Int32] = [:]
-      for t in table.tunnels { byName[t.name] = t.index }
-      // A flow follows its tunnel only while the tunnel keeps the alias the flow was learned on and
-      // this worker still owns it: a flow must never send a packet into a tunnel of another worker.
-      for t in old.tunnels {
-        guard let n = byName[t.name], table.tunnels[Int(n)].alias == t.alias, owns(table.tunnels[Int(n)]) else {
-          continue
-        }
-        mapping[t.index] = n
-      }
-    }
-    flows.remap(mapping)
-    for t in table.tunnels {
-      guard let p = t.predecessor else { continue }
-      t.takeState(from: p)
-      t.predecessor = nil
-    }
-    self.table = table
-  }
-
   /// Takes the lifetime events raised since the last call.
   public func takeEvents() -> [SAEvent] {
     let e = events
@@ -89,29 +60,29 @@ public final class Pipeline {
     events.append(e)
   }
 
-  /// Once a second: raises the time-based lifetime events that are due (of the tunnels this
-  /// pipeline's worker owns).
-  public func checkLifetimes(now: UInt64) {
-    for i in table.timedInbound {
-      let sa = table.inboundSAs[Int(i)]
-      let t = table.tunnels[Int(table.inboundTunnel[Int(i)])]
-      guard owns(t) else { continue }
+  /// Raises the time-based lifetime events that are due on one tunnel this worker owns.
+  func checkLifetimes(_ t: Tunnel, now: UInt64) {
+    for sa in t.inbound where sa.limits.isTimed {
       sa.checkLifetime(now: now)
       if sa.hasLifetimeEvent { noteEvents(sa, tunnel: t) }
     }
-    for i in table.timedOutbound {
-      let t = table.tunnels[Int(i)]
-      guard owns(t) else { continue }
+    if t.outbound.limits.isTimed {
       t.outbound.checkLifetime(now: now)
       if t.outbound.hasLifetimeEvent { noteEvents(t.outbound, tunnel: t) }
     }
+  }
+
+  /// Raises every time-based lifetime event that is due (tests and replay; the loop sweeps a slice
+  /// at a time).
+  public func checkLifetimes(now: UInt64) {
+    for t in table.timed { checkLifetimes(t, now: now) }
   }
 
   /// Counts a verdict globally and, when it names a tunnel, on the tunnel.
   @inline(__always)
   func finish(_ v: Verdict, tunnel: Tunnel?) -> Verdict {
     counters.count(v)
-    if case .dropped(let r) = v { tunnel?.counters.drops.count(r) }
+    if case .dropped(let r) = v { tunnel?.countDrop(r) }
     return v
   }
 }

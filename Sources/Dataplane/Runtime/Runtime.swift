@@ -64,8 +64,11 @@ public final class Runtime {
     self.offloads = offloads
     // Signals first, before anything could start a thread that would receive them instead.
     signals = try SignalEvents()
-    let table = try SATable(config: config, now: LoopCore.now())
     let n = requested == .uring ? max(1, requestedWorkers) : 1
+    let model = try ControlModel(config: config, workers: n, now: LoopCore.now())
+    // Room for every tunnel the limits allow, reserved (not touched) so that slots never move.
+    let tables = model.initialTables(reserve: config.limits.tunnels)
+    let table = tables[0]
     if requestedWorkers > 1 && n == 1 {
       logger.warning("--io mmsg runs one worker; --workers \(requestedWorkers) ignored")
     }
@@ -104,10 +107,24 @@ public final class Runtime {
       var sockets: [[UDPSocket]] = []
       for _ in 0..<n {
         sockets.append(
-          try config.listen.map { l in try UDPSocket(listen: l, mark: RouteInstaller.fwmark, reusePort: n > 1) })
+          try config.listen.map { l in
+            try UDPSocket(
+              listen: l, mark: RouteInstaller.fwmark, receiveBuffer: config.udpReceiveBuffer,
+              sendBuffer: config.udpSendBuffer, reusePort: n > 1)
+          })
       }
       let socketNote = n > 1 ? ", \(n) SO_REUSEPORT sockets" : ""
-      for l in config.listen { logger.info("listening on udp \(l) (ESP-in-UDP and IKE, RFC 3948)\(socketNote)") }
+      for (i, l) in config.listen.enumerated() {
+        let (rcv, snd) = sockets[0][i].buffers
+        logger.info(
+          "listening on udp \(l) (ESP-in-UDP and IKE, RFC 3948)\(socketNote); buffers: receive \(rcv) bytes, send \(snd) bytes (asked for \(config.udpReceiveBuffer) and \(config.udpSendBuffer); the kernel counts double)"
+        )
+        if rcv < config.udpReceiveBuffer || snd < config.udpSendBuffer {
+          logger.warning(
+            "udp \(l): the kernel granted smaller socket buffers than asked for (no CAP_NET_ADMIN for SO_RCVBUFFORCE/SO_SNDBUFFORCE?); raise net.core.rmem_max/wmem_max"
+          )
+        }
+      }
       var punt: PuntChannel? = nil
       if let target = config.ikePunt {
         let l = config.limits
@@ -118,29 +135,28 @@ public final class Runtime {
           "IKE datagrams punted to \(target): queue \(channel.queueBytes) bytes (the kernel's count), at most \(l.ikePerSecond)/s, \(l.ikePerSourcePerSecond)/s per source address"
         )
       }
-      let plane = ControlPlane(
-        config: config, table: table, routes: routes, mailbox: mailbox, logger: logger, configPath: configPath)
-      control = try ControlServer(plane: plane, controlPath: config.control, metrics: config.metrics)
-      logger.info("control socket \(config.control) (mode 0600)")
-      if let m = config.metrics { logger.info("metrics on http://\(m)/metrics") }
       let mesh = n > 1 ? try HandoffMesh(workers: n, slotSize: DataplaneConstants.slotSize(mtu: config.tun.mtu)) : nil
       let (device, box) = (tun, mailbox)
       workers = WorkerSet(
         (0..<n).map { w in
           LoopCore(
-            pipeline: Pipeline(table: table, worker: w, workers: n), tun: device, sockets: sockets[w],
+            pipeline: Pipeline(table: tables[w], worker: w, workers: n), tun: device, sockets: sockets[w],
             punt: w == 0 ? punt : nil, keepaliveSeconds: config.natKeepaliveSeconds, mailbox: box,
             tunFD: device.queues[w], mesh: mesh, mtu: config.tun.mtu)
-        })
-      mailbox.dataplane = workers
+        }, wakeFDs: mailbox.loopFDs)
       if n > 1 { workers.steering = Runtime.steer(sockets, table: table, logger: logger) }
+      let plane = ControlPlane(
+        model: model, routes: routes, mailbox: mailbox, workers: workers, logger: logger, configPath: configPath)
+      control = try ControlServer(plane: plane, controlPath: config.control, metrics: config.metrics)
+      logger.info("control socket \(config.control) (mode 0600)")
+      if let m = config.metrics { logger.info("metrics on http://\(m)/metrics") }
     } catch {
       routes.uninstall()
       tun.close()
       throw error
     }
     backend = requested
-    logger.info("\(table.tunnels.count) tunnels, \(table.tunnels.reduce(0) { $0 + $1.inbound.count }) inbound SAs")
+    logger.info("\(model.count) tunnels, \(model.inboundSPIs.count) inbound SAs")
   }
 
   /// Attaches SPI steering to each listen entry's SO_REUSEPORT group (worker w's socket is index w).
@@ -171,7 +187,6 @@ public final class Runtime {
       logger.warning("the recvmmsg loop runs alone: one worker, one TUN queue")
       workers.keepFirst()
       tun.detachExtraQueues()
-      mailbox.workers = 1
     }
     if tun.offloads != 0 { tun.setOffloads([]) }  // no GSO packets or partial checksums from here on
     for s in core.sockets { _ = s.enableGRO(false) }  // recvmmsg takes one datagram per message
@@ -180,6 +195,19 @@ public final class Runtime {
     defer { control.stop() }
     let loop = MMsgLoop(core: core, signals: signals)
     loop.run()
+    try checkFailures()
+  }
+
+  /// Why `run` ends with exit 1: a loop that stopped on an error of its ring or poll.
+  public struct LoopFailure: Error, CustomStringConvertible {
+    public let description: String
+  }
+
+  /// Throws when a worker's loop ended on an error rather than a signal.
+  private func checkFailures() throws {
+    let failed = workers.cores.enumerated().compactMap { w, c in c.failure.map { "worker \(w): \($0)" } }
+    guard !failed.isEmpty else { return }
+    throw LoopFailure(description: "the packet loop stopped: \(failed.joined(separator: "; "))")
   }
 
   /// One io_uring loop per worker, each set up on the thread that runs it (a SINGLE_ISSUER ring
@@ -233,11 +261,14 @@ public final class Runtime {
     logger.info("io: io_uring (\(first.setupDescription))\(workerNote)")
     gate.decide(run: true)
     first.run()
+    for t in threads { t.join() }
+    threads = []
+    try checkFailures()
     return true
   }
 
   /// The counters as JSON, summed over the workers (after the loops have stopped).
-  public var statsJSON: String { workers.snapshot().statsJSON }
+  public var statsJSON: String { control.plane.snapshot().statsJSON }
 
   /// Removes the policy rules and routes, then closes the TUN (the kernel removes the device, its
   /// addresses and remaining routes before the close returns).

@@ -50,15 +50,17 @@ public final class RouteInstaller {
     public var description: String { "\(prefix) table \(Netlink.tableName(table))" }
   }
 
-  /// The routes this installer puts in place, each prefix once, in configuration order.
+  /// The routes the configuration it was made for calls for, each prefix once, in configuration order.
   public let routes: [Route]
-  /// The policy rules it puts in place (none without a full-tunnel prefix).
+  /// The policy rules that configuration calls for (none without a full-tunnel prefix).
   public let rules: [PolicyRule]
+  /// How many tunnels route each installed prefix (transport tunnels may share an alias): a route
+  /// goes when its last tunnel does.
+  private var references: [Prefix: Int] = [:]
 
   private let netlink: Netlink
   private let interfaceIndex: Int32
   private let interfaceName: String
-  private var installedRoutes: [Route] = []
   private var installedRouteSet = Set<Route>()
   private var installedRules: [PolicyRule] = []
 
@@ -72,6 +74,80 @@ public final class RouteInstaller {
     self.interfaceIndex = interfaceIndex
     self.interfaceName = netlink.interfaceName(index: interfaceIndex) ?? config.tun.name
     (routes, rules) = RouteInstaller.plan(config)
+    for t in config.tunnels { for p in RouteInstaller.prefixes(of: t) { references[p, default: 0] += 1 } }
+  }
+
+  /// The prefixes one tunnel routes through the TUN: its `remote_ts` in tunnel mode, and its alias.
+  public static func prefixes(of tunnel: TunnelConfig) -> [Prefix] {
+    var prefixes = tunnel.mode == .tunnel ? tunnel.remoteTS : []
+    if let alias = tunnel.alias { prefixes.append(Prefix(address: alias, length: alias.isV6 ? 128 : 32)) }
+    return prefixes
+  }
+
+  /// Adds one tunnel's routes at run time: a prefix already routed (a shared alias) only gains a
+  /// reference; the first full-tunnel prefix of a family brings that family's two rules.
+  /// - Throws: the first ``NetlinkError``, after taking back what this call added.
+  public func add(_ prefixes: [Prefix]) throws(NetlinkError) {
+    var done: [Prefix] = []
+    do throws(NetlinkError) {
+      for p in prefixes {
+        if let n = references[p] {
+          references[p] = n + 1
+          done.append(p)
+          continue
+        }
+        let route = Route(prefix: p, table: p.length == 0 ? RouteInstaller.table : RouteInstaller.mainTable)
+        try netlink.addRoute(p, index: interfaceIndex, table: route.table)
+        references[p] = 1
+        installedRouteSet.insert(route)
+        done.append(p)
+        if p.length == 0 { try addRules(ipv6: p.address.isV6) }
+      }
+    } catch {
+      _ = remove(done)
+      throw error
+    }
+  }
+
+  /// Removes one tunnel's routes at run time (a prefix another tunnel still routes stays).
+  /// - Returns: one line per route or rule that could not be removed.
+  public func remove(_ prefixes: [Prefix]) -> [String] {
+    var gone: [Route] = []
+    var families = Set<Bool>()
+    for p in prefixes {
+      guard let n = references[p] else { continue }
+      if n > 1 {
+        references[p] = n - 1
+        continue
+      }
+      references[p] = nil
+      let route = Route(prefix: p, table: p.length == 0 ? RouteInstaller.table : RouteInstaller.mainTable)
+      if installedRouteSet.remove(route) != nil { gone.append(route) }
+      if p.length == 0 { families.insert(p.address.isV6) }
+    }
+    guard !gone.isEmpty else { return [] }
+    var rulesGone: [PolicyRule] = []
+    for ipv6 in families where !installedRouteSet.contains(where: { $0.prefix.length == 0 && $0.prefix.address.isV6 == ipv6 }) {
+      rulesGone += installedRules.filter { $0.ipv6 == ipv6 }
+    }
+    installedRules.removeAll { rulesGone.contains($0) }
+    return remove(rules: rulesGone, routes: gone)
+  }
+
+  /// The wg-quick rules of one family, if not installed yet.
+  private func addRules(ipv6: Bool) throws(NetlinkError) {
+    let wanted = [
+      PolicyRule(ipv6: ipv6, priority: RouteInstaller.suppressRulePriority, table: RouteInstaller.mainTable, suppressPrefixLength: 0),
+      PolicyRule(
+        ipv6: ipv6, priority: RouteInstaller.fwmarkRulePriority, table: RouteInstaller.table, fwmark: RouteInstaller.fwmark,
+        invertFwmark: true),
+    ]
+    for rule in wanted where !installedRules.contains(rule) {
+      do throws(NetlinkError) {
+        try netlink.addRule(rule)
+      } catch where error.errno == EEXIST {}
+      installedRules.append(rule)
+    }
   }
 
   /// The routes and rules `config` calls for (pure; no I/O).
@@ -81,9 +157,7 @@ public final class RouteInstaller {
     var routes: [Route] = []
     var seen = Set<Prefix>()
     for tunnel in config.tunnels {
-      var prefixes = tunnel.mode == .tunnel ? tunnel.remoteTS : []
-      if let alias = tunnel.alias { prefixes.append(Prefix(address: alias, length: alias.isV6 ? 128 : 32)) }
-      for prefix in prefixes where seen.insert(prefix).inserted {
+      for prefix in prefixes(of: tunnel) where seen.insert(prefix).inserted {
         routes.append(Route(prefix: prefix, table: prefix.length == 0 ? table : mainTable))
       }
     }
@@ -103,12 +177,12 @@ public final class RouteInstaller {
   /// installs only what is missing from this installer's record.
   /// - Throws: the first ``NetlinkError``, after removing what this call had installed.
   public func install() throws(NetlinkError) {
-    let routesBefore = installedRoutes.count
+    var added: [Route] = []
     let rulesBefore = installedRules.count
     do throws(NetlinkError) {
       for route in routes where !installedRouteSet.contains(route) {
         try netlink.addRoute(route.prefix, index: interfaceIndex, table: route.table)
-        installedRoutes.append(route)
+        added.append(route)
         installedRouteSet.insert(route)
       }
       for rule in rules where !installedRules.contains(rule) {
@@ -120,12 +194,11 @@ public final class RouteInstaller {
     } catch {
       // Take back what this call added; what was installed before stays (it may still be in use).
       for rule in installedRules[rulesBefore...].reversed() { try? netlink.deleteRule(rule) }
-      for route in installedRoutes[routesBefore...].reversed() {
+      for route in added.reversed() {
         try? netlink.deleteRoute(route.prefix, index: interfaceIndex, table: route.table)
         installedRouteSet.remove(route)
       }
       installedRules.removeSubrange(rulesBefore...)
-      installedRoutes.removeSubrange(routesBefore...)
       throw error
     }
   }
@@ -137,9 +210,15 @@ public final class RouteInstaller {
   public func uninstall() -> [String] {
     let problems = remove(rules: installedRules, routes: installedRoutes)
     installedRules = []
-    installedRoutes = []
     installedRouteSet = []
+    references = [:]
     return problems
+  }
+
+  /// The routes installed, in configuration order where known.
+  private var installedRoutes: [Route] {
+    let planned = Set(routes)
+    return routes.filter { installedRouteSet.contains($0) } + installedRouteSet.filter { !planned.contains($0) }
   }
 
   /// Deletes rules, then routes, last installed first; what is already gone is not a problem.
@@ -162,34 +241,6 @@ public final class RouteInstaller {
         problems.append(error.description)
       }
     }
-    return problems
-  }
-
-  /// An installer for `config` that knows what this one installed and `config` keeps: its
-  /// ``install()`` adds only what is missing (a change at run time costs what changed, not a
-  /// netlink message per tunnel). Install it, switch the dataplane over, then call
-  /// ``removeStale(keeping:)`` on this one.
-  public func successor(for config: Config) -> RouteInstaller {
-    let next = RouteInstaller(netlink: netlink, interfaceIndex: interfaceIndex, config: config)
-    let wantRoutes = Set(next.routes)
-    let wantRules = Set(next.rules)
-    next.installedRoutes = installedRoutes.filter { wantRoutes.contains($0) }
-    next.installedRouteSet = Set(next.installedRoutes)
-    next.installedRules = installedRules.filter { wantRules.contains($0) }
-    return next
-  }
-
-  /// Removes the rules and routes this installer installed that `next` does not keep; best effort.
-  /// - Returns: one line per thing that could not be removed.
-  @discardableResult
-  public func removeStale(keeping next: RouteInstaller) -> [String] {
-    let keepRules = Set(next.installedRules)
-    let problems = remove(
-      rules: installedRules.filter { !keepRules.contains($0) },
-      routes: installedRoutes.filter { !next.installedRouteSet.contains($0) })
-    installedRules = installedRules.filter { keepRules.contains($0) }
-    installedRoutes = installedRoutes.filter { next.installedRouteSet.contains($0) }
-    installedRouteSet = Set(installedRoutes)
     return problems
   }
 

@@ -19,10 +19,14 @@ public final class UDPSocket {
   ///   - listen: address and port; IPv6 sockets are IPv6-only.
   ///   - mark: SO_MARK for every packet it sends, so policy routing keeps espd's own ESP out of its
   ///     TUN (INTERFACE.md "Routes").
-  ///   - bufferBytes: receive and send buffer size to ask for.
+  ///   - receiveBuffer: receive buffer size to ask for (SO_RCVBUFFORCE, else SO_RCVBUF).
+  ///   - sendBuffer: send buffer size to ask for (SO_SNDBUFFORCE, else SO_SNDBUF).
   ///   - reusePort: SO_REUSEPORT, so that each worker binds a socket of its own to the same endpoint
   ///     (the kernel spreads datagrams over them by a hash of the 4-tuple: one peer, one socket).
-  public init(listen: Endpoint, mark: UInt32?, bufferBytes: Int32 = 4 << 20, reusePort: Bool = false)
+  public init(
+    listen: Endpoint, mark: UInt32?, receiveBuffer: Int = Config.defaultUDPBuffer,
+    sendBuffer: Int = Config.defaultUDPBuffer, reusePort: Bool = false
+  )
     throws(SystemError)
   {
     let v6 = listen.address.isV6
@@ -47,9 +51,10 @@ public final class UDPSocket {
         try Sys.setOption(fd, Int32(IPPROTO_IP), IP_MTU_DISCOVER, IP_PMTUDISC_DONT, "cannot set IP_MTU_DISCOVER")
       }
       // Large buffers ride out bursts; FORCE needs CAP_NET_ADMIN, the plain ones are capped.
-      for (force, plain) in [(SO_RCVBUFFORCE, SO_RCVBUF), (SO_SNDBUFFORCE, SO_SNDBUF)] {
-        do throws(SystemError) { try Sys.setOption(fd, SOL_SOCKET, force, bufferBytes, "") } catch {
-          try? Sys.setOption(fd, SOL_SOCKET, plain, bufferBytes, "")
+      for (force, plain, bytes) in [(SO_RCVBUFFORCE, SO_RCVBUF, receiveBuffer), (SO_SNDBUFFORCE, SO_SNDBUF, sendBuffer)] {
+        let n = Int32(clamping: bytes)
+        do throws(SystemError) { try Sys.setOption(fd, SOL_SOCKET, force, n, "") } catch {
+          try? Sys.setOption(fd, SOL_SOCKET, plain, n, "")
         }
       }
       if let mark { try Sys.setOption(fd, SOL_SOCKET, SO_MARK, Int32(bitPattern: mark), "cannot set SO_MARK") }
@@ -65,6 +70,17 @@ public final class UDPSocket {
   }
 
   deinit { close(fd) }
+
+  /// The receive and send buffer sizes the kernel granted (it doubles what was asked, for its
+  /// bookkeeping; without CAP_NET_ADMIN the sysctl maxima cap them).
+  public var buffers: (receive: Int, send: Int) {
+    func get(_ option: Int32) -> Int {
+      var v: Int32 = 0
+      var length = socklen_t(MemoryLayout<Int32>.size)
+      return getsockopt(fd, SOL_SOCKET, option, &v, &length) == 0 ? Int(v) : 0
+    }
+    return (get(SO_RCVBUF), get(SO_SNDBUF))
+  }
 
   /// Turns UDP_GRO on (Linux 5.0+): several datagrams of one flow may arrive as one receive.
   /// - Returns: whether the kernel took it.

@@ -24,26 +24,64 @@ public struct RouteTable {
   /// Distinct prefix lengths present, longest first.
   var lengths4: [UInt8] = []
   var lengths6: [UInt8] = []
+  /// Prefixes present per length (index = length): a length leaves `lengths4/6` with its last prefix.
+  var perLength4 = [Int](repeating: 0, count: 33)
+  var perLength6 = [Int](repeating: 0, count: 129)
+
+  /// An empty table sized for this many prefixes per family.
+  public init(expected4: Int = 0, expected6: Int = 0) {
+    table4 = OpenAddressingTable(expected: expected4)
+    table6 = OpenAddressingTable(expected: expected6)
+  }
 
   /// Builds the table from (prefix, tunnel index) pairs. A prefix given twice keeps the first.
   public init(_ routes: [(Prefix, Int32)]) {
-    table4 = OpenAddressingTable(expected: routes.count { !$0.0.address.isV6 })
-    table6 = OpenAddressingTable(expected: routes.count { $0.0.address.isV6 })
-    var l4 = Set<UInt8>()
-    var l6 = Set<UInt8>()
-    for (prefix, tunnel) in routes {
-      let key = RouteTable.mask(prefix.address, UInt8(prefix.length))
-      if prefix.address.isV6 {
-        if table6.lookup(key) == nil { table6.insert(key, tunnel) }
-        l6.insert(UInt8(prefix.length))
-      } else {
-        if table4.lookup(key) == nil { table4.insert(key, tunnel) }
-        l4.insert(UInt8(prefix.length))
-      }
-    }
-    lengths4 = l4.sorted(by: >)
-    lengths6 = l6.sorted(by: >)
+    self.init(expected4: routes.count { !$0.0.address.isV6 }, expected6: routes.count { $0.0.address.isV6 })
+    for (prefix, tunnel) in routes { insert(prefix, tunnel) }
   }
+
+  /// Adds a prefix (a prefix already present keeps its tunnel).
+  public mutating func insert(_ prefix: Prefix, _ tunnel: Int32) {
+    let length = UInt8(prefix.length)
+    let key = RouteTable.mask(prefix.address, length)
+    if prefix.address.isV6 {
+      guard table6.lookup(key) == nil else { return }
+      table6.insert(key, tunnel)
+      perLength6[Int(length)] += 1
+      if perLength6[Int(length)] == 1 { lengths6 = RouteTable.lengths(perLength6) }
+    } else {
+      guard table4.lookup(key) == nil else { return }
+      table4.insert(key, tunnel)
+      perLength4[Int(length)] += 1
+      if perLength4[Int(length)] == 1 { lengths4 = RouteTable.lengths(perLength4) }
+    }
+  }
+
+  /// Removes a prefix if it routes into `tunnel`.
+  public mutating func remove(_ prefix: Prefix, _ tunnel: Int32) {
+    let length = UInt8(prefix.length)
+    let key = RouteTable.mask(prefix.address, length)
+    if prefix.address.isV6 {
+      guard table6.lookup(key) == tunnel else { return }
+      table6.remove(key)
+      perLength6[Int(length)] -= 1
+      if perLength6[Int(length)] == 0 { lengths6 = RouteTable.lengths(perLength6) }
+    } else {
+      guard table4.lookup(key) == tunnel else { return }
+      table4.remove(key)
+      perLength4[Int(length)] -= 1
+      if perLength4[Int(length)] == 0 { lengths4 = RouteTable.lengths(perLength4) }
+    }
+  }
+
+  /// The lengths with a prefix, longest first.
+  private static func lengths(_ perLength: [Int]) -> [UInt8] {
+    perLength.indices.reversed().filter { perLength[$0] > 0 }.map { UInt8($0) }
+  }
+
+  /// Prefixes per family.
+  var count4: Int { table4.count }
+  var count6: Int { table6.count }
 
   /// The tunnel whose prefix matches `address` longest, or nil.
   public func lookup(_ address: IPAddress) -> Int32? {

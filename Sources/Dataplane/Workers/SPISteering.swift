@@ -60,21 +60,28 @@ final class SPISteering {
       socket.fd, SOL_SOCKET, 68 /* SO_DETACH_REUSEPORT_BPF */, &unused, socklen_t(MemoryLayout<Int32>.size))
   }
 
-  /// Brings the map in step with `table`: each inbound SPI to its tunnel's owner among `workers`,
-  /// SPI 0 (IKE) to worker 0; SPIs no longer in the table are removed.
+  /// Fills the map from `table`: each inbound SPI to its tunnel's owner among `workers`, SPI 0 (IKE)
+  /// to worker 0.
   func sync(to table: SATable, workers: Int) {
-    var wanted: [UInt32: UInt32] = [0: 0]
-    wanted.reserveCapacity(table.inboundSAs.count + 1)
-    for (sa, t) in zip(table.inboundSAs, table.inboundTunnel) {
-      wanted[sa.spi] = UInt32(Tunnel.owner(table.tunnels[Int(t)].ownerKey, workers: workers))
+    set(0, worker: 0)
+    for t in table.tunnels {
+      let w = Tunnel.owner(t.ownerKey, workers: workers)
+      for sa in t.inbound { set(sa.spi, worker: w) }
     }
-    for (spi, w) in wanted where installed[spi] != w {
-      if CIO_bpf_map_update_u32(mapFD, spi, w) == 0 { installed[spi] = w } else { refused += 1 }
-    }
-    for spi in installed.keys where wanted[spi] == nil {
-      _ = CIO_bpf_map_delete_u32(mapFD, spi)
-      installed[spi] = nil
-    }
+  }
+
+  /// Steers one SPI to a worker (a change at run time: one map update).
+  func set(_ spi: UInt32, worker: Int) {
+    let w = UInt32(worker)
+    guard installed[spi] != w else { return }
+    if CIO_bpf_map_update_u32(mapFD, spi, w) == 0 { installed[spi] = w } else { refused += 1 }
+  }
+
+  /// Forgets one SPI (its datagrams then go by the kernel's hash and are handed over if need be).
+  func remove(_ spi: UInt32) {
+    guard installed[spi] != nil else { return }
+    _ = CIO_bpf_map_delete_u32(mapFD, spi)
+    installed[spi] = nil
   }
 
   /// The socket index the map holds for `spi` (tests).

@@ -1,57 +1,92 @@
 // SPDX-License-Identifier: Apache-2.0
-// The workers as the control thread sees them while they are parked: one snapshot swap for all,
-// and their counters summed.
+// The workers as the control thread sees them: a change queue each, the counters each publishes,
+// and the SPI steering map. Nothing here stops a worker.
 import ESP
 
-/// The loops of one dataplane (`--workers N`), for ``Mailbox/paused(_:)``: touched only while every
-/// worker is parked (or before they start, or after they stop).
-final class WorkerSet: ParkedDataplane {
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The loops of one dataplane (`--workers N`), from the control thread's side.
+final class WorkerSet {
   private(set) var cores: [LoopCore]
+  /// One per worker, in worker order.
+  private(set) var queues: [ChangeQueue]
   /// Steers inbound datagrams to their owner's socket by SPI (nil: one worker, or no eBPF here).
   var steering: SPISteering?
 
-  init(_ cores: [LoopCore]) { self.cores = cores }
+  /// - Parameter wakeFDs: each worker's mailbox eventfd (a queued change wakes an idle worker).
+  init(_ cores: [LoopCore], wakeFDs: [Int32]) {
+    self.cores = cores
+    queues = cores.indices.map { ChangeQueue(wakeFD: $0 < wakeFDs.count ? wakeFDs[$0] : -1) }
+    for (c, q) in zip(cores, queues) { c.changes = q }
+  }
 
   /// Keeps only the first worker (after a fallback to a loop that runs alone).
   func keepFirst() {
     cores = [cores[0]]
+    queues = [queues[0]]
     cores[0].pipeline.workers = 1
     cores[0].mesh = nil
     if let steering { for s in cores[0].sockets { steering.detach(from: s) } }
     steering = nil
   }
 
-  func install(_ table: SATable) -> SATable? {
-    steering?.sync(to: table, workers: cores.count)
-    return WorkerSet.install(table, on: cores.map(\.pipeline))
+  /// Queues `all` for every worker, and `perWorker[w]` for worker `w` after it.
+  func push(_ all: [TableChange], _ perWorker: [[TableChange]]) {
+    for (w, q) in queues.enumerated() {
+      q.push(w < perWorker.count ? all + perWorker[w] : all)
+    }
   }
 
-  func snapshot() -> StatsSnapshot { WorkerSet.merge(cores.map { ($0.pipeline, $0.loopCounters) }) }
-
-  /// Swaps `table` in on every pipeline: the first install carries each tunnel's state over from
-  /// its predecessor; every worker's learned flows follow their tunnels to the new indices.
-  /// - Returns: the snapshot replaced.
-  static func install(_ table: SATable, on pipelines: [Pipeline]) -> SATable? {
-    let old = pipelines.first?.table
-    for p in pipelines { p.install(table, replacing: old) }
-    return old
+  /// Returns once every worker applied everything queued for it, or after 5 seconds.
+  /// - Returns: false on the timeout (a worker that stopped, or is stuck).
+  @discardableResult
+  func settle() -> Bool {
+    let targets = queues.map(\.pushed)
+    for q in queues { q.wake() }
+    let deadline = LoopCore.now() + 5_000_000_000
+    while zip(queues, targets).contains(where: { $0.applied < $1 }) {
+      if LoopCore.now() > deadline { return false }
+      usleep(50)
+    }
+    return true
   }
 
-  /// Counters summed over the workers; tunnels (whose counters only their owner writes) read once.
-  static func merge(_ parts: [(pipeline: Pipeline, loop: [(String, UInt64)])]) -> StatsSnapshot {
-    var s = parts[0].pipeline.snapshot(loop: parts[0].loop)
-    for (p, loop) in parts.dropFirst() {
-      s.counters.add(p.counters)
-      for (i, (k, v)) in loop.enumerated() where i < s.loop.count {
+  /// Frees what the workers let go of (old tables, on the control thread).
+  func collectGarbage() {
+    for q in queues { _ = q.takeGarbage() }
+  }
+
+  /// Every worker's published counters, summed; the tunnels as `model` knows them.
+  /// - Parameter tunnels: whether to read every tunnel (O(tunnels)) or the global counters only.
+  func snapshot(model: ControlModel, tunnels: Bool) -> StatsSnapshot {
+    let readings = cores.map { $0.stats.read() }
+    var s = WorkerSet.merge(readings)
+    if tunnels {
+      s.tunnels = model.records.map { TunnelSnapshot($0.tunnel, inbound: $0.inbound, outbound: $0.outbound) }
+    }
+    return s
+  }
+
+  /// Counters summed over the workers (no tunnels).
+  static func merge(_ readings: [WorkerStats.Reading]) -> StatsSnapshot {
+    var s = StatsSnapshot(
+      counters: readings[0].counters, loop: readings[0].loop, tunnels: [], softEvents: readings[0].softEvents,
+      hardEvents: readings[0].hardEvents)
+    for r in readings.dropFirst() {
+      s.counters.add(r.counters)
+      for (i, (k, v)) in r.loop.enumerated() where i < s.loop.count {
         s.loop[i].1 = k == "udp_gso_refused" ? max(s.loop[i].1, v) : s.loop[i].1 &+ v  // a flag, not a count
       }
-      s.softEvents &+= p.softEvents
-      s.hardEvents &+= p.hardEvents
+      s.softEvents &+= r.softEvents
+      s.hardEvents &+= r.hardEvents
     }
-    s.workers = parts.map { part in
+    s.stallMax = readings.map(\.stallMax).max() ?? 0
+    s.workers = readings.map { r in
       WorkerLoad(
-        packets: part.loop.first { $0.0 == "batched_packets" }?.1 ?? 0,
-        handedOver: part.loop.first { $0.0 == "handoff_packets" }?.1 ?? 0)
+        packets: r.loop.first { $0.0 == "batched_packets" }?.1 ?? 0,
+        handedOver: r.loop.first { $0.0 == "handoff_packets" }?.1 ?? 0, stallMax: r.stallMax)
     }
     return s
   }

@@ -10,6 +10,7 @@ import Dataplane
   import Glibc
 #endif
 
+/// `bench control`: groups the three subcommands.
 struct ControlCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "control",
@@ -46,6 +47,7 @@ struct ControlConfigCommand: ParsableCommand {
   @Option(help: "The TUN device's name.")
   var tun: String = "espd0"
 
+  /// Tunnel numbers stay inside the SPI ranges (0x10000000 + i, 0x20000000 + i).
   func validate() throws {
     guard (0...10_000_000).contains(tunnels) else { throw ValidationError("--tunnels: expected 0...10000000") }
   }
@@ -160,6 +162,7 @@ struct ControlRunCommand: ParsableCommand {
       """)
   var busyPoll = false
 
+  /// Bounds that keep the SPI ranges and the churn's IPv6 group apart.
   func validate() throws {
     guard tunnels >= 1 else { throw ValidationError("--tunnels: expected at least 1") }
     guard (1...50_000_000).contains(steps) else { throw ValidationError("--steps: expected 1...50000000") }
@@ -229,17 +232,10 @@ struct ControlReportRow {
   var depth: Int? = nil
   let result: ControlCaseResult
 
-  init(name: String, unit: String, units: Int, depth: Int? = nil, result: ControlCaseResult) {
-    self.name = name
-    self.unit = unit
-    self.units = units
-    self.depth = depth
-    self.result = result
-  }
-
   /// The units completed: all of them, or as many as were answered before the connection ended.
   var completed: Int { result.requests == 0 ? 0 : units * result.answered / result.requests }
 
+  /// The case's JSON line: counts, rates, answer-time quantiles in ms, errors (and the first one).
   func fields(tunnels: Int) -> [(String, JSONValue)] {
     let r = result
     let sorted = r.sortedLatencies()

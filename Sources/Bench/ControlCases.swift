@@ -19,6 +19,7 @@ struct ControlCaseResult {
   /// Bytes of all answers (newlines excluded).
   var answerBytes = 0
 
+  /// Wall time of the run in seconds.
   var seconds: Double { Double(nanos) / 1e9 }
 
   /// Events per second over the run's wall time (`count` of them: steps, pairs, requests).
@@ -31,6 +32,7 @@ struct ControlCaseResult {
     return Double(sorted[max(i, 0)]) / 1e6
   }
 
+  /// The answer times in ascending order, for ``quantileMs(_:_:)``.
   func sortedLatencies() -> [UInt64] { latencies.sorted() }
 
   /// Counts an error answer (keeping the first one's text).
@@ -50,6 +52,7 @@ struct ControlCaseResult {
   }
 }
 
+/// The timed loops; each runs one case's pre-built lines over one connection.
 enum ControlCases {
   /// Sends each line and waits for its answer before the next one.
   static func serial(_ socket: LineSocket, _ lines: RequestLines) -> ControlCaseResult {

@@ -6,6 +6,7 @@
   import Glibc
 #endif
 
+/// The configuration `bench control config` writes (tunnels from ``ControlJSON``).
 enum ControlConfigFile {
   /// Tunnels the control-path benchmark adds on top of the file's (headroom in `limits`).
   static let addedTunnelsHeadroom = 100_000

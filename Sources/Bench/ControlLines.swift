@@ -6,6 +6,7 @@
 struct ByteWriter {
   var bytes: [UInt8] = []
 
+  /// An empty buffer with room for `capacity` bytes.
   init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
 
   /// Appends a literal.
@@ -53,6 +54,7 @@ struct ByteWriter {
     }
   }
 
+  /// ASCII `0`…`9`, `a`…`f`.
   static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
@@ -110,6 +112,7 @@ struct RequestLines {
   /// The end offset (past the newline) of each line.
   var ends: [Int] = []
 
+  /// How many lines.
   var count: Int { ends.count }
 
   /// Where line `i` starts.
@@ -138,6 +141,7 @@ struct RequestLines {
 /// inbound SPI across batches, assuming espd started with the configuration `bench control config`
 /// wrote (nothing else rekeyed it).
 struct RekeyPlan {
+  /// Tunnels in the configuration (`t1`…`tN`).
   let tunnels: Int
   /// The current inbound SPI of tunnel i + 1, 0 while it is still the configuration's.
   private var inbound: [UInt32]
@@ -145,6 +149,7 @@ struct RekeyPlan {
   private var nextInbound: UInt32 = 0x4000_0000
   private var nextOutbound: UInt32 = 0x6000_0000
 
+  /// A plan for `tunnels` tunnels as the configuration has them.
   init(tunnels: Int) {
     self.tunnels = tunnels
     inbound = [UInt32](repeating: 0, count: tunnels)

@@ -9,6 +9,7 @@
 
 /// One connection to espd's control socket. Not thread-safe; one per benchmark case.
 final class LineSocket {
+  /// The connected socket (blocking).
   let fd: Int32
   /// Received bytes not yet returned as lines are `buffer[start..<end]`; `scanned` is where the
   /// search for the next newline resumes.

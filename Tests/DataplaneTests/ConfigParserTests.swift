@@ -136,6 +136,10 @@ struct ConfigProblemCase: Sendable, CustomTestStringConvertible {
     #expect(c.tun.name == "espd0" && c.tun.mtu == 1400 && c.tun.addresses.isEmpty)
     #expect(c.natKeepaliveSeconds == 20 && c.ikePunt == nil && c.metrics == nil)
     #expect(c.control == "/run/espd/control.sock" && c.tunnels.isEmpty)
+    #expect(c.udpReceiveBuffer == 8 << 20 && c.udpSendBuffer == 8 << 20 && c.metricsPerTunnel)
+    let set = try Self.parsed(
+      #"{"listen": ["[::]:4500"], "udp_receive_buffer": 65536, "udp_send_buffer": 1048576, "metrics_per_tunnel": false}"#)
+    #expect(set.udpReceiveBuffer == 65536 && set.udpSendBuffer == 1 << 20 && !set.metricsPerTunnel)
     let t = try #require(try Self.parsed(ConfigFixture.config()).tunnels.first)
     #expect(t.mode == .tunnel && t.peer == nil)
     #expect(t.inbound[0].replayWindow == 1024 && !t.inbound[0].esn && t.inbound[0].replaySequence == 0)
@@ -387,6 +391,9 @@ private let globalCases: [ConfigProblemCase] = [
   .init(
     root(#""nat_keepalive_seconds": 86401"#), "nat_keepalive_seconds: expected seconds 0-86400 (0 disables), got 86401"),
   .init(root(#""nat_keepalive_seconds": -1"#), "nat_keepalive_seconds: expected seconds 0-86400 (0 disables), got -1"),
+  .init(root(#""udp_receive_buffer": 1000"#), "udp_receive_buffer: expected bytes 65536-1073741824, got 1000"),
+  .init(root(#""udp_send_buffer": 2147483648"#), "udp_send_buffer: expected bytes 65536-1073741824, got 2147483648"),
+  .init(root(#""metrics_per_tunnel": "no""#), "metrics_per_tunnel: expected true or false, got a string"),
   .init(root(#""ike": {"punt": "tcp:127.0.0.1:4501"}"#), #"\#(puntExpected), got "tcp:127.0.0.1:4501""#),
   .init(root(#""ike": {"punt": "udp:localhost:4501"}"#), #"\#(puntExpected), got "udp:localhost:4501""#),
   .init(root(#""ike": {"punt": "unix:"}"#), #"ike.punt: expected unix:PATH with a path of 1-107 bytes, got "unix:""#),

@@ -207,5 +207,19 @@ import Testing
     #expect(text.contains("espd_tunnels 2\n") && text.contains("espd_batches_total 3\n"))
     #expect(text.contains("espd_tunnel_packets_total{tunnel=\"client2\",direction=\"in\"} 0\n"))
     #expect(text.contains("espd_control_requests_total 5\n"))
+    // A state is a gauge, not a counter; the stall is in seconds.
+    var refused = gateway.snapshot(loop: [("udp_gso_refused", 1)])
+    refused.stallMax = 1_500_000
+    let gauges = refused.prometheusText()
+    #expect(gauges.contains("# TYPE espd_udp_gso_refused gauge\nespd_udp_gso_refused 1\n"))
+    #expect(!gauges.contains("espd_udp_gso_refused_total"))
+    #expect(gauges.contains("espd_loop_stall_seconds_max 0.001500000\n"))
+    // metrics_per_tunnel off: the totals stay, the per-tunnel series go.
+    var summary = gateway.snapshot()
+    summary.tunnels = []
+    summary.tunnelCount = 2
+    summary.inboundSACount = 2
+    let small = summary.prometheusText()
+    #expect(small.contains("espd_tunnels 2\n") && !small.contains("tunnel=\""))
   }
 }

@@ -207,6 +207,7 @@ public final class Runtime {
   private func checkFailures() throws {
     let failed = workers.cores.enumerated().compactMap { w, c in c.failure.map { "worker \(w): \($0)" } }
     guard !failed.isEmpty else { return }
+    logger.critical("the packet loop stopped on an error: \(failed.joined(separator: "; "))")
     throw LoopFailure(description: "the packet loop stopped: \(failed.joined(separator: "; "))")
   }
 

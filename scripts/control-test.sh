@@ -84,7 +84,7 @@ fi
 # lost 0.02-0.9% of the datagrams on a 2-vCPU VM (UdpRcvbufErrors on its sockets, none on espd's);
 # with 4 MiB it lost none, so the baseline measures espd. espd keeps its default socket buffers.
 LOAD_SECS=15
-LOAD=(-u -b 200M -l 1200 -w 4M --bidir)
+LOAD=(-u -b 200M -l 1200 ${ESPD_IPERF_WINDOW--w 4M} --bidir)  # XXX experiment
 STORM_STEPS=20000
 
 PASSED=0 FAILED=0

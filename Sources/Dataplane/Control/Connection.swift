@@ -100,18 +100,32 @@ final class Connection {
       input.removeFirst(nl + 1)
       skippingLine = false
     }
-    guard let nl = input.firstIndex(of: 10) else { return nil }
-    var line = Array(input[0..<nl])
+    // Pipelined requests: lines are taken from `consumed` on, and the buffer is compacted once,
+    // when no complete line is left (not once per line: a deep pipeline stays linear).
+    guard let nl = input[consumed...].firstIndex(of: 10) else {
+      if consumed > 0 {
+        input.removeFirst(consumed)
+        consumed = 0
+      }
+      return nil
+    }
+    var line = Array(input[consumed..<nl])
     if line.last == 13 { line.removeLast() }
-    wipeInput(nl + 1)
-    input.removeFirst(nl + 1)
+    input.withUnsafeMutableBytes { b in
+      for i in consumed...nl { b[i] = 0 }
+    }
+    consumed = nl + 1
     return line
   }
+
+  /// Bytes of `input` already taken as lines (wiped; dropped at the next compaction).
+  private var consumed = 0
 
   /// Drops (and wipes) everything read.
   func discardInput() {
     wipeInput(input.count)
     input.removeAll()
+    consumed = 0
   }
 
   /// Request lines carry key material: overwrite what was read before letting go of it.

@@ -74,8 +74,7 @@ enum ControlJSON {
 
   /// A responder tunnel (no peer) in tunnel mode with one inbound SA, one outbound SA and one
   /// /128 inside 2001:db8::/32: `2001:db8:<group3>:<group4>::1/128`. Without `mode` (`modeField`
-  /// false) it is still a tunnel-mode tunnel, the default, in 16 bytes less: a million of them must
-  /// fit in the 256 MiB espd reads of a configuration file.
+  /// false) it is still a tunnel-mode tunnel, the default, in 16 bytes less (a million make 262 MB).
   static func appendTunnel(
     _ w: inout ByteWriter, name: StaticString, number: Int, group3: UInt32, group4: UInt32, inbound: UInt32,
     outbound: UInt32, modeField: Bool = true

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <malloc.h>
 
 // TUNSETIFF is a function-like _IOW macro that Swift does not import.
 static inline unsigned long CIO_TUNSETIFF(void) { return TUNSETIFF; }

@@ -62,9 +62,6 @@ public final class Tunnel {
   var lastSent: UInt64 = 0
   /// NAT-keepalives sent.
   public var keepalivesSent: UInt64 { published.load(TunnelWord.keepalivesSent) }
-  /// The tunnel this one replaces (a reload changed it), until its owner carries the state over
-  /// (``takeState(from:)``, on the owner's thread).
-  var predecessor: Tunnel? = nil
   /// Its place in its owner's sweep lists (``SATable/timed``, ``SATable/initiators``), or -1.
   var timedPosition: Int32 = -1
   var initiatorPosition: Int32 = -1

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // An inbound security association: its keyed context, its replay window, and decapsulation.
 
+import Synchronization
+
 /// What decapsulation found behind the ESP header.
 public struct ESPPayload: Equatable, Sendable {
   /// The Next Header field: 4 or 41 in tunnel mode, the transport protocol in transport mode,
@@ -23,10 +25,18 @@ public final class InboundSA {
   /// The anti-replay window.
   public private(set) var replay: ReplayWindow
   /// Packets and payload bytes accepted so far (for lifetimes).
-  public var packets: UInt64 { published.load(SAWord.packets) }
-  public var bytes: UInt64 { published.load(SAWord.bytes) }
-  /// Counters and state that other threads read while the owning loop runs (``SAWord``).
-  public let published: SharedWords
+  public var packets: UInt64 { packetsWord.load(ordering: .relaxed) }
+  public var bytes: UInt64 { bytesWord.load(ordering: .relaxed) }
+  // Counters and state that other threads read while the owning loop runs: relaxed atomics in the
+  // object itself (plain loads and stores on x86-64 and arm64; this loop is the only writer).
+  private let packetsWord = Atomic<UInt64>(0)
+  private let bytesWord = Atomic<UInt64>(0)
+  private let sequenceWord = Atomic<UInt64>(0)
+  private let stateWord = Atomic<UInt64>(0)
+  /// Outbound: the last sequence number used; inbound: the highest one accepted (any thread).
+  public var publishedSequence: UInt64 { sequenceWord.load(ordering: .relaxed) }
+  /// 1: a soft limit was reached; 2: a hard one (any thread).
+  public var publishedState: UInt64 { stateWord.load(ordering: .relaxed) }
 
   let context: AEADContext
   var lifetime = LifetimeTracker()
@@ -56,21 +66,13 @@ public final class InboundSA {
     self.ivLength = algorithm.ivLength
     self.blockSize = algorithm.blockSize
     self.replay = ReplayWindow(size: replayWindow, esn: esn, highest: replaySequence)
-    published = SharedWords(count: SAWord.count)
-    do throws(SAError) {
-      self.context = try AEADContext(algorithm: algorithm, key: key, authKey: authKey, encrypt: false)
-    } catch {
-      published.free()
-      throw error
-    }
-    published.store(SAWord.sequence, replaySequence)
+    self.context = try AEADContext(algorithm: algorithm, key: key, authKey: authKey, encrypt: false)
+    sequenceWord.store(replaySequence, ordering: .relaxed)
   }
-
-  deinit { published.free() }
 
   /// Records the lifetime state for readers on other threads.
   func publishState() {
-    published.store(SAWord.state, (lifetime.softReached ? 1 : 0) | (lifetime.hardReached ? 2 : 0))
+    stateWord.store((lifetime.softReached ? 1 : 0) | (lifetime.hardReached ? 2 : 0), ordering: .relaxed)
   }
 
   /// Decapsulates in place: replay check, ICV verification and decryption, padding check, then
@@ -123,11 +125,11 @@ public final class InboundSA {
     guard replay.commit(seq) else { throw .replayed }
     packet.start += headerLength
     packet.count = payloadLength
-    let packets = published.load(SAWord.packets) &+ 1
-    let bytes = published.load(SAWord.bytes) &+ UInt64(payloadLength)
-    published.store(SAWord.packets, packets)
-    published.store(SAWord.bytes, bytes)
-    published.store(SAWord.sequence, replay.highest)
+    let packets = packetsWord.load(ordering: .relaxed) &+ 1
+    let bytes = bytesWord.load(ordering: .relaxed) &+ UInt64(payloadLength)
+    packetsWord.store(packets, ordering: .relaxed)
+    bytesWord.store(bytes, ordering: .relaxed)
+    sequenceWord.store(replay.highest, ordering: .relaxed)
     if packets >= lifetime.nextPackets || bytes >= lifetime.nextBytes {
       lifetime.crossed(packets: packets, bytes: bytes)
       publishState()
@@ -153,8 +155,6 @@ extension InboundSA {
     lifetime.check(now: now)
     publishState()
   }
-  /// Records the time of the last packet (monotonic ns; the loop calls it once per batch).
-  public func noteUse(now: UInt64) { published.store(SAWord.lastUsed, now) }
   /// Whether a soft limit was reached (time to rekey).
   public var isSoftExpired: Bool { lifetime.softReached }
   /// Whether a hard limit was reached: the SA accepts no more packets.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // An outbound security association: its keyed context, its sequence counter, and encapsulation.
 
+import Synchronization
+
 /// An outbound SA (RFC 4303 §3.3): seals packets in place under one SPI, numbering them.
 ///
 /// The sequence counter never wraps (RFC 4303 §3.3.3): when it reaches 2^32 - 1 (or 2^64 - 1 with
@@ -17,12 +19,20 @@ public final class OutboundSA {
   /// Whether 64-bit extended sequence numbers are used. RFC 4303 §2.2.1.
   public let esn: Bool
   /// The last sequence number used (0 before the first packet).
-  public var sequenceNumber: UInt64 { published.load(SAWord.sequence) }
+  public var sequenceNumber: UInt64 { sequenceWord.load(ordering: .relaxed) }
   /// Packets and payload bytes sealed so far (for lifetimes).
-  public var packets: UInt64 { published.load(SAWord.packets) }
-  public var bytes: UInt64 { published.load(SAWord.bytes) }
-  /// Counters and state that other threads read while the owning loop runs (``SAWord``).
-  public let published: SharedWords
+  public var packets: UInt64 { packetsWord.load(ordering: .relaxed) }
+  public var bytes: UInt64 { bytesWord.load(ordering: .relaxed) }
+  // Counters and state that other threads read while the owning loop runs: relaxed atomics in the
+  // object itself (plain loads and stores on x86-64 and arm64; this loop is the only writer).
+  private let packetsWord = Atomic<UInt64>(0)
+  private let bytesWord = Atomic<UInt64>(0)
+  private let sequenceWord = Atomic<UInt64>(0)
+  private let stateWord = Atomic<UInt64>(0)
+  /// Outbound: the last sequence number used; inbound: the highest one accepted (any thread).
+  public var publishedSequence: UInt64 { sequenceWord.load(ordering: .relaxed) }
+  /// 1: a soft limit was reached; 2: a hard one (any thread).
+  public var publishedState: UInt64 { stateWord.load(ordering: .relaxed) }
 
   let context: AEADContext
   private let ivLength: Int
@@ -54,21 +64,13 @@ public final class OutboundSA {
     self.softSequence = ESPConstants.softSequenceLimit(esn: esn)
     self.ivLength = algorithm.ivLength
     self.blockSize = algorithm.blockSize
-    published = SharedWords(count: SAWord.count)
-    do throws(SAError) {
-      self.context = try AEADContext(algorithm: algorithm, key: key, authKey: authKey, encrypt: true)
-    } catch {
-      published.free()
-      throw error
-    }
-    published.store(SAWord.sequence, sequenceNumber)
+    self.context = try AEADContext(algorithm: algorithm, key: key, authKey: authKey, encrypt: true)
+    sequenceWord.store(sequenceNumber, ordering: .relaxed)
   }
-
-  deinit { published.free() }
 
   /// Records the lifetime state for readers on other threads.
   func publishState() {
-    published.store(SAWord.state, (lifetime.softReached ? 1 : 0) | (lifetime.hardReached ? 2 : 0))
+    stateWord.store((lifetime.softReached ? 1 : 0) | (lifetime.hardReached ? 2 : 0), ordering: .relaxed)
   }
 
   /// Bytes that encapsulation adds in front of the payload.
@@ -105,7 +107,7 @@ public final class OutboundSA {
     guard packet.headroom >= headerLength, packet.tailroom >= textLength - payloadLength + icvLength,
       padLength <= ESPConstants.maxPadLength
     else { throw .noRoom }
-    let last = published.load(SAWord.sequence)
+    let last = sequenceWord.load(ordering: .relaxed)
     guard last < maxSequence else { throw .sequenceExhausted }
     guard !lifetime.hardReached else { throw .expired }
     let seq = last + 1
@@ -139,11 +141,11 @@ public final class OutboundSA {
     else { throw .cryptoFailure }
     packet.start -= headerLength
     packet.count = headerLength + textLength + icvLength
-    let packets = published.load(SAWord.packets) &+ 1
-    let bytes = published.load(SAWord.bytes) &+ UInt64(payloadLength)
-    published.store(SAWord.sequence, seq)
-    published.store(SAWord.packets, packets)
-    published.store(SAWord.bytes, bytes)
+    let packets = packetsWord.load(ordering: .relaxed) &+ 1
+    let bytes = bytesWord.load(ordering: .relaxed) &+ UInt64(payloadLength)
+    sequenceWord.store(seq, ordering: .relaxed)
+    packetsWord.store(packets, ordering: .relaxed)
+    bytesWord.store(bytes, ordering: .relaxed)
     if packets >= lifetime.nextPackets || bytes >= lifetime.nextBytes {
       lifetime.crossed(packets: packets, bytes: bytes)
       publishState()
@@ -174,8 +176,6 @@ extension OutboundSA {
     lifetime.check(now: now)
     publishState()
   }
-  /// Records the time of the last packet (monotonic ns; the loop calls it once per batch).
-  public func noteUse(now: UInt64) { published.store(SAWord.lastUsed, now) }
   /// Whether a soft limit was reached (time to rekey).
   public var isSoftExpired: Bool { lifetime.softReached }
   /// Whether a hard limit was reached: the SA carries no more packets.

@@ -32,16 +32,3 @@ public struct SharedWords: @unchecked Sendable {
   /// Sets word `i` with release ordering (a sequence lock's writer).
   @inline(__always) public func storeRelease(_ i: Int, _ v: UInt64) { espd_store_release(base + i, v) }
 }
-
-/// What an SA publishes for `list`, `stats` and `query_sa`: ``SharedWords`` indices.
-public enum SAWord {
-  public static let packets = 0
-  public static let bytes = 1
-  /// Outbound: the last sequence number used; inbound: the highest one accepted.
-  public static let sequence = 2
-  /// 1: a soft limit was reached; 2: a hard limit was reached (both bits may be set).
-  public static let state = 3
-  /// Monotonic ns of the last packet (0: none yet), for DPD and `query_sa`'s last use.
-  public static let lastUsed = 4
-  public static let count = 5
-}

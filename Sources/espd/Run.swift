@@ -98,11 +98,12 @@ struct Run: ParsableCommand {
       return h
     }
     let logger = Logger(label: "espd")
-    let cfg = try ConfigFile.load(config)
     let runtime: Runtime
+    let loaded = try ConfigFile.load(config)
     do {
+      // The configuration is not kept here: the control plane keeps what is in force.
       runtime = try Runtime(
-        config: cfg, configPath: config, backend: backend,
+        config: consume loaded, configPath: config, backend: backend,
         offloads: OffloadOptions(tun: tunOffload == "on", udpGSO: udpGso == "on", udpGRO: udpGro == "on"),
         workers: workers, logger: logger)
     } catch {

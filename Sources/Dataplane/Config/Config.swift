@@ -59,7 +59,13 @@ public struct SAConfig: Sendable, Equatable {
   public var sequenceNumber: UInt64
   /// Inbound only: the highest sequence number already seen (`replay_seq`).
   public var replaySequence: UInt64
-  public var lifetime: Lifetime?
+  /// Boxed: most SAs have none, and a concentrator keeps two SAs' configuration per tunnel (eight
+  /// bytes each instead of a hundred).
+  private var lifetimeBox: LifetimeBox?
+  public var lifetime: Lifetime? {
+    get { lifetimeBox?.value }
+    set { lifetimeBox = newValue.map(LifetimeBox.init) }
+  }
 
   public init(
     spi: UInt32, algorithm: ESPAlgorithm, key: [UInt8], authKey: [UInt8] = [], esn: Bool = false,
@@ -74,8 +80,15 @@ public struct SAConfig: Sendable, Equatable {
     self.replayWindow = replayWindow
     self.sequenceNumber = sequenceNumber
     self.replaySequence = replaySequence
-    self.lifetime = lifetime
+    self.lifetimeBox = lifetime.map(LifetimeBox.init)
   }
+}
+
+/// An SA's lifetime, immutable, behind one reference.
+final class LifetimeBox: Equatable, Sendable {
+  let value: Lifetime
+  init(_ value: Lifetime) { self.value = value }
+  static func == (a: LifetimeBox, b: LifetimeBox) -> Bool { a.value == b.value }
 }
 
 /// One tunnel as configured.

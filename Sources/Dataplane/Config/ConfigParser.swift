@@ -25,9 +25,9 @@ public enum ConfigParser {
     parse(bytes: Array(text.utf8))
   }
 
-  /// The largest configuration file accepted: 256 MiB, several hundred thousand tunnels (a
-  /// control-socket request keeps JSONLimits' smaller default).
-  public static let maxFileBytes = 256 << 20
+  /// The largest configuration file accepted: 1 GiB, a few million tunnels (a control-socket
+  /// request keeps JSONLimits' smaller default).
+  public static let maxFileBytes = 1 << 30
 
   /// Parses and validates a configuration given as UTF-8 bytes (as read from the file).
   /// - Parameter bytes: the JSON text; invalid UTF-8 is a problem, never replaced.

@@ -138,7 +138,9 @@ final class Connection {
   /// Queues a line (a newline is added). A client that lets more than `limit` bytes pile up is closed.
   func send(_ line: String, limit: Int = ControlLimits.maxPendingOutput) {
     guard !dead else { return }
-    if output.count - outputOffset + line.utf8.count > limit {
+    // What is still unsent from before: one large answer (`list` of a million tunnels) is fine,
+    // a client that stops reading while answers and events pile up is not.
+    if output.count - outputOffset > limit {
       dead = true
       return
     }

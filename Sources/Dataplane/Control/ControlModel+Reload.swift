@@ -78,24 +78,29 @@ extension ControlModel {
         return .failure(ControlError("tunnels[\(i)]: \(error)"))
       }
     }
-    // Routes of the new versions first: a prefix kept across a change never disappears.
-    var routed: [[Prefix]] = []
+    // Routes of the new versions first (a prefix kept across a change never disappears): those no
+    // tunnel routes yet; the old versions' routes that nothing routes any more go at the end.
+    var routed: [Prefix] = []
+    var fresh = Set<Prefix>()
     for p in plans {
-      let prefixes = RouteInstaller.prefixes(of: p.config)
+      let prefixes = unrouted(RouteInstaller.prefixes(of: p.config)).filter { fresh.insert($0).inserted }
       if let problem = effects.addRoutes(prefixes) {
-        for r in routed { effects.removeRoutes(r) }
+        effects.removeRoutes(routed)
         giveBack()
         return .failure(ControlError("cannot install routes: \(problem)"))
       }
-      routed.append(prefixes)
+      routed += prefixes
     }
+    var oldPrefixes: [Prefix] = []
     // Out: tunnels gone from the file, and changed tunnels that move to another worker.
     for r in records where !names.contains(r.config.name) {
+      oldPrefixes += RouteInstaller.prefixes(of: r.config)
       deleteForReload(r)
       summary.removed += 1
     }
     var moved = false
     for p in plans where p.old != nil && !p.sameOwner {
+      oldPrefixes += RouteInstaller.prefixes(of: p.old!.config)
       deleteForReload(p.old!)
       moved = true
     }
@@ -125,8 +130,9 @@ extension ControlModel {
       let kept = Set(p.config.inbound.map(\.spi))
       for spi in oldEntry.spis where !kept.contains(spi) { effects.steer(spi, nil) }
       push([.replaceTunnel(old: oldEntry, new: record.entry, aliases: aliases)])
-      effects.removeRoutes(RouteInstaller.prefixes(of: old.config))
+      oldPrefixes += RouteInstaller.prefixes(of: old.config)
     }
+    effects.removeRoutes(Array(Set(oldPrefixes.filter { !isRouted($0) })))
     // Settings a reload may change.
     if new.natKeepaliveSeconds != base.natKeepaliveSeconds {
       push([.keepalive(UInt64(max(0, new.natKeepaliveSeconds)) * 1_000_000_000)])

@@ -131,6 +131,16 @@ final class ControlModel {
     saCount -= r.config.inbound.count + 1
   }
 
+  /// Whether a tunnel in force routes this prefix (as `remote_ts` or as its alias).
+  func isRouted(_ p: Prefix) -> Bool {
+    if prefixes[p] != nil { return true }
+    let host = p.length == (p.address.isV6 ? 128 : 32)
+    return host && aliasUsers[p.address] != nil
+  }
+
+  /// The prefixes of `list` that no tunnel in force routes yet (their routes are to be added).
+  func unrouted(_ list: [Prefix]) -> [Prefix] { list.filter { !isRouted($0) } }
+
   /// A free slot (the lowest freed one is not sought: any will do).
   private func takeSlot() -> Int32 {
     if let s = freeSlots.popLast() { return s }
@@ -287,7 +297,7 @@ final class ControlModel {
       if pooled, let a = t.alias { returnAlias(a) }
       return .failure(ControlError("tunnel: \(error)"))
     }
-    if let problem = effects.addRoutes(RouteInstaller.prefixes(of: t)) {
+    if let problem = effects.addRoutes(unrouted(RouteInstaller.prefixes(of: t))) {
       if slot != Int32(slots.count) { freeSlots.append(slot) }
       if pooled, let a = t.alias { returnAlias(a) }
       return .failure(ControlError("cannot install routes: \(problem)"))
@@ -307,12 +317,14 @@ final class ControlModel {
     return .success(())
   }
 
-  private func remove(_ r: Record) {
+  /// - Parameter routes: whether to remove the routes nothing routes any more now (a reload does it
+  ///   once at its end, after the new versions are in).
+  private func remove(_ r: Record, routes: Bool = true) {
     let entry = r.entry
     unregister(r)
     let alias = r.config.alias.map(aliasLeft)
     for spi in entry.spis { effects.steer(spi, nil) }
-    effects.removeRoutes(RouteInstaller.prefixes(of: r.config))
+    if routes { effects.removeRoutes(RouteInstaller.prefixes(of: r.config).filter { !isRouted($0) }) }
     push([.removeTunnel(entry, alias: alias)])
     for j in r.config.inbound.indices { r.config.inbound[j].wipeKeys() }
     r.config.outbound.wipeKeys()
@@ -412,7 +424,7 @@ final class ControlModel {
   }
   /// Gives back a slot taken for a plan that was abandoned.
   func releaseSlot(_ s: Int32) { if slots[Int(s)] == nil { freeSlots.append(s) } }
-  func deleteForReload(_ r: Record) { remove(r) }
+  func deleteForReload(_ r: Record) { remove(r, routes: false) }
   func unregisterForReplace(_ r: Record) { unregister(r, freeSlot: false) }
   func registerForReload(_ r: Record) {
     register(r, slot: r.tunnel.index)

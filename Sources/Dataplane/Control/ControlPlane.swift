@@ -2,8 +2,13 @@
 // The control plane: the model of the tunnels in force (ControlModel), wired to what it changes
 // outside itself (routes, the SPI steering map, the workers' change queues), plus SIGHUP reloads and
 // SIGUSR1 prints. Runs on the control thread; never stops a worker.
+import CIO
 import ESP
 import Logging
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// Owned by the control thread (after start-up).
 final class ControlPlane {
@@ -112,6 +117,7 @@ final class ControlPlane {
     let keepalive = new.natKeepaliveSeconds != config.natKeepaliveSeconds
     switch model.reload(new, now: LoopCore.now()) {
     case .success(let summary):
+      malloc_trim(0)  // the parsed file's heap
       logger.info("reloaded \(configPath): \(model.count) tunnels (\(summary))")
       if keepalive { logger.info("reload: nat_keepalive_seconds is now \(new.natKeepaliveSeconds)") }
     case .failure(let e): logger.error("reload failed: \(e)")

@@ -134,7 +134,8 @@ public struct ControlError: Error, Equatable, Sendable, CustomStringConvertible 
 public enum ControlLimits {
   /// The longest request line.
   public static let maxRequestBytes = 1 << 20
-  /// Unsent answer and event bytes per connection before it is closed as too slow.
+  /// Unsent answer and event bytes per connection past which the next answer or event closes it as
+  /// too slow (one answer larger than this, a `list` of many tunnels, is still sent whole).
   public static let maxPendingOutput = 4 << 20
   /// Open metrics (HTTP) connections at once.
   public static let maxMetricsConnections = 16

@@ -16,17 +16,26 @@ public struct SASummary: Sendable, Equatable {
   public var state: String
 
   /// From what the SA published (any thread).
-  init(_ sa: InboundSA) { self.init(spi: sa.spi, algorithm: sa.algorithm, esn: sa.esn, words: sa.published) }
-  init(_ sa: OutboundSA) { self.init(spi: sa.spi, algorithm: sa.algorithm, esn: sa.esn, words: sa.published) }
+  init(_ sa: InboundSA) {
+    self.init(
+      spi: sa.spi, algorithm: sa.algorithm, esn: sa.esn, packets: sa.packets, bytes: sa.bytes,
+      sequence: sa.publishedSequence, state: sa.publishedState)
+  }
+  init(_ sa: OutboundSA) {
+    self.init(
+      spi: sa.spi, algorithm: sa.algorithm, esn: sa.esn, packets: sa.packets, bytes: sa.bytes,
+      sequence: sa.publishedSequence, state: sa.publishedState)
+  }
 
-  private init(spi: UInt32, algorithm: ESPAlgorithm, esn: Bool, words: SharedWords) {
+  private init(
+    spi: UInt32, algorithm: ESPAlgorithm, esn: Bool, packets: UInt64, bytes: UInt64, sequence: UInt64, state s: UInt64
+  ) {
     self.spi = spi
     self.algorithm = algorithm
     self.esn = esn
-    packets = words.load(SAWord.packets)
-    bytes = words.load(SAWord.bytes)
-    sequence = words.load(SAWord.sequence)
-    let s = words.load(SAWord.state)
+    self.packets = packets
+    self.bytes = bytes
+    self.sequence = sequence
     state = s & 2 != 0 ? "expired" : s & 1 != 0 ? "soft_expired" : "active"
   }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `espd run`: sets up the TUN (addresses, MTU, link), routes and policy rules, the listen sockets
 // and the IKE punt channel from a configuration, runs a loop until SIGINT/SIGTERM, and tears down.
+import CIO
 import ESP
 import Logging
 
@@ -102,6 +103,7 @@ public final class Runtime {
     let described = routes.installedDescription
     for line in described.prefix(20) { logger.info("\(line)") }
     if described.count > 20 { logger.info("… and \(described.count - 20) more routes and rules") }
+    routes.dropPlan()
     do {
       // One socket per listen entry and worker: SO_REUSEPORT siblings when there are several.
       var sockets: [[UDPSocket]] = []
@@ -156,6 +158,9 @@ public final class Runtime {
       throw error
     }
     backend = requested
+    // Parsing the file and building the tables left freed heap behind (hundreds of MB for a million
+    // tunnels): give it back to the kernel before the loops start.
+    malloc_trim(0)
     logger.info("\(model.count) tunnels, \(model.inboundSPIs.count) inbound SAs")
   }
 

@@ -50,13 +50,11 @@ public final class RouteInstaller {
     public var description: String { "\(prefix) table \(Netlink.tableName(table))" }
   }
 
-  /// The routes the configuration it was made for calls for, each prefix once, in configuration order.
-  public let routes: [Route]
+  /// The routes the configuration it was made for calls for, each prefix once, in configuration order
+  /// (emptied by ``dropPlan()`` once installed: at a million tunnels it is tens of megabytes).
+  public private(set) var routes: [Route]
   /// The policy rules that configuration calls for (none without a full-tunnel prefix).
   public let rules: [PolicyRule]
-  /// How many tunnels route each installed prefix (transport tunnels may share an alias): a route
-  /// goes when its last tunnel does.
-  private var references: [Prefix: Int] = [:]
 
   private let netlink: Netlink
   private let interfaceIndex: Int32
@@ -74,8 +72,10 @@ public final class RouteInstaller {
     self.interfaceIndex = interfaceIndex
     self.interfaceName = netlink.interfaceName(index: interfaceIndex) ?? config.tun.name
     (routes, rules) = RouteInstaller.plan(config)
-    for t in config.tunnels { for p in RouteInstaller.prefixes(of: t) { references[p, default: 0] += 1 } }
   }
+
+  /// Forgets the plan (after ``install()``): what is installed is still known and removed at exit.
+  public func dropPlan() { routes = [] }
 
   /// The prefixes one tunnel routes through the TUN: its `remote_ts` in tunnel mode, and its alias.
   public static func prefixes(of tunnel: TunnelConfig) -> [Prefix] {
@@ -84,23 +84,16 @@ public final class RouteInstaller {
     return prefixes
   }
 
-  /// Adds one tunnel's routes at run time: a prefix already routed (a shared alias) only gains a
-  /// reference; the first full-tunnel prefix of a family brings that family's two rules.
+  /// Adds routes at run time (the caller, ``ControlModel``, passes only prefixes no other tunnel
+  /// routes); the first full-tunnel prefix of a family brings that family's two rules.
   /// - Throws: the first ``NetlinkError``, after taking back what this call added.
   public func add(_ prefixes: [Prefix]) throws(NetlinkError) {
     var done: [Prefix] = []
     do throws(NetlinkError) {
       for p in prefixes {
-        if let n = references[p] {
-          references[p] = n + 1
-          done.append(p)
-          continue
-        }
         let route = Route(prefix: p, table: p.length == 0 ? RouteInstaller.table : RouteInstaller.mainTable)
         try netlink.addRoute(p, index: interfaceIndex, table: route.table)
-        references[p] = 1
-        installedRouteSet.insert(route)
-        done.append(p)
+        if installedRouteSet.insert(route).inserted { done.append(p) }
         if p.length == 0 { try addRules(ipv6: p.address.isV6) }
       }
     } catch {
@@ -109,18 +102,12 @@ public final class RouteInstaller {
     }
   }
 
-  /// Removes one tunnel's routes at run time (a prefix another tunnel still routes stays).
+  /// Removes routes at run time (the caller passes only prefixes no tunnel routes any more).
   /// - Returns: one line per route or rule that could not be removed.
   public func remove(_ prefixes: [Prefix]) -> [String] {
     var gone: [Route] = []
     var families = Set<Bool>()
     for p in prefixes {
-      guard let n = references[p] else { continue }
-      if n > 1 {
-        references[p] = n - 1
-        continue
-      }
-      references[p] = nil
       let route = Route(prefix: p, table: p.length == 0 ? RouteInstaller.table : RouteInstaller.mainTable)
       if installedRouteSet.remove(route) != nil { gone.append(route) }
       if p.length == 0 { families.insert(p.address.isV6) }
@@ -211,7 +198,6 @@ public final class RouteInstaller {
     let problems = remove(rules: installedRules, routes: installedRoutes)
     installedRules = []
     installedRouteSet = []
-    references = [:]
     return problems
   }
 

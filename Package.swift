@@ -45,7 +45,8 @@ let package = Package(
     .target(name: "ESP", dependencies: ["CCrypto", "CAtomics"], swiftSettings: hotPath + gnu),
     .target(name: "UDPEncap", swiftSettings: hotPath + gnu),
     .target(
-      name: "Dataplane", dependencies: ["ESP", "UDPEncap", "CIO", "CAtomics", .product(name: "Logging", package: "swift-log")],
+      name: "Dataplane",
+      dependencies: ["ESP", "UDPEncap", "CIO", "CAtomics", .product(name: "Logging", package: "swift-log")],
       swiftSettings: hotPath + gnu),
 
     // MARK: Executables

@@ -56,7 +56,8 @@ public final class SATable {
         for (j, sa) in t.inbound.enumerated() where !seen.insert(sa.spi).inserted {
           problems.append("tunnels[\(i)].inbound[\(j)].spi: duplicate SPI \(SATable.hexSPI(sa.spi))")
         }
-        entries.append(TableEntry(tunnel: made, spis: t.inbound.map(\.spi), routes: t.mode == .tunnel ? t.remoteTS : []))
+        entries.append(
+          TableEntry(tunnel: made, spis: t.inbound.map(\.spi), routes: t.mode == .tunnel ? t.remoteTS : []))
       } catch {
         problems.append("tunnels[\(i)]: \(error)")
       }
@@ -153,7 +154,9 @@ public final class SATable {
     SATable.swapRemove(&timed, t, \.timedPosition)
   }
 
-  private static func swapRemove(_ list: inout [Tunnel], _ t: Tunnel, _ position: ReferenceWritableKeyPath<Tunnel, Int32>) {
+  private static func swapRemove(
+    _ list: inout [Tunnel], _ t: Tunnel, _ position: ReferenceWritableKeyPath<Tunnel, Int32>
+  ) {
     let i = Int(t[keyPath: position])
     guard i >= 0, i < list.count, list[i] === t else { return }
     let last = list.removeLast()

@@ -19,7 +19,8 @@ import Testing
   /// Client pipelines for pairs, each with its own inner address 203.0.113.1x.
   static func clients(_ pairs: [(client: TunnelConfig, gateway: TunnelConfig)]) throws -> [Pipeline] {
     try pairs.enumerated().map { i, p in
-      Pipeline(table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("203.0.113.1\(i + 1)")!)))
+      Pipeline(
+        table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("203.0.113.1\(i + 1)")!)))
     }
   }
 
@@ -55,7 +56,8 @@ import Testing
     var rekeyed = pairs[1].client
     rekeyed.outbound = newUp
     rekeyed.inbound = [newDown]
-    let client2 = Pipeline(table: try SATable(config: Fixture.clientConfig(rekeyed, tunAddress: IPAddress("203.0.113.12")!)))
+    let client2 = Pipeline(
+      table: try SATable(config: Fixture.clientConfig(rekeyed, tunAddress: IPAddress("203.0.113.12")!)))
     let sa = { (s: SAConfig) in
       "{\"spi\":\"0x\(String(s.spi, radix: 16))\",\"alg\":\"aes128gcm16\",\"key\":\"\(ChangePathTests.hex(s.key))\"}"
     }
@@ -94,7 +96,8 @@ import Testing
     let harness = try ControlHarness(Fixture.gatewayConfig(pairs.map(\.gateway)))
     let gateway = harness.gateway
     for (i, p) in pairs.enumerated() {
-      let client = Pipeline(table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
+      let client = Pipeline(
+        table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
       let pkt = TestPackets.udp4("192.0.2.200", "198.51.100.1", sport: UInt16(1701 + i), dport: 1701, payload: [1])
       let (_, esp, _) = wire.send(pkt, on: client)
       #expect(wire.receive(esp, on: gateway, from: Self.endpoint(31000 + i)).0 == .decapsulated(tunnel: Int32(i)))
@@ -231,7 +234,9 @@ import Testing
       try harness.model.add(t, now: 0).get()
       if k > 0 { try harness.model.delete(name: "x\(k - 1)").get() }
       // The reader's view: counters only grow, the list shows what the model holds.
-      let snapshots = harness.model.records.map { TunnelSnapshot($0.tunnel, inbound: $0.inbound, outbound: $0.outbound) }
+      let snapshots = harness.model.records.map {
+        TunnelSnapshot($0.tunnel, inbound: $0.inbound, outbound: $0.outbound)
+      }
       let first = try #require(snapshots.first)
       // (Each word is read atomically; the set is not one instant: each only grows.)
       #expect(first.counters.packetsIn >= lastIn && first.inbound[0].packets >= lastSA)

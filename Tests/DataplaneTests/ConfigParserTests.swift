@@ -138,7 +138,8 @@ struct ConfigProblemCase: Sendable, CustomTestStringConvertible {
     #expect(c.control == "/run/espd/control.sock" && c.tunnels.isEmpty)
     #expect(c.udpReceiveBuffer == 8 << 20 && c.udpSendBuffer == 8 << 20 && c.metricsPerTunnel)
     let set = try Self.parsed(
-      #"{"listen": ["[::]:4500"], "udp_receive_buffer": 65536, "udp_send_buffer": 1048576, "metrics_per_tunnel": false}"#)
+      #"{"listen": ["[::]:4500"], "udp_receive_buffer": 65536, "udp_send_buffer": 1048576, "metrics_per_tunnel": false}"#
+    )
     #expect(set.udpReceiveBuffer == 65536 && set.udpSendBuffer == 1 << 20 && !set.metricsPerTunnel)
     let t = try #require(try Self.parsed(ConfigFixture.config()).tunnels.first)
     #expect(t.mode == .tunnel && t.peer == nil)

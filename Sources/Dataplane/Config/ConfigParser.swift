@@ -82,15 +82,23 @@ public enum ConfigParser {
     var buffers = (Config.defaultUDPBuffer, Config.defaultUDPBuffer)
     let bufferRange: ClosedRange<UInt64> = 65536...(1 << 30)
     let bufferText = "bytes 65536-1073741824"
-    if let v = root["udp_receive_buffer"], let n = integer(v, "udp_receive_buffer", in: bufferRange, expected: bufferText, &problems) {
+    if let v = root["udp_receive_buffer"],
+      let n = integer(v, "udp_receive_buffer", in: bufferRange, expected: bufferText, &problems)
+    {
       buffers.0 = Int(n)
     }
-    if let v = root["udp_send_buffer"], let n = integer(v, "udp_send_buffer", in: bufferRange, expected: bufferText, &problems) {
+    if let v = root["udp_send_buffer"],
+      let n = integer(v, "udp_send_buffer", in: bufferRange, expected: bufferText, &problems)
+    {
       buffers.1 = Int(n)
     }
     var perTunnel = true
     if let v = root["metrics_per_tunnel"] {
-      if case .bool(let b) = v { perTunnel = b } else { problems.add("metrics_per_tunnel", expected: "true or false", got: v.kind) }
+      if case .bool(let b) = v {
+        perTunnel = b
+      } else {
+        problems.add("metrics_per_tunnel", expected: "true or false", got: v.kind)
+      }
     }
 
     var drafts: [TunnelDraft] = []

@@ -64,7 +64,9 @@ extension ControlModel {
           outbound = try SATable.makeOutbound(t.outbound, now: now)
         }
         let ownerKey = Tunnel.ownerKey(name: t.name, mode: t.mode, alias: t.alias)
-        let sameOwner = old.map { Tunnel.owner($0.tunnel.ownerKey, workers: workers) == Tunnel.owner(ownerKey, workers: workers) } ?? false
+        let sameOwner =
+          old.map { Tunnel.owner($0.tunnel.ownerKey, workers: workers) == Tunnel.owner(ownerKey, workers: workers) }
+          ?? false
         let slot: Int32
         if let old, sameOwner {
           slot = old.tunnel.index
@@ -72,7 +74,10 @@ extension ControlModel {
           slot = takeSlotForReload()
           taken.append(slot)
         }
-        plans.append(Plan(config: t, old: old, tunnel: Tunnel(index: slot, config: t, outbound: outbound, inbound: inbound), sameOwner: sameOwner))
+        plans.append(
+          Plan(
+            config: t, old: old, tunnel: Tunnel(index: slot, config: t, outbound: outbound, inbound: inbound),
+            sameOwner: sameOwner))
       } catch {
         giveBack()
         return .failure(ControlError("tunnels[\(i)]: \(error)"))

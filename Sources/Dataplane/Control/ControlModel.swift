@@ -153,7 +153,8 @@ final class ControlModel {
     let key = RouteTable.mask(alias, alias.isV6 ? 128 : 32)
     switch users.count {
     case 0, 1: return AliasChange(key: key, value: users.first)
-    case 2: return AliasChange(key: key, value: SATable.sharedAlias, sharing: users.compactMap { slots[Int($0)]?.tunnel })
+    case 2:
+      return AliasChange(key: key, value: SATable.sharedAlias, sharing: users.compactMap { slots[Int($0)]?.tunnel })
     default:
       return AliasChange(
         key: key, value: SATable.sharedAlias, sharing: users.suffix(1).compactMap { slots[Int($0)]?.tunnel })
@@ -225,10 +226,12 @@ final class ControlModel {
         guard let p = base.transportAliasPool else {
           return .failure(
             ControlError(
-              "tunnel.alias: expected an address for a transport tunnel (or a global transport_alias_pool), got nothing"))
+              "tunnel.alias: expected an address for a transport tunnel (or a global transport_alias_pool), got nothing"
+            ))
         }
         guard let a = allocateAlias() else {
-          return .failure(ControlError("tunnel.alias: expected a free address in transport_alias_pool \(p), got none left"))
+          return .failure(
+            ControlError("tunnel.alias: expected a free address in transport_alias_pool \(p), got none left"))
         }
         out.alias = a
         pooled = true
@@ -268,7 +271,8 @@ final class ControlModel {
     switch request {
     case .addTunnel(let t): return add(t, now: now)
     case .deleteTunnel(let name): return delete(name: name)
-    case .rekey(let name, let inbound, let outbound): return rekey(name: name, inbound: inbound, outbound: outbound, now: now)
+    case .rekey(let name, let inbound, let outbound):
+      return rekey(name: name, inbound: inbound, outbound: outbound, now: now)
     case .deleteSA(let spi): return deleteSA(spi: spi)
     case .list, .stats, .subscribe: return .success(())
     }
@@ -389,7 +393,8 @@ final class ControlModel {
 
   /// `delete_sa`: an inbound SA that is not its tunnel's last.
   func deleteSA(spi: UInt32) -> Result<Void, ControlError> {
-    guard let slot = inboundSPIs[spi], let r = slots[Int(slot)], let j = r.config.inbound.firstIndex(where: { $0.spi == spi })
+    guard let slot = inboundSPIs[spi], let r = slots[Int(slot)],
+      let j = r.config.inbound.firstIndex(where: { $0.spi == spi })
     else {
       if let s = outboundSPIs[spi], let r = slots[Int(s)] {
         return .failure(

@@ -43,7 +43,9 @@ extension StatsSnapshot {
       for (i, w) in workers.enumerated() { sample("espd_worker_packets_total", "worker=\"\(i)\"", w.packets) }
       family("espd_worker_handed_over_total", "counter", "Packets each worker handed to the owner of their tunnel.")
       for (i, w) in workers.enumerated() { sample("espd_worker_handed_over_total", "worker=\"\(i)\"", w.handedOver) }
-      family("espd_worker_stall_seconds_max", "gauge", "The longest time each worker spent between two batches on anything but packets.")
+      family(
+        "espd_worker_stall_seconds_max", "gauge",
+        "The longest time each worker spent between two batches on anything but packets.")
       for (i, w) in workers.enumerated() {
         out += "espd_worker_stall_seconds_max{worker=\"\(i)\"} \(StatsSnapshot.seconds(w.stallMax))\n"
       }

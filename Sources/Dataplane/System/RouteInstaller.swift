@@ -114,7 +114,8 @@ public final class RouteInstaller {
     }
     guard !gone.isEmpty else { return [] }
     var rulesGone: [PolicyRule] = []
-    for ipv6 in families where !installedRouteSet.contains(where: { $0.prefix.length == 0 && $0.prefix.address.isV6 == ipv6 }) {
+    for ipv6 in families
+    where !installedRouteSet.contains(where: { $0.prefix.length == 0 && $0.prefix.address.isV6 == ipv6 }) {
       rulesGone += installedRules.filter { $0.ipv6 == ipv6 }
     }
     installedRules.removeAll { rulesGone.contains($0) }
@@ -124,15 +125,18 @@ public final class RouteInstaller {
   /// The wg-quick rules of one family, if not installed yet.
   private func addRules(ipv6: Bool) throws(NetlinkError) {
     let wanted = [
-      PolicyRule(ipv6: ipv6, priority: RouteInstaller.suppressRulePriority, table: RouteInstaller.mainTable, suppressPrefixLength: 0),
       PolicyRule(
-        ipv6: ipv6, priority: RouteInstaller.fwmarkRulePriority, table: RouteInstaller.table, fwmark: RouteInstaller.fwmark,
+        ipv6: ipv6, priority: RouteInstaller.suppressRulePriority, table: RouteInstaller.mainTable,
+        suppressPrefixLength: 0),
+      PolicyRule(
+        ipv6: ipv6, priority: RouteInstaller.fwmarkRulePriority, table: RouteInstaller.table,
+        fwmark: RouteInstaller.fwmark,
         invertFwmark: true),
     ]
     for rule in wanted where !installedRules.contains(rule) {
       do throws(NetlinkError) {
         try netlink.addRule(rule)
-      } catch where error.errno == EEXIST {}
+      } catch  where error.errno == EEXIST {}
       installedRules.append(rule)
     }
   }

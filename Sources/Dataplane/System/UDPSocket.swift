@@ -51,7 +51,9 @@ public final class UDPSocket {
         try Sys.setOption(fd, Int32(IPPROTO_IP), IP_MTU_DISCOVER, IP_PMTUDISC_DONT, "cannot set IP_MTU_DISCOVER")
       }
       // Large buffers ride out bursts; FORCE needs CAP_NET_ADMIN, the plain ones are capped.
-      for (force, plain, bytes) in [(SO_RCVBUFFORCE, SO_RCVBUF, receiveBuffer), (SO_SNDBUFFORCE, SO_SNDBUF, sendBuffer)] {
+      for (force, plain, bytes) in [
+        (SO_RCVBUFFORCE, SO_RCVBUF, receiveBuffer), (SO_SNDBUFFORCE, SO_SNDBUF, sendBuffer),
+      ] {
         let n = Int32(clamping: bytes)
         do throws(SystemError) { try Sys.setOption(fd, SOL_SOCKET, force, n, "") } catch {
           try? Sys.setOption(fd, SOL_SOCKET, plain, n, "")

@@ -61,7 +61,9 @@ public func fuzzControl(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     // The worker, after taking its queue, holds what the model holds.
     var changes = queue.take()
     while let c = changes.popLast() { worker.apply(c) { _ in } }
-    require(worker.table.tunnelCount == model.count, "the worker has \(worker.table.tunnelCount) tunnels, the model \(model.count)")
+    require(
+      worker.table.tunnelCount == model.count,
+      "the worker has \(worker.table.tunnelCount) tunnels, the model \(model.count)")
     for r in model.records {
       require(worker.table.slots[Int(r.tunnel.index)] === r.tunnel, "tunnel \(r.config.name) is not in its slot")
       for sa in r.config.inbound {

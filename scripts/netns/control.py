@@ -178,8 +178,10 @@ def storm(a) -> int:
             break
         done += 1
     secs = time.monotonic() - t0
+    cpu = os.times()
     res = {"steps": done, "of": k, "requests": done * 3, "seconds": round(secs, 2),
-           "steps_per_s": round(done / secs) if secs > 0 else None, "worst_request_ms": round(worst * 1000, 2)}
+           "steps_per_s": round(done / secs) if secs > 0 else None, "worst_request_ms": round(worst * 1000, 2),
+           "client_cpu_s": round(cpu.user + cpu.system, 1)}
     if error:
         res["error"] = error
     print(json.dumps(res))

@@ -64,13 +64,18 @@ final class Connection {
     drainingUntil = now + 2_000_000_000
   }
 
+  /// The control thread's read buffer, shared by every connection (one thread reads them all):
+  /// no 64 KiB allocation per read; what a read brought is wiped once copied.
+  nonisolated(unsafe) private static let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+
   /// Reads what the socket has (at most `limit` bytes buffered).
   func readAvailable(limit: Int) {
-    var chunk = [UInt8](repeating: 0, count: 65536)
+    let chunk = Connection.chunk
     while input.count < limit {
-      let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, min($0.count, limit - input.count)) }
+      let n = read(fd, chunk.baseAddress, min(chunk.count, limit - input.count))
       if n > 0 {
-        input += chunk[0..<n]
+        input.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+        chunk.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: n)  // request lines carry keys
         continue
       }
       if n == 0 {
@@ -82,7 +87,6 @@ final class Connection {
       if e != EAGAIN && e != EWOULDBLOCK { dead = true }
       break
     }
-    KeyMaterial.wipe(&chunk)
   }
 
   /// The next complete line, without its newline (and a trailing CR), or nil.

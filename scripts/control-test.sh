@@ -234,6 +234,7 @@ print(json.dumps({
     "drops": {k: s.get("drops", {}).get(k) for k in sys.argv[3].split()},
     **{k: s.get(k) for k in ("tun_write_dropped", "udp_send_dropped", "handoff_dropped")},
     "stall_ms": ms(s.get("loop_stall_max_ns")),
+    "gap_ms": ms(s.get("loop_gap_max_ns")),
     "worker_stall_ms": [ms(x.get("stall_max_ns")) for x in w] if w and "stall_max_ns" in w[0] else None}))
 EOF
     { fail "espd $name: no stats line within ${t}s of SIGUSR1: $(tail -1 "$TP_LOGDIR/$name.counters.err")"; return 1; }
@@ -255,8 +256,8 @@ espd_losses() {  # what both espds dropped for want of room (after no_espd_drops
     "espd tun/udp/handoff drops a \(.[0]), b \(.[1])"' "$TP_LOGDIR/espd-a.counters.json" "$TP_LOGDIR/espd-b.counters.json" 2>/dev/null
 }
 
-stall_text() {  # stall_text HOST : espd's longest loop gap (stats loop_stall_max_ns) in ms, per worker too; "n/a" if not reported
-  jq -r 'def r: . * 1000 | round / 1000; if .stall_ms == null then "n/a" else "\(.stall_ms | r) ms" +
+stall_text() {  # stall_text HOST : espd's longest loop stall (stats loop_stall_max_ns, CPU time) in ms, per worker too, and the wall-clock gap; "n/a" if not reported
+  jq -r 'def r: . * 1000 | round / 1000; if .stall_ms == null then "n/a" else "\(.stall_ms | r) ms" + (if .gap_ms then " (wall clock, with time preempted: \(.gap_ms | r) ms)" else "" end) +
     (if .worker_stall_ms then " (workers \(.worker_stall_ms | map(if . == null then "n/a" else r end) | join(", ")))" else "" end) end' \
     "$TP_LOGDIR/espd-$1.counters.json" 2>/dev/null || echo "n/a"
 }

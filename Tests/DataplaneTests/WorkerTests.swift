@@ -97,7 +97,7 @@ import UDPEncap
     #expect(merged.workers == [WorkerLoad(packets: 5, handedOver: 1), WorkerLoad(packets: 6, handedOver: 1)])
     #expect(
       merged.statsJSON.contains(
-        "\"workers\":[{\"packets\":5,\"handed_over\":1,\"stall_max_ns\":0},{\"packets\":6,\"handed_over\":1,\"stall_max_ns\":0}]"
+        "\"workers\":[{\"packets\":5,\"handed_over\":1,\"stall_max_ns\":0,\"gap_max_ns\":0},{\"packets\":6,\"handed_over\":1,\"stall_max_ns\":0,\"gap_max_ns\":0}]"
       ))
     #expect(merged.prometheusText().contains("espd_worker_packets_total{worker=\"1\"} 6"))
   }

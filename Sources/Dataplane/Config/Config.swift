@@ -128,6 +128,10 @@ public struct TunConfig: Sendable {
   public var mtu: Int
   /// Addresses with their prefix lengths (`198.51.100.1/24`), assigned by espd.
   public var addresses: [Prefix]
+  /// Packets the kernel queues for espd to read (`txqueuelen`): room for a scheduling hiccup on the
+  /// outbound side, as the listen sockets' buffers are on the inbound one (the kernel's TUN default
+  /// is 500, 24 ms at 200 Mbit/s of 1200-byte packets).
+  public var txQueueLength = 1000
   public init(name: String = "espd0", mtu: Int = 1400, addresses: [Prefix] = []) {
     self.name = name
     self.mtu = mtu

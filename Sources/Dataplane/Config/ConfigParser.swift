@@ -16,7 +16,7 @@ public enum ConfigParser {
     "listen", "tun", "nat_keepalive_seconds", "ike", "control", "metrics", "transport_alias_pool", "tunnels", "limits",
     "udp_receive_buffer", "udp_send_buffer", "metrics_per_tunnel",
   ]
-  static let tunFields = ["name", "mtu", "addresses"]
+  static let tunFields = ["name", "mtu", "addresses", "txqueuelen"]
 
   /// Parses and validates a configuration file's text.
   /// - Parameter text: the JSON text.
@@ -168,6 +168,9 @@ public enum ConfigParser {
       }
     }
     if let v = r["mtu"], let n = integer(v, r.path("mtu"), in: 576...9000, &problems) { tun.mtu = Int(n) }
+    if let v = r["txqueuelen"], let n = integer(v, r.path("txqueuelen"), in: 1...100_000, &problems) {
+      tun.txQueueLength = Int(n)
+    }
     if let v = r["addresses"],
       let list = array(v, r.path("addresses"), expected: "an array of ADDRESS/LENGTH", &problems)
     {

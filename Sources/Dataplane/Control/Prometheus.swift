@@ -34,8 +34,12 @@ extension StatsSnapshot {
     }
     family(
       "espd_loop_stall_seconds_max", "gauge",
-      "The longest time a worker spent between two batches on anything but packets (changes, timers, requests).")
+      "The longest time a worker spent between two batches on anything but packets (changes, timers, requests), in its own CPU time.")
     out += "espd_loop_stall_seconds_max \(StatsSnapshot.seconds(stallMax))\n"
+    family(
+      "espd_loop_gap_seconds_max", "gauge",
+      "The same stretch in wall-clock time: it also counts the time the worker waited for a CPU.")
+    out += "espd_loop_gap_seconds_max \(StatsSnapshot.seconds(gapMax))\n"
     if !workers.isEmpty {
       family("espd_workers", "gauge", "Worker loops.")
       sample("espd_workers", "", UInt64(workers.count))

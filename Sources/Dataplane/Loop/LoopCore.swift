@@ -24,9 +24,13 @@ public final class LoopCore {
   var changes: ChangeQueue?
   /// What this worker publishes for `stats` and metrics (``WorkerStats``), refreshed every round.
   public let stats = WorkerStats()
-  /// The longest time (ns) the loop spent between two batches on anything but packets: applying
-  /// changes, timers, requests. Published as `loop_stall_max_ns`.
+  /// The longest time (ns) the loop spent between two batches on anything but packets (applying
+  /// changes, timers, requests), in this thread's CPU time: what espd itself kept the packets
+  /// waiting for. Published as `loop_stall_max_ns`.
   public internal(set) var stallMax: UInt64 = 0
+  /// The same stretch in wall-clock time, which also counts the time the thread waited for a CPU
+  /// (preempted by other threads or processes): `loop_gap_max_ns`.
+  public internal(set) var gapMax: UInt64 = 0
   /// Where the owner's once-a-second sweeps of timed and initiator tunnels are (a slice per round).
   var sweepTimed = Int.max
   var sweepInitiators = Int.max
@@ -232,6 +236,7 @@ public final class LoopCore {
 
   private func applyQueued(_ queue: ChangeQueue) {
     let start = LoopCore.now()
+    let startCPU = LoopCore.threadCPU()
     var list = queue.take()
     let n = list.count
     while let c = list.popLast() {
@@ -239,12 +244,15 @@ public final class LoopCore {
       pipeline.apply(c) { queue.discard($0) }
     }
     queue.markApplied(n)
-    noteStall(LoopCore.now() &- start)
+    noteStall(cpu: LoopCore.threadCPU() &- startCPU, wall: LoopCore.now() &- start)
   }
 
-  /// Records time spent away from packets.
+  /// Records time spent away from packets (this thread's CPU time, and wall-clock time).
   @inline(__always)
-  func noteStall(_ ns: UInt64) { if ns > stallMax { stallMax = ns } }
+  func noteStall(cpu: UInt64, wall: UInt64) {
+    if cpu > stallMax { stallMax = cpu }
+    if wall > gapMax { gapMax = wall }
+  }
 
   /// Between batches: apply queued changes, hand lifetime events over, pass SIGUSR1 (print the
   /// counters) and SIGHUP (reload) to the control thread, publish the counters.
@@ -273,6 +281,13 @@ public final class LoopCore {
   var shouldStop: Bool {
     if !stopRequested, let mesh, mesh.stopped { stopRequested = true }
     return stopRequested
+  }
+
+  /// This thread's CPU time in nanoseconds.
+  static func threadCPU() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
   }
 
   /// Monotonic nanoseconds.

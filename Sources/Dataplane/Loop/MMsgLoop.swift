@@ -76,11 +76,12 @@ public final class MMsgLoop {
     }
     while !core.shouldStop {
       let since = LoopCore.now()
+      let sinceCPU = LoopCore.threadCPU()
       core.serviceRequests()
       let now = LoopCore.now()
       core.tick(now: now)
       let timeout = core.sweeping ? 0 : Int32(max(1, min(1000, (core.nextTick &- now) / 1_000_000)))
-      core.noteStall(LoopCore.now() &- since)
+      core.noteStall(cpu: LoopCore.threadCPU() &- sinceCPU, wall: LoopCore.now() &- since)
       let n = poll(&fds, nfds_t(fds.count), timeout)
       if n < 0 && errno != EINTR {
         core.failure = "poll failed: \(String(cString: strerror(errno))) (errno \(errno))"

@@ -94,8 +94,10 @@ public struct StatsSnapshot: Sendable {
   public var hardEvents: UInt64
   /// Per worker (`--workers N`): packets it processed, and packets it handed to another worker.
   public var workers: [WorkerLoad] = []
-  /// The longest time (ns) any worker spent between two batches on anything but packets.
+  /// The longest time (ns) any worker spent between two batches on anything but packets, in its
+  /// own CPU time; and the longest such stretch in wall-clock time (with time spent preempted).
   public var stallMax: UInt64 = 0
+  public var gapMax: UInt64 = 0
   /// Whether the metrics list every tunnel (`metrics_per_tunnel`).
   public var perTunnelMetrics = true
   /// Tunnels and inbound SAs in force, when ``tunnels`` was not read (a summary).
@@ -122,12 +124,12 @@ public struct StatsSnapshot: Sendable {
     s += ",\"ike\":\(c.ike),\"keepalive\":\(c.keepalive),\"passed\":\(c.passed),\"dropped\":\(c.drops.total)"
     for (k, v) in loop + extra { s += ",\"\(k)\":\(v)" }
     s += ",\"tunnel_count\":\(totals.tunnels),\"inbound_sa_count\":\(totals.inbound)"
-    s += ",\"sa_soft_expired\":\(softEvents),\"sa_hard_expired\":\(hardEvents),\"loop_stall_max_ns\":\(stallMax)"
+    s += ",\"sa_soft_expired\":\(softEvents),\"sa_hard_expired\":\(hardEvents),\"loop_stall_max_ns\":\(stallMax),\"loop_gap_max_ns\":\(gapMax)"
     if !workers.isEmpty {
       s +=
         ",\"workers\":["
         + workers.map {
-          "{\"packets\":\($0.packets),\"handed_over\":\($0.handedOver),\"stall_max_ns\":\($0.stallMax)}"
+          "{\"packets\":\($0.packets),\"handed_over\":\($0.handedOver),\"stall_max_ns\":\($0.stallMax),\"gap_max_ns\":\($0.gapMax)}"
         }.joined(separator: ",") + "]"
     }
     s += ",\"drops\":\(StatsSnapshot.dropsJSON(c.drops)),\"tunnels\":["
@@ -159,8 +161,10 @@ public struct WorkerLoad: Sendable, Equatable {
   public var packets: UInt64
   /// Packets it handed to the worker that owns their tunnel.
   public var handedOver: UInt64
-  /// The longest time (ns) it spent between two batches on anything but packets.
+  /// The longest time (ns) it spent between two batches on anything but packets (CPU time), and
+  /// in wall-clock time.
   public var stallMax: UInt64 = 0
+  public var gapMax: UInt64 = 0
 }
 
 extension Pipeline {

@@ -189,6 +189,7 @@ public final class URingLoop {
       // Between the batches of the last round and the wait: timers, changes, requests. Its length
       // is the loop's stall (``LoopCore/stallMax``).
       let since = LoopCore.now()
+      let sinceCPU = LoopCore.threadCPU()
       core.serviceRequests()
       let now = LoopCore.now()
       core.tick(now: now)
@@ -196,7 +197,7 @@ public final class URingLoop {
         core.sweeping ? 50_000 : max(1_000_000, min(1_000_000_000, Int(core.nextTick &- now)))
       var ts = __kernel_timespec(tv_sec: Int64(waitNanos / 1_000_000_000), tv_nsec: Int64(waitNanos % 1_000_000_000))
       var first: UnsafeMutablePointer<io_uring_cqe>? = nil
-      core.noteStall(LoopCore.now() &- since)
+      core.noteStall(cpu: LoopCore.threadCPU() &- sinceCPU, wall: LoopCore.now() &- since)
       let r = io_uring_submit_and_wait_timeout(&uring.ring, &first, 1, &ts, nil)
       if r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY {
         core.failure = "io_uring_submit_and_wait failed: \(String(cString: strerror(-r))) (errno \(-r))"

@@ -12,7 +12,8 @@ public final class WorkerStats: @unchecked Sendable {
   static let softEvents = drops + DropReason.allCases.count
   static let hardEvents = softEvents + 1
   static let stallMax = hardEvents + 1
-  static let count = stallMax + 1
+  static let gapMax = stallMax + 1
+  static let count = gapMax + 1
 
   let words = SharedWords(count: WorkerStats.count)
 
@@ -33,6 +34,7 @@ public final class WorkerStats: @unchecked Sendable {
     words.store(WorkerStats.softEvents, p.softEvents)
     words.store(WorkerStats.hardEvents, p.hardEvents)
     words.store(WorkerStats.stallMax, core.stallMax)
+    words.store(WorkerStats.gapMax, core.gapMax)
   }
 
   /// What the worker last published (any thread).
@@ -41,8 +43,10 @@ public final class WorkerStats: @unchecked Sendable {
     public var loop: [(String, UInt64)] = []
     public var softEvents: UInt64 = 0
     public var hardEvents: UInt64 = 0
-    /// The longest time (ns) between two batches spent on anything but packets.
+    /// The longest time (ns) between two batches spent on anything but packets (CPU time), and
+    /// the same in wall-clock time (with the time the thread waited for a CPU).
     public var stallMax: UInt64 = 0
+    public var gapMax: UInt64 = 0
   }
 
   /// Reads the published words (any thread).
@@ -58,6 +62,7 @@ public final class WorkerStats: @unchecked Sendable {
     r.softEvents = words.load(WorkerStats.softEvents)
     r.hardEvents = words.load(WorkerStats.hardEvents)
     r.stallMax = words.load(WorkerStats.stallMax)
+    r.gapMax = words.load(WorkerStats.gapMax)
     return r
   }
 }

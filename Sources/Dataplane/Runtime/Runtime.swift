@@ -86,13 +86,13 @@ public final class Runtime {
       logger.info("tun offloads: \(TunDevice.describeOffloads(got))")
     }
     if !config.tun.addresses.contains(where: { $0.address.isV6 }) { tun.disableIPv6() }
-    try tun.configure(mtu: config.tun.mtu)
+    try tun.configure(mtu: config.tun.mtu, txQueueLength: config.tun.txQueueLength)
     netlink = try Netlink()
     let index = tun.index
     for a in config.tun.addresses { try netlink.addAddress(a, index: index) }
     let queueNote = n > 1 ? ", \(n) queues" : ""
     logger.info(
-      "tun \(tun.name) up, mtu \(config.tun.mtu), addresses \(config.tun.addresses.map(\.description).joined(separator: ", "))\(queueNote)"
+      "tun \(tun.name) up, mtu \(config.tun.mtu), txqueuelen \(config.tun.txQueueLength), addresses \(config.tun.addresses.map(\.description).joined(separator: ", "))\(queueNote)"
     )
     let routes = RouteInstaller(netlink: netlink, interfaceIndex: index, config: config)
     if routes.routes.contains(where: { $0.prefix.length == 0 && !$0.prefix.address.isV6 }) {

@@ -114,8 +114,9 @@ public final class TunDevice {
     FileIO.write("1", to: "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6")  // no IPv6 in this kernel: nothing to do
   }
 
-  /// Sets the MTU and brings the link up, with the classic interface ioctls.
-  public func configure(mtu: Int) throws(SystemError) {
+  /// Sets the MTU and the transmit queue length and brings the link up, with the classic interface
+  /// ioctls.
+  public func configure(mtu: Int, txQueueLength: Int = 1000) throws(SystemError) {
     let s = try Sys.call("cannot create a control socket") {
       socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     }
@@ -126,6 +127,10 @@ public final class TunDevice {
     }
     ifr.ifr_ifru.ifru_mtu = Int32(mtu)
     _ = try Sys.call("cannot set the MTU of \(name) to \(mtu)") { CIO_ioctl(s, UInt(SIOCSIFMTU), &ifr) }
+    ifr.ifr_ifru.ifru_ivalue = Int32(txQueueLength)
+    _ = try Sys.call("cannot set the txqueuelen of \(name) to \(txQueueLength)") {
+      CIO_ioctl(s, UInt(SIOCSIFTXQLEN), &ifr)
+    }
     _ = try Sys.call("cannot read the flags of \(name)") { CIO_ioctl(s, UInt(SIOCGIFFLAGS), &ifr) }
     ifr.ifr_ifru.ifru_flags |= Int16(IFF_UP | IFF_RUNNING)
     _ = try Sys.call("cannot bring \(name) up") { CIO_ioctl(s, UInt(SIOCSIFFLAGS), &ifr) }

@@ -83,10 +83,12 @@ final class WorkerSet {
       s.hardEvents &+= r.hardEvents
     }
     s.stallMax = readings.map(\.stallMax).max() ?? 0
+    s.gapMax = readings.map(\.gapMax).max() ?? 0
     s.workers = readings.map { r in
       WorkerLoad(
         packets: r.loop.first { $0.0 == "batched_packets" }?.1 ?? 0,
-        handedOver: r.loop.first { $0.0 == "handoff_packets" }?.1 ?? 0, stallMax: r.stallMax)
+        handedOver: r.loop.first { $0.0 == "handoff_packets" }?.1 ?? 0, stallMax: r.stallMax,
+        gapMax: r.gapMax)
     }
     return s
   }

@@ -129,7 +129,7 @@ enum CryptoBench {
     let pristine = Slab(count: batch)
     let sealer = RawEVP(algorithm: alg, encrypt: true)
     let raw = RawEVP(algorithm: alg, encrypt: false)
-    let length = size + 16
+    let length = size + alg.icvLength
     for i in 0..<batch {
       guard sealer.process(pristine.slot(i) + Slab.headroom, length: size, counter: UInt64(i)) else {
         benchFailure("raw seal of the pristine packets")

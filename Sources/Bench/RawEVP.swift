@@ -5,7 +5,7 @@ import ESP
 
 /// The raw OpenSSL work for one packet of `size` bytes, keyed once, nonce set per packet: what the
 /// per-packet cost would be with no ESP at all. For the CBC transforms it is EVP AES-CBC plus
-/// EVP_MAC HMAC-SHA-256, the obvious OpenSSL route.
+/// EVP_MAC HMAC with the transform's digest (truncated to its ICV), the obvious OpenSSL route.
 final class RawEVP {
   let algorithm: ESPAlgorithm
   let cipher: OpaquePointer?
@@ -13,20 +13,23 @@ final class RawEVP {
   let encrypt: Bool
   var nonce = [UInt8](repeating: 0, count: 16)
   let aad = [UInt8](repeating: 0xA5, count: 8)
-  var digest = [UInt8](repeating: 0, count: 32)
+  var digest = [UInt8](repeating: 0, count: 64)
+  /// Bytes of the tag written after the text (16 for the AEADs, the truncated HMAC otherwise).
+  let icvLength: Int
 
   init(algorithm: ESPAlgorithm, encrypt: Bool) {
     self.algorithm = algorithm
     self.encrypt = encrypt
-    let key = [UInt8](repeating: 0x42, count: 32)
+    icvLength = algorithm.icvLength
+    let key = [UInt8](repeating: 0x42, count: 64)
     let name: String? =
       switch algorithm {
       case .aes128gcm16: "AES-128-GCM"
       case .aes192gcm16: "AES-192-GCM"
       case .aes256gcm16: "AES-256-GCM"
       case .chacha20poly1305: "ChaCha20-Poly1305"
-      case .aes128sha256: "AES-128-CBC"
-      case .aes256sha256: "AES-256-CBC"
+      case .aes128sha1, .aes128sha256, .aes128sha384: "AES-128-CBC"
+      case .aes256sha1, .aes256sha256, .aes256sha384, .aes256sha512: "AES-256-CBC"
       case .nullsha256: nil
       }
     if let name {
@@ -39,7 +42,17 @@ final class RawEVP {
     } else {
       cipher = nil
     }
-    mac = algorithm.isAEAD ? nil : key.withUnsafeBytes { CCrypto_HMAC_SHA256_new($0.baseAddress, 32) }
+    let digestName: String? =
+      switch algorithm.integrity {
+      case .sha1: "SHA1"
+      case .sha256: "SHA256"
+      case .sha384: "SHA384"
+      case .sha512: "SHA512"
+      case nil: nil
+      }
+    mac = digestName.map { d in
+      key.withUnsafeBytes { CCrypto_HMAC_new(d, $0.baseAddress, algorithm.authKeyLength) }
+    }
   }
 
   deinit {
@@ -47,7 +60,8 @@ final class RawEVP {
     EVP_MAC_CTX_free(mac)
   }
 
-  /// Seals or opens `length` bytes at `text` in place; the 16-byte tag is at `text + length`.
+  /// Seals or opens `length` bytes at `text` in place; the tag (``icvLength`` bytes) is at
+  /// `text + length`.
   /// - Returns: whether the tag verified (open) or OpenSSL succeeded (seal).
   @inline(__always)
   func process(_ text: UnsafeMutableRawPointer, length: Int, counter: UInt64) -> Bool {
@@ -73,13 +87,13 @@ final class RawEVP {
     }
     var outl = 0
     guard EVP_MAC_init(mac, nil, 0, nil) == 1, CCrypto_EVP_MAC_update(mac, text, length) == 1,
-      digest.withUnsafeMutableBytes({ CCrypto_EVP_MAC_final(mac, $0.baseAddress, &outl, 32) }) == 1
+      digest.withUnsafeMutableBytes({ CCrypto_EVP_MAC_final(mac, $0.baseAddress, &outl, 64) }) == 1
     else { return false }
     if encrypt {
-      digest.withUnsafeBytes { (text + length).copyMemory(from: $0.baseAddress!, byteCount: 16) }
+      digest.withUnsafeBytes { (text + length).copyMemory(from: $0.baseAddress!, byteCount: icvLength) }
       return true
     }
-    let ok = digest.withUnsafeBytes { CRYPTO_memcmp($0.baseAddress, text + length, 16) } == 0
+    let ok = digest.withUnsafeBytes { CRYPTO_memcmp($0.baseAddress, text + length, icvLength) } == 0
     if let cipher {
       guard nonce.withUnsafeBytes({ CCrypto_EVP_CipherInit(cipher, nil, nil, $0.baseAddress, 0) }) == 1,
         CCrypto_EVP_CipherUpdate(cipher, text, &n, text, Int32(length)) == 1

@@ -43,20 +43,34 @@ static inline int CCrypto_EVP_CTRL_AEAD_GET_TAG(void) { return EVP_CTRL_AEAD_GET
 // EVP_CTRL_AEAD_* are macros of macros that Swift does not import as constants.
 static inline int CCrypto_EVP_CTRL_AEAD_SET_TAG(void) { return EVP_CTRL_AEAD_SET_TAG; }
 
+// SHA1_Update takes `const void *` already, but SHA1_Final takes `unsigned char *`.
+static inline int CCrypto_SHA1_Final(void *md, SHA_CTX *c) { return SHA1_Final((unsigned char *)md, c); }
+
 // SHA256_Update takes `const void *` already, but SHA256_Final takes `unsigned char *`.
 static inline int CCrypto_SHA256_Final(void *md, SHA256_CTX *c) {
   return SHA256_Final((unsigned char *)md, c);
 }
 
-// EVP_MAC needs an OSSL_PARAM array naming the digest, which Swift cannot build tidily.
-static inline EVP_MAC_CTX *CCrypto_HMAC_SHA256_new(const void *key, size_t keylen) {
+// SHA384_Update takes `const void *` already, but SHA384_Final takes `unsigned char *`.
+static inline int CCrypto_SHA384_Final(void *md, SHA512_CTX *c) {
+  return SHA384_Final((unsigned char *)md, c);
+}
+
+// SHA512_Update takes `const void *` already, but SHA512_Final takes `unsigned char *`.
+static inline int CCrypto_SHA512_Final(void *md, SHA512_CTX *c) {
+  return SHA512_Final((unsigned char *)md, c);
+}
+
+// EVP_MAC needs an OSSL_PARAM array naming the digest ("SHA1", "SHA256", ...), which Swift cannot
+// build tidily.
+static inline EVP_MAC_CTX *CCrypto_HMAC_new(const char *digest, const void *key, size_t keylen) {
   EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
   if (mac == NULL) return NULL;
   EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
   EVP_MAC_free(mac);
   if (ctx == NULL) return NULL;
   OSSL_PARAM params[2] = {
-    OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end()};
+    OSSL_PARAM_construct_utf8_string("digest", (char *)digest, 0), OSSL_PARAM_construct_end()};
   if (EVP_MAC_init(ctx, (const unsigned char *)key, keylen, params) != 1) {
     EVP_MAC_CTX_free(ctx);
     return NULL;

@@ -8,7 +8,8 @@ public enum DataplaneConstants {
   public static let batchSize = 128
   /// Bytes in front of a packet: outer IPv6 (40) + UDP (8) + ESP header and IV (24), rounded up.
   public static let headroom = 128
-  /// Bytes after a packet: ESP padding, trailer and ICV (33), rounded up.
+  /// Bytes after a packet: ESP padding, trailer and ICV (15 + 2 + 32 = 49, `ESPLayout.tailroom`),
+  /// rounded up.
   public static let tailroom = 64
   /// One slot of a live loop's slab: a 1500-byte MTU packet plus head- and tailroom, rounded to 2 KiB.
   public static let slotSize = 2048

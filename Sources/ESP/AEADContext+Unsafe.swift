@@ -14,7 +14,7 @@ extension AEADContext {
   ///   - sequenceHigh: the high 32 bits of the sequence number when ESN is on (RFC 4303 §2.2.1).
   ///   - iv: the explicit IV (`algorithm.ivLength` bytes), already written.
   ///   - text: plaintext, `length` bytes.
-  ///   - icv: where the 16-byte ICV goes.
+  ///   - icv: where the ICV goes (``icvLength`` bytes: 16 for the AEADs, the truncated HMAC else).
   /// - Returns: false if OpenSSL failed.
   @inline(__always)
   func seal(
@@ -37,8 +37,9 @@ extension AEADContext {
       else { return false }
     }
     // RFC 4303 §3.3.2: the ICV covers SPI, Sequence Number, IV and ciphertext (+ Seq high, §2.2.1).
-    hmac(header, length: ESPConstants.headerSize + algorithm.ivLength + length, sequenceHigh: sequenceHigh)
-    icv.copyMemory(from: scratch + Scratch.digest, byteCount: 16)
+    let digest = hmac(header, length: ESPConstants.headerSize + algorithm.ivLength + length, sequenceHigh: sequenceHigh)
+    // RFC 2404 §2, RFC 4868 §2.1: the ICV is the leftmost bytes of the HMAC.
+    icv.copyMemory(from: digest, byteCount: icvLength)
     return true
   }
 
@@ -58,8 +59,8 @@ extension AEADContext {
       else { return false }
       return CCrypto_EVP_CipherFinal(cipher, text + Int(n), &n) == 1
     }
-    hmac(header, length: ESPConstants.headerSize + algorithm.ivLength + length, sequenceHigh: sequenceHigh)
-    guard CRYPTO_memcmp(scratch + Scratch.digest, icv, 16) == 0 else { return false }
+    let digest = hmac(header, length: ESPConstants.headerSize + algorithm.ivLength + length, sequenceHigh: sequenceHigh)
+    guard CRYPTO_memcmp(digest, icv, icvLength) == 0 else { return false }
     if let cipher {
       var n: Int32 = 0
       guard CCrypto_EVP_CipherInit(cipher, nil, nil, iv, 0) == 1,
@@ -98,20 +99,21 @@ extension AEADContext {
     return CCrypto_EVP_CipherUpdate(cipher, nil, &n, header, 8) == 1
   }
 
-  /// HMAC-SHA-256 of `length` bytes at `data` (then Seq high, if any) into scratch's digest slot.
+  /// The SA's HMAC of `length` bytes at `data` (then Seq high, if any: RFC 4303 §2.2.1).
+  /// - Returns: the untruncated HMAC, valid until the next packet (an HMAC transform's context
+  ///   always has its states).
   @inline(__always)
-  private func hmac(_ data: UnsafeRawPointer, length: Int, sequenceHigh: UInt32?) {
-    let digest = scratch + Scratch.digest
-    guard let states = hmacStates else { return }
-    var c = states[0]
-    SHA256_Update(&c, data, length)
+  private func hmac(_ data: UnsafeRawPointer, length: Int, sequenceHigh: UInt32?) -> UnsafeRawPointer {
+    let states = hmacStates!  // programmer error otherwise: only the HMAC transforms come here
+    var trailer: UnsafeRawPointer? = nil
     if let high = sequenceHigh {
-      var be = high.bigEndian
-      SHA256_Update(&c, &be, 4)
+      // Seq high goes in the AAD slot, which the HMAC transforms do not use otherwise.
+      let slot = scratch + Scratch.aad
+      slot.storeBigEndian(high, at: 0)
+      trailer = UnsafeRawPointer(slot)
     }
-    CCrypto_SHA256_Final(digest, &c)
-    c = states[1]
-    SHA256_Update(&c, digest, 32)
-    CCrypto_SHA256_Final(digest, &c)
+    return HMACState.authenticate(
+      integrity!, states: states, stride: hmacStateStride, data: data, length: length,
+      trailer: trailer)
   }
 }

@@ -15,10 +15,11 @@ enum Ciphers {
 }
 
 /// The transform of one SA in one direction: an AEAD (AES-GCM, ChaCha20-Poly1305) or AES-CBC /
-/// null encryption composed with HMAC-SHA-256-128, the way the kernel's `authenc()` presents it.
+/// null encryption composed with a truncated HMAC (SHA-1, SHA-256, SHA-384 or SHA-512), the way
+/// the kernel's `authenc()` presents it.
 ///
 /// Keyed once at creation; per packet only the nonce or IV changes, and nothing is allocated:
-/// HMAC restarts from precomputed inner and outer SHA-256 states (RFC 2104 §2) instead of
+/// HMAC restarts from precomputed inner and outer hash states (RFC 2104 §2) instead of
 /// `EVP_MAC_init`, which duplicates a provider context with malloc on every call in OpenSSL 3.
 ///
 /// Not thread-safe; owned by one loop.
@@ -31,17 +32,22 @@ final class AEADContext {
   let ivCipher: OpaquePointer?
   /// Scratch memory: see ``Scratch``.
   let scratch: UnsafeMutableRawPointer
-  /// SHA-256 states after absorbing `key ^ ipad` ([0]) and `key ^ opad` ([1]); HMAC transforms
-  /// only (allocated only for them: the AEADs would carry 224 unused bytes per SA).
-  let hmacStates: UnsafeMutablePointer<SHA256_CTX>?
+  /// The HMAC of the non-AEAD transforms (nil for the AEADs).
+  let integrity: ESPIntegrity?
+  /// Bytes of the ICV this context writes and checks.
+  let icvLength: Int
+  /// The HMAC's hash states and digest (``HMACState`` has the layout); HMAC transforms only (the
+  /// AEADs would carry unused bytes per SA).
+  let hmacStates: UnsafeMutableRawPointer?
+  /// Bytes per hash state in ``hmacStates``: the C context's size rounded up to 16.
+  let hmacStateStride: Int
 
   /// Offsets into ``scratch``.
   enum Scratch {
     static let nonce = 0  // 12 bytes: salt (4) | explicit IV (8)
-    static let aad = 16  // 12 bytes: SPI | Seq high | Seq low
-    static let digest = 32  // 32 bytes: HMAC intermediate and result
-    static let counter = 64  // 16 bytes: CBC IV generator input block
-    static let size = 80
+    static let aad = 16  // 12 bytes: SPI | Seq high | Seq low (HMAC transforms: Seq high only)
+    static let counter = 32  // 16 bytes: CBC IV generator input block
+    static let size = 48  // (the HMAC digest lives with the hash states: see HMACState)
   }
 
   /// Creates and keys the context.
@@ -60,6 +66,8 @@ final class AEADContext {
     }
     self.algorithm = algorithm
     self.encrypt = encrypt
+    integrity = algorithm.integrity
+    icvLength = algorithm.icvLength
     let scratch = UnsafeMutableRawPointer.allocate(byteCount: Scratch.size, alignment: 16)
     scratch.initializeMemory(as: UInt8.self, repeating: 0, count: Scratch.size)
     self.scratch = scratch
@@ -70,15 +78,15 @@ final class AEADContext {
     case .aes192gcm16: evp = Ciphers.aes192GCM
     case .aes256gcm16: evp = Ciphers.aes256GCM
     case .chacha20poly1305: evp = Ciphers.chacha20Poly1305
-    case .aes128sha256: evp = Ciphers.aes128CBC
-    case .aes256sha256: evp = Ciphers.aes256CBC
+    case .aes128sha1, .aes128sha256, .aes128sha384: evp = Ciphers.aes128CBC
+    case .aes256sha1, .aes256sha256, .aes256sha384, .aes256sha512: evp = Ciphers.aes256CBC
     case .nullsha256: evp = nil
     }
 
     var ctx: OpaquePointer? = nil
     var ivCtx: OpaquePointer? = nil
     var failure: String? = nil
-    if algorithm != .nullsha256 {
+    if algorithm.isAEAD || algorithm.isCBC {
       ctx = EVP_CIPHER_CTX_new()
       let cipherKeyLength = algorithm.isAEAD ? key.count - ESPConstants.saltLength : key.count
       if evp == nil || ctx == nil {
@@ -110,7 +118,13 @@ final class AEADContext {
     }
     cipher = ctx
     ivCipher = ivCtx
-    hmacStates = algorithm.isAEAD ? nil : AEADContext.deriveHMACStates(authKey)
+    if let integrity = algorithm.integrity {
+      hmacStateStride = HMACState.stride(integrity)
+      hmacStates = HMACState.derive(integrity, key: authKey, stride: hmacStateStride)
+    } else {
+      hmacStateStride = 0
+      hmacStates = nil
+    }
     if let failure {
       throw .crypto(failure)
     }
@@ -122,24 +136,8 @@ final class AEADContext {
     OPENSSL_cleanse(scratch, Scratch.size)
     scratch.deallocate()
     if let hmacStates {
-      OPENSSL_cleanse(hmacStates, 2 * MemoryLayout<SHA256_CTX>.size)
+      OPENSSL_cleanse(hmacStates, HMACState.size(integrity!))
       hmacStates.deallocate()
     }
-  }
-
-  /// RFC 2104 §2: absorb `K ^ ipad` and `K ^ opad` once, so each packet costs two restarts by copy.
-  private static func deriveHMACStates(_ authKey: [UInt8]) -> UnsafeMutablePointer<SHA256_CTX> {
-    let states = UnsafeMutablePointer<SHA256_CTX>.allocate(capacity: 2)
-    states.initialize(repeating: SHA256_CTX(), count: 2)
-    var pad = [UInt8](repeating: 0, count: 64)  // SHA-256 block size; 32-byte keys need no hashing
-    for (i, b) in authKey.enumerated() { pad[i] = b }
-    for i in 0..<64 { pad[i] ^= 0x36 }
-    SHA256_Init(states)
-    _ = pad.withUnsafeBytes { SHA256_Update(states, $0.baseAddress, 64) }
-    for i in 0..<64 { pad[i] ^= 0x36 ^ 0x5c }
-    SHA256_Init(states + 1)
-    _ = pad.withUnsafeBytes { SHA256_Update(states + 1, $0.baseAddress, 64) }
-    pad.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, 64) }
-    return states
   }
 }

@@ -13,8 +13,9 @@ public enum ESPConstants {
   public static let minimumAlignment = 4
   /// The largest explicit IV carried: one AES block for AES-CBC. RFC 3602 §3.
   public static let maxIVLength = 16
-  /// The largest ICV carried: 16 bytes (AES-GCM-16, ChaCha20-Poly1305, HMAC-SHA-256-128).
-  public static let maxICVLength = 16
+  /// The largest ICV carried: 32 bytes (HMAC-SHA-512-256, RFC 4868 §2.1; the AEADs and
+  /// HMAC-SHA-256-128 carry 16, HMAC-SHA-384-192 24, HMAC-SHA-1-96 12).
+  public static let maxICVLength = 32
   /// The salt that RFC 4106 §4 (AES-GCM) and RFC 7634 §2 (ChaCha20-Poly1305) append to the key.
   public static let saltLength = 4
   /// Next Header value of an IPv4 packet in tunnel mode (IANA protocol number 4, IP-in-IP).

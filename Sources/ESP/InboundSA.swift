@@ -85,7 +85,7 @@ public final class InboundSA {
   public func decapsulate(_ packet: inout PacketBuffer) throws(ESPError) -> ESPPayload {
     guard !lifetime.hardReached else { throw .expired }
     let headerLength = ESPConstants.headerSize + ivLength
-    let icvLength = algorithm.icvLength
+    let icvLength = context.icvLength
     guard packet.count >= headerLength + ESPConstants.trailerSize + icvLength else { throw .truncated }
     let textLength = packet.count - headerLength - icvLength
     // AES-CBC decrypts whole blocks only; AEAD ciphertext needs only the trailer.

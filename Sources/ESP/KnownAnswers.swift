@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Known-answer vectors built into the binary for `espd run --selftest` (full sets: Tests/ESPTests/Vectors).
+// One per HMAC (SHA-1, SHA-256, SHA-384, SHA-512), so a wrong digest or truncation fails the selftest.
 
 /// One ESP packet with known keys, sequence number, IV and padding, and the exact bytes it must seal to.
 struct KnownAnswer {
@@ -72,6 +73,45 @@ extension KnownAnswer {
       padLength: 10, nextHeader: 4,
       packet:
         "5ca7000200000005a2a3a4a5a6a7a8a9aaabacadaeafb0b1afff175a80df404ad52b45acd119cd02ed33c5dda078d8698ca20ca6ea7d0622c1a1fd6117019389b56a0138981527770f9ed5d499f8ac6eea0e9953b20d7c77dc5722cf96d9e72eae02286f3f9c7fc0107db9a04ec2bb4e196a99b13653d2c5",
+      checksICV: true),
+    KnownAnswer(
+      source: "scapy 2.8 (independent ESP implementation): AES-128-CBC + HMAC-SHA-1-96, ESN",
+      algorithm: .aes128sha1,
+      key: "101112131415161718191a1b1c1d1e1f",
+      authKey:
+        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3",
+      spi: 0x5ca70013, sequenceNumber: 0x100000007, esn: true, iv: "b3b4b5b6b7b8b9babbbcbdbebfc0c1c2",
+      payload:
+        "60000000001d114020010db8000a0000000000000000001020010db8000b000000000000000000200fb41388001d125d000102030405060708090a0b0c0d0e0f1011121314",
+      padLength: 9, nextHeader: 41,
+      packet:
+        "5ca7001300000007b3b4b5b6b7b8b9babbbcbdbebfc0c1c226ef94e1fcca44f68172d58658a3a81cf25abc3c6b067d1cc41d8ac8f9b938a634dc36e5d5aaa344e4aa026eec3c0921399a1b6b23495c2a63278898bb012bc41d6d48269bd44359139dc742507bfe1d76e718150d525da9ca15afdd",
+      checksICV: true),
+    KnownAnswer(
+      source: "scapy 2.8 (independent ESP implementation): AES-256-CBC + HMAC-SHA-384-192, ESN",
+      algorithm: .aes256sha384,
+      key: "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f",
+      authKey:
+        "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+      spi: 0x5ca70018, sequenceNumber: 0x180000000, esn: true, iv: "b8b9babbbcbdbebfc0c1c2c3c4c5c6c7",
+      payload:
+        "45000023001900004011145fc633640acb0071140fb91388000f6a3300010203040506",
+      padLength: 11, nextHeader: 4,
+      packet:
+        "5ca7001880000000b8b9babbbcbdbebfc0c1c2c3c4c5c6c75e840073467662828a4e03deebfe0f11f939624ec8fc8503aedab2df9c4ec2b543cbc97e71a00f84e3fa6686d68731c61ace1dc5849a3494c495d850daed44dce2e3fd81e1f711fb",
+      checksICV: true),
+    KnownAnswer(
+      source: "scapy 2.8 (independent ESP implementation): AES-256-CBC + HMAC-SHA-512-256, ESN",
+      algorithm: .aes256sha512,
+      key: "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f",
+      authKey:
+        "303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f",
+      spi: 0x5ca7001b, sequenceNumber: 0x7fffffff00000003, esn: true, iv: "bbbcbdbebfc0c1c2c3c4c5c6c7c8c9ca",
+      payload:
+        "600000000025114020010db8000a0000000000000000001020010db8000b000000000000000000200fbc13880025ade4000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c",
+      padLength: 1, nextHeader: 41,
+      packet:
+        "5ca7001b00000003bbbcbdbebfc0c1c2c3c4c5c6c7c8c9ca802d5fe91c95f989195c0ea564c71cb24770cd8670d8617ed9a6c6da05007e15a73709bda454b9b5276823b2d6e34209918055fbb7005b1366b00b76c7f3799c49f79d150aba208a8cfae10bb9a70e718c9468a945e1c758541e48a5a468212da809b52a55f5cb7f342195b9262a1df7",
       checksICV: true),
   ]
 }

@@ -78,7 +78,7 @@ public final class OutboundSA {
 
   /// The most bytes encapsulation can add in all: header, IV, worst padding, trailer and ICV.
   public var maxOverhead: Int {
-    headerOverhead + blockSize - 1 + ESPConstants.trailerSize + algorithm.icvLength
+    headerOverhead + blockSize - 1 + ESPConstants.trailerSize + context.icvLength
   }
 
   /// Encapsulates the payload in place: ESP header and IV into the headroom, padding, trailer and
@@ -103,7 +103,7 @@ public final class OutboundSA {
     let payloadLength = packet.count
     let textLength = payloadLength + padLength + ESPConstants.trailerSize
     let headerLength = ESPConstants.headerSize + ivLength
-    let icvLength = algorithm.icvLength
+    let icvLength = context.icvLength
     guard packet.headroom >= headerLength, packet.tailroom >= textLength - payloadLength + icvLength,
       padLength <= ESPConstants.maxPadLength
     else { throw .noRoom }

@@ -191,6 +191,26 @@ struct ConfigProblemCase: Sendable, CustomTestStringConvertible {
     #expect(t.outbound.lifetime == lifetime)
   }
 
+  /// What Windows and macOS clients negotiate, by strongSwan keyword and by `ip xfrm` name: with
+  /// `cbc(aes)` the auth_key's length (20, 32, 48, 64) tells the HMAC, the key's the AES size.
+  @Test func hmacTransformsByKeywordAndIPXfrmName() throws {
+    let cases: [(alg: String, key: Int, authKey: Int, expected: ESPAlgorithm)] = [
+      ("aes128-sha1", 16, 20, .aes128sha1), ("aes256-sha1", 32, 20, .aes256sha1),
+      ("aes128-sha384", 16, 48, .aes128sha384), ("aes256-sha384", 32, 48, .aes256sha384),
+      ("aes256-sha512", 32, 64, .aes256sha512), ("cbc(aes)", 16, 20, .aes128sha1), ("cbc(aes)", 32, 20, .aes256sha1),
+      ("cbc(aes)", 16, 32, .aes128sha256), ("cbc(aes)", 16, 48, .aes128sha384), ("cbc(aes)", 32, 48, .aes256sha384),
+      ("cbc(aes)", 32, 64, .aes256sha512), ("cbc(aes)+hmac(sha384)", 32, 48, .aes256sha384),
+    ]
+    for c in cases {
+      let sa = ConfigFixture.sa(
+        alg: c.alg, key: ConfigFixture.hex(c.key), #""auth_key": "\#(ConfigFixture.hex(c.authKey, from: 0x80))""#)
+      let config = try Self.parsed(ConfigFixture.config(tunnels: [ConfigFixture.tunnel(inbound: [sa])]))
+      let parsed = config.tunnels[0].inbound[0]
+      #expect(parsed.algorithm == c.expected, "\(c.alg) with a \(c.authKey)-byte auth_key")
+      #expect(parsed.key.count == c.key && parsed.authKey == (0x80..<(0x80 + c.authKey)).map { UInt8($0) })
+    }
+  }
+
   /// The line from INTERFACE.md, in full.
   @Test func keyLengthLineFromInterface() {
     let json = ConfigFixture.second(inbound: [ConfigFixture.sa(spi: #""0xb0b00001""#, key: ConfigFixture.hex(16))])
@@ -237,7 +257,8 @@ struct ConfigProblemCase: Sendable, CustomTestStringConvertible {
         "tunnels[0].inbound[0].spi: expected a non-zero 32-bit SPI (hex string or integer), got 0",
         "tunnels[0].inbound[0].key: expected 20 bytes (16-byte key + 4-byte salt) for aes128gcm16, got 3",
         "tunnels[0].outbound.alg: expected one of aes128gcm16, aes192gcm16, aes256gcm16, chacha20poly1305, "
-          + #"aes128-sha256, aes256-sha256, null-sha256 or an ip xfrm name, got "aes128gcm" (did you mean "aes128gcm16"?)"#,
+          + "aes128-sha1, aes256-sha1, aes128-sha256, aes256-sha256, aes128-sha384, aes256-sha384, aes256-sha512, "
+          + #"null-sha256 or an ip xfrm name, got "aes128gcm" (did you mean "aes128gcm16"?)"#,
         "tunnels[1].remote_ts: expected at least one prefix in tunnel mode, got an empty array",
         "tunnels[2]: expected a tunnel object, got an empty array",
         #"tunnels[1].name: expected a name no other tunnel has, got "alice" (also tunnels[0].name)"#,
@@ -522,11 +543,11 @@ private let saCases: [ConfigProblemCase] = [
     "tunnels[0].inbound[0].spi: \(spiExpected), got nothing"),
   .init(
     withInbound(ConfigFixture.sa(alg: "aes-gcm")),
-    #"tunnels[0].inbound[0].alg: expected one of aes128gcm16, aes192gcm16, aes256gcm16, chacha20poly1305, aes128-sha256, aes256-sha256, null-sha256 or an ip xfrm name, got "aes-gcm""#
+    #"tunnels[0].inbound[0].alg: expected one of aes128gcm16, aes192gcm16, aes256gcm16, chacha20poly1305, aes128-sha1, aes256-sha1, aes128-sha256, aes256-sha256, aes128-sha384, aes256-sha384, aes256-sha512, null-sha256 or an ip xfrm name, got "aes-gcm""#
   ),
   .init(
     withInbound(#"{"spi": 9, "key": "\#(ConfigFixture.gcm128Key)"}"#),
-    "tunnels[0].inbound[0].alg: expected one of aes128gcm16, aes192gcm16, aes256gcm16, chacha20poly1305, aes128-sha256, aes256-sha256, null-sha256 or an ip xfrm name, got nothing"
+    "tunnels[0].inbound[0].alg: expected one of aes128gcm16, aes192gcm16, aes256gcm16, chacha20poly1305, aes128-sha1, aes256-sha1, aes128-sha256, aes256-sha256, aes128-sha384, aes256-sha384, aes256-sha512, null-sha256 or an ip xfrm name, got nothing"
   ),
   .init(
     withInbound(ConfigFixture.sa(alg: "aes192gcm16")),
@@ -550,6 +571,36 @@ private let saCases: [ConfigProblemCase] = [
     withInbound(
       ConfigFixture.sa(alg: "aes256-sha256", key: ConfigFixture.hex(32), #""auth_key": "\#(ConfigFixture.hex(20))""#)),
     "tunnels[0].inbound[0].auth_key: expected 32 bytes (HMAC-SHA-256 key) for aes256-sha256, got 20"),
+  .init(
+    withInbound(ConfigFixture.sa(alg: "aes128-sha1", key: ConfigFixture.hex(16), #""auth_key": "\#(hmac)""#)),
+    "tunnels[0].inbound[0].auth_key: expected 20 bytes (HMAC-SHA-1 key) for aes128-sha1, got 32"),
+  .init(
+    withInbound(
+      ConfigFixture.sa(alg: "aes256-sha1", key: ConfigFixture.hex(16), #""auth_key": "\#(ConfigFixture.hex(20))""#)),
+    "tunnels[0].inbound[0].key: expected 32 bytes (AES-256 key) for aes256-sha1, got 16"),
+  .init(
+    withInbound(ConfigFixture.sa(alg: "aes128-sha384", key: ConfigFixture.hex(16))),
+    "tunnels[0].inbound[0].auth_key: expected 48 bytes (HMAC-SHA-384 key) for aes128-sha384, got nothing"),
+  .init(
+    withInbound(
+      ConfigFixture.sa(alg: "aes256-sha384", key: ConfigFixture.hex(32), #""auth_key": "\#(ConfigFixture.hex(64))""#)),
+    "tunnels[0].inbound[0].auth_key: expected 48 bytes (HMAC-SHA-384 key) for aes256-sha384, got 64"),
+  .init(
+    withInbound(
+      ConfigFixture.sa(alg: "aes256-sha512", key: ConfigFixture.hex(32), #""auth_key": "\#(ConfigFixture.hex(48))""#)),
+    "tunnels[0].inbound[0].auth_key: expected 64 bytes (HMAC-SHA-512 key) for aes256-sha512, got 48"),
+  // `cbc(aes)` tells the HMAC by the auth_key's length; other lengths still mean HMAC-SHA-256.
+  .init(
+    withInbound(
+      ConfigFixture.sa(alg: "cbc(aes)", key: ConfigFixture.hex(16), #""auth_key": "\#(ConfigFixture.hex(64))""#)),
+    "tunnels[0].inbound[0].key: expected 32 bytes (AES-256 key) for aes256-sha512, got 16"),
+  .init(
+    withInbound(
+      ConfigFixture.sa(alg: "cbc(aes)", key: ConfigFixture.hex(32), #""auth_key": "\#(ConfigFixture.hex(40))""#)),
+    "tunnels[0].inbound[0].auth_key: expected 32 bytes (HMAC-SHA-256 key) for aes256-sha256, got 40"),
+  .init(
+    withInbound(ConfigFixture.sa(alg: "cbc(aes)+hmac(sha1)", key: ConfigFixture.hex(32), #""auth_key": "\#(hmac)""#)),
+    "tunnels[0].inbound[0].auth_key: expected 20 bytes (HMAC-SHA-1 key) for aes256-sha1, got 32"),
   .init(
     withInbound(ConfigFixture.sa(alg: "null-sha256", key: ConfigFixture.hex(16), #""auth_key": "\#(hmac)""#)),
     "tunnels[0].inbound[0].key: expected no key for null-sha256 (no encryption), got 16 bytes"),

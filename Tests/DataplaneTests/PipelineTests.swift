@@ -35,6 +35,16 @@ import Testing
     #expect(gateway.counters.total == 2 && client.counters.total == 2)
   }
 
+  /// The loops' fixed head- and tailroom hold every transform's ESP overhead (the widest ICV,
+  /// HMAC-SHA-512-256's 32 bytes, included) and the outer IPv6 and UDP headers.
+  @Test func slotRoomFitsEveryTransform() {
+    #expect(DataplaneConstants.tailroom >= ESPLayout.tailroom)
+    #expect(DataplaneConstants.headroom >= 40 + 8 + ESPLayout.headroom)
+    for alg in ESPAlgorithm.allCases {
+      #expect(alg.blockSize - 1 + ESPConstants.trailerSize + alg.icvLength <= DataplaneConstants.tailroom, "\(alg)")
+    }
+  }
+
   /// Three clients behind one NAT, identical inner flows (udp 1701 → 1701), one alias each: the
   /// gateway sees three distinct sources, and each reply goes to its own SA and NAT port.
   @Test func transportAliasesKeepIdenticalFlowsApart() throws {

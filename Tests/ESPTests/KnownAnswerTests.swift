@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Known-answer tests: ESP packets from RFC 7634 App. A, draft-mcgrew-gcm-test-01, scapy; AES-CBC from RFC 3602.
+// Known-answer tests: ESP packets from RFC 7634 App. A, draft-mcgrew-gcm-test-01, scapy (every HMAC); RFC 3602.
 import Testing
 
 @testable import ESP
@@ -11,7 +11,10 @@ import Testing
   @Test func vectorFilesAreLoaded() {
     #expect(Vectors.load("rfc7634.json", as: PacketVector.self).count == 1)
     #expect(Vectors.load("gcm-mcgrew.json", as: PacketVector.self).count >= 16)
-    #expect(Vectors.load("scapy-cbc-hmac.json", as: PacketVector.self).count >= 18)
+    #expect(Vectors.load("scapy-cbc-hmac.json", as: PacketVector.self).count >= 29)
+    // Every transform has whole-packet vectors (RFC 7634, draft-mcgrew-gcm-test-01 or scapy).
+    let covered = Set(Self.packetVectors.map(\.algorithm))
+    #expect(covered == Set(ESPAlgorithm.allCases), "no vectors for \(Set(ESPAlgorithm.allCases).subtracting(covered))")
     #expect(Vectors.load("rfc3602.json", as: CBCVector.self).count == 8)
   }
 
@@ -26,7 +29,8 @@ import Testing
       // SPI 0 is reserved (RFC 4303 §2.1), so no SA accepts it; the vector still checks the AEAD.
       let ctx = try AEADContext(algorithm: alg, key: hex(v.key), authKey: hex(v.auth_key ?? ""), encrypt: true)
       let text = hex(v.payload) + hex(v.padding) + [UInt8(v.padding.count / 2), v.next_header]
-      let buffer = slot.packet(Array(expected[0..<(8 + alg.ivLength)]) + text + [UInt8](repeating: 0, count: 16))
+      let buffer = slot.packet(
+        Array(expected[0..<(8 + alg.ivLength)]) + text + [UInt8](repeating: 0, count: alg.icvLength))
       let high: UInt32? = v.esn ? UInt32(v.seq >> 32) : nil
       let ok = ctx.seal(
         header: buffer.data, sequenceHigh: high, iv: buffer.data + 8, text: buffer.data + 8 + alg.ivLength,
@@ -106,7 +110,11 @@ import Testing
 
   @Test func builtInSelfTestPasses() {
     let results = ESPSelfTest.run()
-    #expect(results.count >= 9)
+    #expect(results.count >= 12)
+    // One known answer per HMAC, so a wrong digest or truncation cannot pass the selftest.
+    for integrity in ESPIntegrity.allCases {
+      #expect(KnownAnswer.all.contains { $0.algorithm.integrity == integrity && $0.checksICV }, "\(integrity)")
+    }
     for r in results { #expect(r.passed, "\(r.name)") }
   }
 }

@@ -14,7 +14,7 @@ import Testing
     var packet = slot.packet([UInt8](repeating: 0x11, count: 37))
     try out.encapsulate(&packet, nextHeader: 4)
     let sealed = Array(packet.bytes)
-    #expect(sealed.count == 8 + alg.ivLength + 40 + (alg.blockSize == 16 ? 8 : 0) + 16)
+    #expect(sealed.count == 8 + alg.ivLength + 40 + (alg.blockSize == 16 ? 8 : 0) + alg.icvLength)
     for i in 0..<sealed.count {
       var bad = sealed
       bad[i] ^= 0x80
@@ -49,7 +49,7 @@ import Testing
       let slot = Slot()
       var header: [UInt8] = [0xC1, 0xA0, 0xB0, 0x01, 0, 0, 0, 1]
       header += [UInt8](repeating: 0x33, count: alg.ivLength)
-      var p = slot.packet(header + text + [UInt8](repeating: 0, count: 16))
+      var p = slot.packet(header + text + [UInt8](repeating: 0, count: alg.icvLength))
       #expect(
         ctx.seal(
           header: p.data, sequenceHigh: nil, iv: p.data + 8, text: p.data + 8 + alg.ivLength, length: text.count,
@@ -66,7 +66,7 @@ import Testing
     var packet = slot.packet([1, 2, 3])
     try out.encapsulate(&packet, nextHeader: 4)
     let sealed = Array(packet.bytes)
-    for n in 0..<(8 + alg.ivLength + 2 + 16) {
+    for n in 0..<(8 + alg.ivLength + 2 + alg.icvLength) {
       var p = slot.packet(Array(sealed[0..<n]))
       #expect(espError { _ = try inb.decapsulate(&p) } == .truncated, "length \(n)")
     }
@@ -115,6 +115,18 @@ import Testing
     }
     #expect(throws: SAError.authKeyLength(expected: 32, got: 0)) {
       try InboundSA(spi: 1, algorithm: .aes128sha256, key: key(for: .aes128sha256))
+    }
+    #expect(throws: SAError.authKeyLength(expected: 20, got: 32)) {
+      try InboundSA(
+        spi: 1, algorithm: .aes256sha1, key: key(for: .aes256sha1), authKey: [UInt8](repeating: 1, count: 32))
+    }
+    #expect(throws: SAError.authKeyLength(expected: 48, got: 64)) {
+      try OutboundSA(
+        spi: 1, algorithm: .aes128sha384, key: key(for: .aes128sha384), authKey: [UInt8](repeating: 1, count: 64))
+    }
+    #expect(throws: SAError.authKeyLength(expected: 64, got: 48)) {
+      try InboundSA(
+        spi: 1, algorithm: .aes256sha512, key: key(for: .aes256sha512), authKey: [UInt8](repeating: 1, count: 48))
     }
     #expect(throws: SAError.authKeyLength(expected: 0, got: 32)) {
       try InboundSA(

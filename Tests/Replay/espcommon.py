@@ -43,6 +43,8 @@ class Alg:
     ws_encryption: str     # Wireshark esp_sa encryption name
     ws_authentication: str  # Wireshark esp_sa authentication name
     tshark40_ok: bool      # can tshark 4.0.x (Debian 12) decrypt it (see WIRESHARK.md)
+    icv_len: int = 16      # bytes of ICV: 16 for the AEADs, the truncated HMAC otherwise
+    hmac_hash: Optional[str] = None  # hashlib name of the HMAC (None for AEAD)
 
 
 ALGS: dict[str, Alg] = {
@@ -57,18 +59,32 @@ ALGS: dict[str, Alg] = {
         Alg("chacha20poly1305", "CHACHA20-POLY1305", None, 36, 0, 8, 4, True,
             "ChaCha20 with Poly1305 [RFC7634]", "NULL", False),
         Alg("aes128-sha256", "AES-CBC", "SHA2-256-128", 16, 32, 16, 16, False,
-            "AES-CBC [RFC3602]", "HMAC-SHA-256-128 [RFC4868]", True),
+            "AES-CBC [RFC3602]", "HMAC-SHA-256-128 [RFC4868]", True, 16, "sha256"),
         Alg("aes256-sha256", "AES-CBC", "SHA2-256-128", 32, 32, 16, 16, False,
-            "AES-CBC [RFC3602]", "HMAC-SHA-256-128 [RFC4868]", True),
+            "AES-CBC [RFC3602]", "HMAC-SHA-256-128 [RFC4868]", True, 16, "sha256"),
         Alg("null-sha256", "NULL", "SHA2-256-128", 0, 32, 0, 4, False,
-            "NULL", "HMAC-SHA-256-128 [RFC4868]", True),
+            "NULL", "HMAC-SHA-256-128 [RFC4868]", True, 16, "sha256"),
+        # HMAC-SHA-1-96 (RFC 2404: 20-byte key, 12-byte ICV), HMAC-SHA-384-192 and
+        # HMAC-SHA-512-256 (RFC 4868: 48/64-byte keys, 24/32-byte ICVs).
+        Alg("aes128-sha1", "AES-CBC", "HMAC-SHA1-96", 16, 20, 16, 16, False,
+            "AES-CBC [RFC3602]", "HMAC-SHA-1-96 [RFC2404]", True, 12, "sha1"),
+        Alg("aes256-sha1", "AES-CBC", "HMAC-SHA1-96", 32, 20, 16, 16, False,
+            "AES-CBC [RFC3602]", "HMAC-SHA-1-96 [RFC2404]", True, 12, "sha1"),
+        Alg("aes128-sha384", "AES-CBC", "SHA2-384-192", 16, 48, 16, 16, False,
+            "AES-CBC [RFC3602]", "HMAC-SHA-384-192 [RFC4868]", True, 24, "sha384"),
+        Alg("aes256-sha384", "AES-CBC", "SHA2-384-192", 32, 48, 16, 16, False,
+            "AES-CBC [RFC3602]", "HMAC-SHA-384-192 [RFC4868]", True, 24, "sha384"),
+        Alg("aes256-sha512", "AES-CBC", "SHA2-512-256", 32, 64, 16, 16, False,
+            "AES-CBC [RFC3602]", "HMAC-SHA-512-256 [RFC4868]", True, 32, "sha512"),
     ]
 }
 
-ICV_LEN = 16
+# The HMAC an `ip xfrm` `cbc(aes)` SA uses, told by its auth_key's length (the digest size:
+# RFC 2404 section 3, RFC 4868 section 2.1.1); any other length means SHA-256, as before.
+_CBC_BY_AUTH_LEN = {20: "sha1", 48: "sha384", 64: "sha512"}
 
 
-def alg_named(name: str, key_len: int) -> Alg:
+def alg_named(name: str, key_len: int, auth_key_len: Optional[int] = None) -> Alg:
     """The algorithm for a config `alg` (strongSwan keyword or `ip xfrm` alias)."""
     n = name.lower()
     if n in ALGS:
@@ -77,8 +93,17 @@ def alg_named(name: str, key_len: int) -> Alg:
         return ALGS[{28: "aes192gcm16", 36: "aes256gcm16"}.get(key_len, "aes128gcm16")]
     if n == "rfc7539esp(chacha20,poly1305)":
         return ALGS["chacha20poly1305"]
-    if n in ("cbc(aes)", "cbc(aes)+hmac(sha256)"):
-        return ALGS["aes256-sha256" if key_len == 32 else "aes128-sha256"]
+    if n.startswith("cbc(aes)"):
+        if n == "cbc(aes)":
+            h = _CBC_BY_AUTH_LEN.get(auth_key_len, "sha256")
+        elif n in ("cbc(aes)+hmac(sha1)", "cbc(aes)+hmac(sha256)", "cbc(aes)+hmac(sha384)",
+                   "cbc(aes)+hmac(sha512)"):
+            h = n[len("cbc(aes)+hmac("):-1]
+        else:
+            raise ValueError(f"unknown alg {name!r}")
+        if h == "sha512":
+            return ALGS["aes256-sha512"]  # the only AES-CBC + HMAC-SHA-512 transform espd has
+        return ALGS[f"{'aes256' if key_len == 32 else 'aes128'}-{h}"]
     if n in ("ecb(cipher_null)", "null", "hmac(sha256)"):
         return ALGS["null-sha256"]
     raise ValueError(f"unknown alg {name!r}")
@@ -142,7 +167,8 @@ class SAConf:
     @staticmethod
     def from_json(j: dict, inbound: bool) -> "SAConf":
         key = parse_hex(j.get("key"))
-        alg = alg_named(j["alg"], len(key))
+        auth_key = j.get("auth_key")
+        alg = alg_named(j["alg"], len(key), len(parse_hex(auth_key)) if auth_key is not None else None)
         seqv = j.get("replay_seq" if inbound else "seq", 0)
         return SAConf(
             spi=parse_spi(j["spi"]), alg=alg, key=key, auth_key=parse_hex(j.get("auth_key")),
@@ -252,7 +278,7 @@ def esp_decrypt(sa: SAConf, esp_bytes: bytes, seq_hi: int = 0) -> ESPPlain:
     """Verifies and decrypts ESP bytes with scapy's ESP implementation."""
     from scapy.layers.ipsec import IPSecIntegrityError
     a = sa.alg
-    if len(esp_bytes) < 8 + a.iv_len + ICV_LEN + 2:
+    if len(esp_bytes) < 8 + a.iv_len + a.icv_len + 2:
         raise ESPDecryptError(f"ESP too short ({len(esp_bytes)} bytes)")
     s = sa.scapy_sa(1, tunnel=True)
     esp = ESP(esp_bytes)
@@ -265,7 +291,7 @@ def esp_decrypt(sa: SAConf, esp_bytes: bytes, seq_hi: int = 0) -> ESPPlain:
         raise ESPDecryptError(f"ICV check failed ({e.__class__.__name__})") from None
     except Exception as e:  # e.g. CBC ciphertext not a block multiple
         raise ESPDecryptError(f"decryption failed: {e}") from None
-    ct_len = len(esp_bytes) - 8 - a.iv_len - ICV_LEN
+    ct_len = len(esp_bytes) - 8 - a.iv_len - a.icv_len
     return ESPPlain(spi=esp.spi, seq_lo=esp.seq, iv=bytes(plain.iv), data=bytes(plain.data),
                     padding=bytes(plain.padding), padlen=plain.padlen, nh=plain.nh,
                     icv=bytes(plain.icv), ct_len=ct_len)

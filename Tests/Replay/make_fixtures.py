@@ -273,6 +273,16 @@ DECAP_FORMATS = {
     "aes256-sha256-v6": (LINKTYPE_ETHERNET, "pcap", False, False),
     "null-sha256-v4": (LINKTYPE_ETHERNET, "pcap", False, False),
     "null-sha256-v6": (LINKTYPE_LINUX_SLL, "pcap", False, False),
+    "aes128-sha1-v4": (LINKTYPE_ETHERNET, "pcap", False, False),
+    "aes128-sha1-v6": (LINKTYPE_LINUX_SLL2, "pcap", False, False),
+    "aes256-sha1-v4": (LINKTYPE_RAW, "pcap", False, False),
+    "aes256-sha1-v6": (LINKTYPE_ETHERNET, "pcap", True, False),
+    "aes128-sha384-v4": (LINKTYPE_ETHERNET, "pcapng", False, False),
+    "aes128-sha384-v6": (LINKTYPE_ETHERNET, "pcap", False, True),
+    "aes256-sha384-v4": (LINKTYPE_LINUX_SLL, "pcap", False, False),
+    "aes256-sha384-v6": (LINKTYPE_ETHERNET, "pcap", False, False),
+    "aes256-sha512-v4": (LINKTYPE_ETHERNET, "pcap", False, False),
+    "aes256-sha512-v6": (LINKTYPE_RAW, "pcapng", False, False),
 }
 
 LT_NAMES = {LINKTYPE_ETHERNET: "Ethernet", LINKTYPE_RAW: "raw IP (101)",
@@ -754,6 +764,67 @@ def case_encap_tunnel() -> Case:
     return c
 
 
+def case_encap_hmac() -> Case:
+    c = Case("encap-hmac", "Plain IP packets routed into tunnels and encapsulated (tunnel mode) with "
+             "the AES-CBC + HMAC transforms that Windows' and macOS/iOS's built-in clients propose: "
+             "aes128-sha1 and aes256-sha1 (HMAC-SHA-1-96, 12-byte ICV), aes128-sha384 and "
+             "aes256-sha384 (HMAC-SHA-384-192, 24-byte ICV), aes256-sha512 (HMAC-SHA-512-256, "
+             "32-byte ICV). Two tunnels name their SAs the ip xfrm way, `cbc(aes)`, the HMAC told by "
+             "the auth_key's length (20 and 48 bytes); IPv4 and IPv6 inner packets of several "
+             "sizes (every padding length class); a starting seq 41; outbound ESN crossing 2^32 "
+             "(aes256-sha512 from seq 0xffffffff); a packet to no tunnel is passed.")
+    T = {}
+
+    def tun(name, alg, n, ts, esn=False, seq=0, xfrm_name=None):
+        out = c.sa(f"{name}-out", alg, 0x00A1C000 + n, esn=esn, seq=seq)
+        t = c.tunnel(name, [c.sa(f"{name}-in", alg, 0xC1A0C000 + n, esn=esn)], out,
+                     peer=f"203.0.113.{20 + n}:4500", remote_ts=ts)
+        if xfrm_name:
+            t["inbound"][0]["alg"] = t["outbound"]["alg"] = xfrm_name
+        T[name] = [out, seq, f"203.0.113.{20 + n}"]
+
+    tun("sha1-128", "aes128-sha1", 1, ["10.81.0.0/16", "2001:db8:81::/48"])
+    tun("sha1-256", "aes256-sha1", 2, ["10.82.0.0/16"], xfrm_name="cbc(aes)")
+    tun("sha384-128", "aes128-sha384", 3, ["10.83.0.0/16", "2001:db8:83::/48"])
+    tun("sha384-256", "aes256-sha384", 4, ["10.84.0.0/16"], xfrm_name="cbc(aes)")
+    tun("sha512", "aes256-sha512", 5, ["10.85.0.0/16", "2001:db8:85::/48"], seq=41)
+    tun("sha512-esn", "aes256-sha512", 6, ["10.86.0.0/16"], esn=True, seq=0xFFFFFFFF)
+
+    def send(name, pkt, note):
+        out, last, peer = T[name]
+        seq = last + 1
+        T[name][1] = seq
+        c.add(pkt, "encapsulated", f"{note} -> {name} seq 0x{seq:x}",
+              c.encap(name, out, seq, LOCAL4, 4500, peer, 4500, pkt))
+
+    n = 0
+
+    def p4(dst, kind="udp"):
+        nonlocal n
+        n += 1
+        return inner_v4(kind, n, src=TUN4, dst=dst)
+
+    def p6(dst, kind="udp"):
+        nonlocal n
+        n += 1
+        return inner_v6(kind, n, src=TUN6, dst=dst)
+
+    send("sha1-128", p4("10.81.0.1", "icmp"), "ICMP")
+    send("sha1-128", p6("2001:db8:81::1", "tcpdata"), "IPv6 inner")
+    send("sha1-256", p4("10.82.0.1", "udp"), "UDP (alg cbc(aes), 20-byte auth_key)")
+    send("sha1-256", p4("10.82.0.2", "big"), "1328-byte packet")
+    send("sha384-128", p4("10.83.0.1", "tcp"), "TCP SYN")
+    send("sha384-128", p6("2001:db8:83::1", "icmp"), "IPv6 inner")
+    send("sha384-256", p4("10.84.0.1", "tcpdata"), "TCP data (alg cbc(aes), 48-byte auth_key)")
+    c.add(p4("8.8.8.8", "udp"), "passed", "8.8.8.8: no tunnel")
+    send("sha512", p4("10.85.0.1", "udp"), "UDP")
+    send("sha512", p6("2001:db8:85::1", "big"), "IPv6 inner, 1328 bytes")
+    send("sha512-esn", p4("10.86.0.1", "icmp"), "ESN, first packet 0x100000000")
+    send("sha512-esn", p4("10.86.0.2", "udp"), "ESN")
+    send("sha384-256", p4("10.84.0.2", "icmp"), "second on the cbc(aes) SHA-384 SA")
+    return c
+
+
 def case_nat_rebinding() -> Case:
     c = Case("nat-rebinding", "The peer endpoint follows the source of the latest packet that "
              "passed ICV and replay checks (NAT rebinding), never a forged or replayed one; a "
@@ -980,7 +1051,8 @@ def case_nat_shared_alias(unlearned=False) -> Case:
 def all_cases():
     out = []
     for alg in ["aes128gcm16", "aes192gcm16", "aes256gcm16", "chacha20poly1305", "aes128-sha256",
-                "aes256-sha256", "null-sha256"]:
+                "aes256-sha256", "null-sha256", "aes128-sha1", "aes256-sha1", "aes128-sha384",
+                "aes256-sha384", "aes256-sha512"]:
         for fam in ["v4", "v6"]:
             out.append((f"decap-{alg}-{fam}", lambda a=alg, f=fam: case_decap(a, f)))
     out += [
@@ -992,6 +1064,7 @@ def all_cases():
         ("drops-extra", case_drops_extra),
         ("framing", case_framing),
         ("encap-tunnel", case_encap_tunnel),
+        ("encap-hmac", case_encap_hmac),
         ("nat-rebinding", case_nat_rebinding),
         ("nat-transport-aliases", case_nat_transport_aliases),
         ("nat-shared-alias", lambda: case_nat_shared_alias(False)),

@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from espcommon import (  # noqa: E402
-    ESPDecryptError, ICV_LEN, LINKTYPE_RAW, esp_decrypt, esp_encrypt, esp_in_udp, ipv4_header,
+    ESPDecryptError, LINKTYPE_RAW, esp_decrypt, esp_encrypt, esp_in_udp, ipv4_header,
     ipv6_header, l2_strip, l4_checksum, load_config, read_capture_partial, write_pcap)
 from scapy.layers.inet import IP  # noqa: E402
 from scapy.layers.inet6 import IPv6  # noqa: E402
@@ -170,9 +170,9 @@ class Model:
         if spi not in self.sa_in:
             raise Drop("unknown_spi")
         t, sa, rs = self.sa_in[spi]
-        if len(esp) < 8 + sa.alg.iv_len + ICV_LEN + 2:
+        if len(esp) < 8 + sa.alg.iv_len + sa.alg.icv_len + 2:
             raise Drop("malformed")
-        ct_len = len(esp) - 8 - sa.alg.iv_len - ICV_LEN
+        ct_len = len(esp) - 8 - sa.alg.iv_len - sa.alg.icv_len
         lo = struct.unpack("!I", esp[4:8])[0]
         seq = rs.infer(lo)
         rs.check(seq)
@@ -265,7 +265,7 @@ class Model:
             payload, tunnel = (IPv6 if ver == 6 else IP)(pkt), True
         else:
             payload, tunnel = (IPv6 if ver == 6 else IP)(pkt), False
-        overhead = (20 if fam == 4 else 40) + 8 + 8 + sa.alg.iv_len + ICV_LEN + 2 + sa.alg.block
+        overhead = (20 if fam == 4 else 40) + 8 + 8 + sa.alg.iv_len + sa.alg.icv_len + 2 + sa.alg.block
         body = len(pkt) if tunnel else len(l4)
         if body + overhead > 65535:
             raise Drop("too_big")

@@ -159,8 +159,9 @@ def independent_esn_check(case: str) -> list[str]:
                 problems.append(f"{case}: frame {o['frame']}: AEAD with ESN AAD (hi={hi}) does not verify")
                 continue
         else:
-            icv = hmac.new(sa.auth_key, esp[:-16] + struct.pack("!I", hi), hashlib.sha256).digest()[:16]
-            if icv != esp[-16:]:
+            n = a.icv_len
+            icv = hmac.new(sa.auth_key, esp[:-n] + struct.pack("!I", hi), getattr(hashlib, a.hmac_hash)).digest()[:n]
+            if icv != esp[-n:]:
                 problems.append(f"{case}: frame {o['frame']}: HMAC over ...|seq_hi (hi={hi}) does not verify")
                 continue
             pt = esp_decrypt(sa, esp, hi).data

@@ -32,6 +32,9 @@ from scapy.layers.ipsec import ESP, SecurityAssociation  # noqa: E402
 AES128_KEY = bytes(range(0x10, 0x20))
 AES256_KEY = bytes(range(0x40, 0x60))
 AUTH_KEY = bytes(range(0x80, 0xA0))  # 32 octets for HMAC-SHA-256-128 (RFC 4868)
+SHA1_KEY = bytes(range(0xC0, 0xD4))  # 20 octets for HMAC-SHA-1-96 (RFC 2404 section 3)
+SHA384_KEY = bytes(range(0xD0, 0x100))  # 48 octets for HMAC-SHA-384-192 (RFC 4868)
+SHA512_KEY = bytes(range(0x30, 0x70))  # 64 octets for HMAC-SHA-512-256 (RFC 4868)
 GCM128_KEYMAT = bytes(range(0x00, 0x10)) + bytes.fromhex("cafebabe")  # key || salt
 GCM256_KEYMAT = bytes(range(0x20, 0x40)) + bytes.fromhex("dec0de01")
 CHACHA_KEYMAT = bytes(range(0x60, 0x80)) + bytes.fromhex("5a17c0de")
@@ -41,6 +44,11 @@ ALGS = {
     "aes128-sha256": ("AES-CBC", AES128_KEY, "SHA2-256-128", AUTH_KEY),
     "aes256-sha256": ("AES-CBC", AES256_KEY, "SHA2-256-128", AUTH_KEY),
     "null-sha256": ("NULL", b"", "SHA2-256-128", AUTH_KEY),
+    "aes128-sha1": ("AES-CBC", AES128_KEY, "HMAC-SHA1-96", SHA1_KEY),
+    "aes256-sha1": ("AES-CBC", AES256_KEY, "HMAC-SHA1-96", SHA1_KEY),
+    "aes128-sha384": ("AES-CBC", AES128_KEY, "SHA2-384-192", SHA384_KEY),
+    "aes256-sha384": ("AES-CBC", AES256_KEY, "SHA2-384-192", SHA384_KEY),
+    "aes256-sha512": ("AES-CBC", AES256_KEY, "SHA2-512-256", SHA512_KEY),
     "aes128gcm16": ("AES-GCM", GCM128_KEYMAT, None, None),
     "aes256gcm16": ("AES-GCM", GCM256_KEYMAT, None, None),
     "chacha20poly1305": ("CHACHA20-POLY1305", CHACHA_KEYMAT, None, None),
@@ -83,6 +91,18 @@ CASES = [
     ("aes256gcm16", "ipv6", False, 0x64, 0),
     ("chacha20poly1305", "ipv4", False, 5, 17),
     ("chacha20poly1305", "ipv6", True, (3 << 32) | 0xFFFFFFF0, 40),
+    # Added with the SHA-1/384/512 transforms (appended: the cases above keep their SPIs and bytes).
+    ("aes128-sha1", "ipv4", False, 1, 0),
+    ("aes128-sha1", "ipv6", True, (1 << 32) | 7, 21),
+    ("aes256-sha1", "ipv4", True, (0xDEADBEEF << 32) | 0xFFFFFFFE, 16),
+    ("aes256-sha1", "ipv6", False, 0x31337, 3),
+    ("aes128-sha384", "ipv4", False, 9, 33),
+    ("aes128-sha384", "ipv6", True, (2 << 32) | 1, 0),
+    ("aes256-sha384", "ipv4", True, (1 << 32) | 0x80000000, 7),
+    ("aes256-sha384", "ipv6", False, 0xFFFFFFFF, 40),
+    ("aes256-sha512", "ipv4", False, 2, 12),
+    ("aes256-sha512", "ipv6", True, (0x7FFFFFFF << 32) | 3, 29),
+    ("aes256-sha512", "ipv4", True, (5 << 32) | 0xFFFFFFF0, 1),
 ]
 
 SPI_BASE = 0x5CA70000
@@ -163,7 +183,9 @@ def main():
             "Not published test vectors: these are packets produced by an independent ESP implementation "
             "(scapy) from fixed keys/IVs, each cross-checked against an RFC-based recomputation with "
             "pyca/cryptography. Algorithms: AES-CBC (RFC 3602) or NULL (RFC 2410) with HMAC-SHA-256-128 "
-            "(RFC 4868, 32-octet key, 16-octet ICV); AES-GCM with 16-octet ICV (RFC 4106) and "
+            "(RFC 4868, 32-octet key, 16-octet ICV); AES-CBC with HMAC-SHA-1-96 (RFC 2404, 20-octet "
+            "key, 12-octet ICV), HMAC-SHA-384-192 (RFC 4868, 48-octet key, 24-octet ICV) or "
+            "HMAC-SHA-512-256 (RFC 4868, 64-octet key, 32-octet ICV); AES-GCM with 16-octet ICV (RFC 4106) and "
             "ChaCha20-Poly1305 (RFC 7634), whose 'key' is key || 4-octet salt. ESN handling checked: "
             "for HMAC scapy computes the ICV over SPI | seq_low | IV | ciphertext followed by seq_high "
             "(RFC 4303 2.2.1/3.3.2.1; seq_high is not transmitted); for AEAD it uses "

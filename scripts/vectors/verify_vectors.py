@@ -10,7 +10,8 @@
 #   * the packet is rebuilt independently from key/iv/payload/padding/
 #     next_header (AEAD encryption with nonce = salt || IV and
 #     AAD = SPI || [seq_high ||] seq_low per RFC 4106 section 5 / RFC 7634
-#     section 2.1; AES-CBC encryption followed by HMAC-SHA-256-128 over
+#     section 2.1; AES-CBC encryption followed by HMAC-SHA-1-96 (RFC 2404),
+#     HMAC-SHA-256-128, HMAC-SHA-384-192 or HMAC-SHA-512-256 (RFC 4868) over
 #     SPI | seq_low | IV | ciphertext [| seq_high] per RFC 4303 sections
 #     2.2.1 and 3.3.2.1) and must equal "packet" byte for byte;
 #   * the packet is also decrypted/authenticated in the receive direction and
@@ -49,18 +50,28 @@ AEAD_ALGS = {
     "chacha20poly1305": (ChaCha20Poly1305, 32),
 }
 HMAC_ALGS = {
-    # name: (AES key length or 0 for NULL encryption)
-    "aes128-sha256": 16,
-    "aes192-sha256": 24,
-    "aes256-sha256": 32,
-    "null-sha256": 0,
+    # name: (AES key length or 0 for NULL encryption, hash)
+    "aes128-sha1": (16, "sha1"),
+    "aes256-sha1": (32, "sha1"),
+    "aes128-sha256": (16, "sha256"),
+    "aes192-sha256": (24, "sha256"),
+    "aes256-sha256": (32, "sha256"),
+    "aes128-sha384": (16, "sha384"),
+    "aes256-sha384": (32, "sha384"),
+    "aes256-sha512": (32, "sha512"),
+    "null-sha256": (0, "sha256"),
+}
+HASHES = {
+    # hash: (pyca algorithm, key length, ICV length): RFC 2404 sections 2-3, RFC 4868 section 2.1
+    "sha1": (hashes.SHA1, 20, 12),
+    "sha256": (hashes.SHA256, 32, 16),
+    "sha384": (hashes.SHA384, 48, 24),
+    "sha512": (hashes.SHA512, 64, 32),
 }
 SALT_LEN = 4
 AEAD_IV_LEN = 8
 AEAD_ICV_LEN = 16
 CBC_IV_LEN = 16
-HMAC_KEY_LEN = 32
-HMAC_ICV_LEN = 16
 
 
 class Mismatch(Exception):
@@ -87,12 +98,12 @@ def aes_cbc(key, iv, data, encrypt):
     return op.update(data) + op.finalize()
 
 
-def hmac_sha256(key, data):
-    h = hmac.HMAC(key, hashes.SHA256())
+def hmac_digest(name, key, data):
+    h = hmac.HMAC(key, HASHES[name][0]())
     h.update(data)
     out = h.finalize()
     # Belt and braces: the standard library must agree with pyca.
-    check(out == std_hmac.new(key, data, hashlib.sha256).digest(), "pyca and hashlib HMAC disagree")
+    check(out == std_hmac.new(key, data, getattr(hashlib, name)).digest(), "pyca and hashlib HMAC disagree")
     return out
 
 
@@ -154,9 +165,10 @@ def verify_esp(v):
         return
 
     check(alg in HMAC_ALGS, "unknown alg %r" % alg)
-    klen = HMAC_ALGS[alg]
+    klen, hash_name = HMAC_ALGS[alg]
+    _, hmac_key_len, icv_len = HASHES[hash_name]
     auth_key = unhex(v.get("auth_key", ""), "auth_key")
-    check(len(auth_key) == HMAC_KEY_LEN, "auth_key must be %d octets" % HMAC_KEY_LEN)
+    check(len(auth_key) == hmac_key_len, "auth_key must be %d octets" % hmac_key_len)
     check(len(key) == klen, "%s key must be %d octets, got %d" % (alg, klen, len(key)))
     if klen:
         check(len(iv) == CBC_IV_LEN, "CBC IV must be 16 octets")
@@ -167,17 +179,17 @@ def verify_esp(v):
         body = plaintext
     check((8 + len(body)) % 4 == 0, "ESP payload not 4-octet aligned (RFC 4303 section 2.4)")
     signed = header + body
-    icv = hmac_sha256(auth_key, signed + (struct.pack("!I", seq_hi) if esn else b""))[:HMAC_ICV_LEN]
+    icv = hmac_digest(hash_name, auth_key, signed + (struct.pack("!I", seq_hi) if esn else b""))[:icv_len]
     built = signed + icv
     check(built == packet, "rebuilt packet differs:\n  got  %s\n  want %s" % (built.hex(), packet.hex()))
     # Receive direction.
-    rx_icv = packet[-HMAC_ICV_LEN:]
-    rx_signed = packet[:-HMAC_ICV_LEN]
-    want = hmac_sha256(auth_key, rx_signed + (struct.pack("!I", seq_hi) if esn else b""))[:HMAC_ICV_LEN]
+    rx_icv = packet[-icv_len:]
+    rx_signed = packet[:-icv_len]
+    want = hmac_digest(hash_name, auth_key, rx_signed + (struct.pack("!I", seq_hi) if esn else b""))[:icv_len]
     check(std_hmac.compare_digest(rx_icv, want), "ICV does not verify")
     if esn and seq_hi:
         # The high half must really be covered: without it the ICV must differ.
-        check(hmac_sha256(auth_key, rx_signed)[:HMAC_ICV_LEN] != rx_icv, "ICV verifies without seq_high")
+        check(hmac_digest(hash_name, auth_key, rx_signed)[:icv_len] != rx_icv, "ICV verifies without seq_high")
     rx_body = rx_signed[8:]
     if klen:
         dec = aes_cbc(key, rx_body[:16], rx_body[16:], False)

@@ -55,7 +55,8 @@ extension ConfigParser {
       problems.add(r.path("spi"), expected: spiExpected, got: describe(r["spi"]))
     }
 
-    // Keys first: the `ip xfrm` names need the key length to tell AES key sizes apart.
+    // Keys first: the `ip xfrm` names need the key lengths to tell AES key sizes and, for
+    // `cbc(aes)`, the HMAC apart.
     var key: [UInt8]? = nil
     if let v = r["key"] { key = hexBytes(v, r.path("key"), &problems) }
     var authKey: [UInt8]? = nil
@@ -65,7 +66,7 @@ extension ConfigParser {
     let algExpected =
       "one of \(ESPAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")) or an ip xfrm name"
     if let v = r["alg"], case .string(let name) = v {
-      algorithm = ESPAlgorithm.named(name, keyLength: key?.count ?? 0)
+      algorithm = ESPAlgorithm.named(name, keyLength: key?.count ?? 0, authKeyLength: authKey?.count)
       if algorithm == nil {
         let names = ESPAlgorithm.allCases.map(\.rawValue)
         let hint = Suggestion.closest(to: name, among: names).map { " (did you mean \"\($0)\"?)" } ?? ""
@@ -142,12 +143,13 @@ extension ConfigParser {
       path, expected: "\(algorithm.keyLength) bytes (\(what)) for \(name)", got: key.map { "\($0.count)" } ?? "nothing")
   }
 
-  /// `auth_key` (nil: absent) has the length the transform takes: 32 bytes for HMAC-SHA-256, none for AEAD.
+  /// `auth_key` (nil: absent) has the length the transform takes: the HMAC's digest size (20 bytes
+  /// for HMAC-SHA-1, 32, 48 or 64 for HMAC-SHA-256/384/512), none for AEAD.
   private static func checkAuthKey(
     _ algorithm: ESPAlgorithm, _ authKey: [UInt8]?, _ path: String, _ problems: inout Problems
   ) {
     let name = algorithm.rawValue
-    guard algorithm.authKeyLength > 0 else {
+    guard let integrity = algorithm.integrity else {
       if let authKey, !authKey.isEmpty {
         problems.add(
           path, expected: "no auth_key for \(name) (AEAD: the cipher computes the ICV)", got: bytes(authKey.count))
@@ -156,7 +158,7 @@ extension ConfigParser {
     }
     guard authKey?.count != algorithm.authKeyLength else { return }
     problems.add(
-      path, expected: "\(algorithm.authKeyLength) bytes (HMAC-SHA-256 key) for \(name)",
+      path, expected: "\(integrity.keyLength) bytes (\(integrity.hmacName) key) for \(name)",
       got: authKey.map { "\($0.count)" } ?? "nothing")
   }
 

@@ -13,6 +13,7 @@
 #   sudo integrations/strongswan/build.sh              # install packages, build, install
 #   sudo integrations/strongswan/build.sh --no-install # build into .build/ only
 #   sudo integrations/strongswan/build.sh --reconfigure
+#   sudo integrations/strongswan/build.sh --test        # also build and run tests/unit_tests.c
 #
 # Environment: ESPD_SWAN_BUILD (cache folder, default .build/ here), DESTDIR (staging root for
 # the installed files).
@@ -28,10 +29,12 @@ niced=(nice -n 19)
 
 install_plugins=1
 reconfigure=0
+run_tests=0
 for arg in "$@"; do
   case $arg in
     --no-install) install_plugins=0 ;;
     --reconfigure) reconfigure=1 ;;
+    --test) run_tests=1 ;;
     -h | --help)
       sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
@@ -270,6 +273,14 @@ newer_than() {
 
 build_plugin kernel-espd
 build_plugin socket-espd
+
+if ((run_tests)); then
+  "${niced[@]}" cc "${common_flags[@]}" -fvisibility=default -I"$here/src/kernel-espd" \
+    -o "$out/unit_tests" "$here/tests/unit_tests.c" "$here"/src/common/espd_json.c \
+    "$here"/src/common/espd_buf.c "$here"/src/kernel-espd/kernel_espd_ts.c \
+    "$here"/src/kernel-espd/kernel_espd_algs.c -Wl,-rpath,"$swanlib" "$swanlib/libstrongswan.so.0"
+  "$out/unit_tests" || die "unit tests failed"
+fi
 
 if ((install_plugins)); then
   install -d "$destdir$plugindir" "$destdir$confdir"

@@ -14,6 +14,7 @@
 
 #include "espd_buf.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -135,18 +136,29 @@ void espd_buf_hex(espd_buf_t *this, chunk_t data)
 /*
  * Described in header
  */
+char *espd_host_text(host_t *host, char *out, size_t len)
+{
+	chunk_t addr = host->get_address(host);
+	int family = host->get_family(host);
+
+	if (!inet_ntop(family, addr.ptr, out, len))
+	{
+		snprintf(out, len, "%s", family == AF_INET6 ? "::" : "0.0.0.0");
+	}
+	return out;
+}
+
+/*
+ * Described in header
+ */
 void espd_buf_endpoint(espd_buf_t *this, host_t *host)
 {
-	char text[64];
+	char addr[INET6_ADDRSTRLEN], text[INET6_ADDRSTRLEN + 16];
 
-	if (host->get_family(host) == AF_INET6)
-	{
-		snprintf(text, sizeof(text), "[%H]:%u", host, host->get_port(host));
-	}
-	else
-	{
-		snprintf(text, sizeof(text), "%H:%u", host, host->get_port(host));
-	}
+	espd_host_text(host, addr, sizeof(addr));
+	snprintf(text, sizeof(text),
+			 host->get_family(host) == AF_INET6 ? "[%s]:%u" : "%s:%u",
+			 addr, host->get_port(host));
 	espd_buf_string(this, text);
 }
 
@@ -155,10 +167,9 @@ void espd_buf_endpoint(espd_buf_t *this, host_t *host)
  */
 void espd_buf_address(espd_buf_t *this, host_t *host)
 {
-	char text[64];
+	char addr[INET6_ADDRSTRLEN];
 
-	snprintf(text, sizeof(text), "%H", host);
-	espd_buf_string(this, text);
+	espd_buf_string(this, espd_host_text(host, addr, sizeof(addr)));
 }
 
 /*

@@ -64,6 +64,16 @@ void espd_buf_endpoint(espd_buf_t *this, host_t *host);
 void espd_buf_address(espd_buf_t *this, host_t *host);
 
 /**
+ * The address of a host as text (no port), for names and keys.
+ *
+ * @param host		the host
+ * @param out		where to write
+ * @param len		size of out (INET6_ADDRSTRLEN is enough)
+ * @return			out
+ */
+char *espd_host_text(host_t *host, char *out, size_t len);
+
+/**
  * Wipe and free the text; the buffer is empty afterwards.
  */
 void espd_buf_wipe(espd_buf_t *this);

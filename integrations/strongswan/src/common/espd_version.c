@@ -81,7 +81,8 @@ static bool package_version(const char *path, const char *real,
 		DPKG_INFO "/libstrongswan:i386.list",
 		DPKG_INFO "/libstrongswan:armhf.list",
 	};
-	char line[512];
+	char *line = NULL;
+	size_t size = 0;
 	bool owned = FALSE, in_stanza = FALSE, installed = FALSE;
 	FILE *f;
 	int i;
@@ -100,7 +101,7 @@ static bool package_version(const char *path, const char *real,
 		return FALSE;
 	}
 	version[0] = '\0';
-	while (fgets(line, sizeof(line), f))
+	while (getline(&line, &size, f) >= 0)
 	{
 		line[strcspn(line, "\n")] = '\0';
 		if (!line[0])
@@ -122,9 +123,11 @@ static bool package_version(const char *path, const char *real,
 		}
 		else if (in_stanza && strpfx(line, "Version: "))
 		{
-			snprintf(version, len, "%s", line + strlen("Version: "));
+			snprintf(version, len, "%.*s", (int)len - 1,
+					 line + strlen("Version: "));
 		}
 	}
+	free(line);
 	fclose(f);
 	return in_stanza && installed && version[0];
 }

@@ -98,6 +98,17 @@ bool espd_punt_decode(chunk_t datagram, host_t **src, host_t **dst,
 /*
  * Described in header
  */
+bool espd_punt_is_hello(chunk_t datagram)
+{
+	return datagram.len == ESPD_PUNT_HEADER_LEN &&
+		   memeq(datagram.ptr + OFF_MAGIC, magic, sizeof(magic)) &&
+		   datagram.ptr[OFF_VERSION] == ESPD_PUNT_VERSION &&
+		   datagram.ptr[OFF_FAMILY] == 0;
+}
+
+/*
+ * Described in header
+ */
 bool espd_punt_encode(host_t *src, host_t *dst, uint8_t *header,
 					  const char **error)
 {

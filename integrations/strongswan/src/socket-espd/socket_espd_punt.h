@@ -49,6 +49,12 @@ bool espd_punt_decode(chunk_t datagram, host_t **src, host_t **dst,
 					  chunk_t *payload, const char **error);
 
 /**
+ * Whether a datagram is a hello: a header alone with family 0, which espd
+ * sends to make its end of the channel known (ESPD-EXTENSIONS.md).
+ */
+bool espd_punt_is_hello(chunk_t datagram);
+
+/**
  * Write the header of a reply.
  *
  * @param src			espd's listen address and port to send from

@@ -96,6 +96,25 @@ static bool same_address(struct sockaddr_storage *a, socklen_t alen,
 	return alen == blen && memeq(a, b, alen);
 }
 
+/** Remembers where espd sends from, for the replies (unless configured) */
+static void learn_espd(private_socket_espd_socket_t *this,
+					   struct sockaddr_storage *from, socklen_t fromlen)
+{
+	if (this->espd_fixed)
+	{
+		return;
+	}
+	this->mutex->lock(this->mutex);
+	if (!same_address(from, fromlen, &this->espd, this->espd_len))
+	{
+		memcpy(&this->espd, from, fromlen);
+		this->espd_len = fromlen;
+		DBG1(DBG_NET, "socket-espd: replies go to espd's end of the punt "
+			 "channel it last sent from");
+	}
+	this->mutex->unlock(this->mutex);
+}
+
 METHOD(socket_t, receiver, status_t,
 	private_socket_espd_socket_t *this, packet_t **packet)
 {
@@ -139,6 +158,12 @@ METHOD(socket_t, receiver, status_t,
 			 "dropped");
 		return FAILED;
 	}
+	if (espd_punt_is_hello(chunk_create(buffer, len)))
+	{
+		learn_espd(this, &from, fromlen);
+		DBG2(DBG_NET, "socket-espd: hello from espd");
+		return FAILED;
+	}
 	if (!espd_punt_decode(chunk_create(buffer, len), &src, &dst, &ike, &error))
 	{
 		if (++this->malformed <= MALFORMED_LOGGED)
@@ -149,17 +174,7 @@ METHOD(socket_t, receiver, status_t,
 		}
 		return FAILED;
 	}
-	if (!this->espd_fixed)
-	{
-		this->mutex->lock(this->mutex);
-		if (!same_address(&from, fromlen, &this->espd, this->espd_len))
-		{
-			memcpy(&this->espd, &from, fromlen);
-			this->espd_len = fromlen;
-			DBG2(DBG_NET, "socket-espd: espd's end of the punt channel learned");
-		}
-		this->mutex->unlock(this->mutex);
-	}
+	learn_espd(this, &from, fromlen);
 
 	/* espd stripped the non-ESP marker; charon's receiver strips it itself
 	 * whenever neither port is 500, so it gets it back there */

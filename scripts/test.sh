@@ -42,11 +42,20 @@ bash scripts/netns-test.sh --espd .build/debug/espd
 step "live: many clients behind one NAT (aliases, flow table, rebinding, forgery, restart and reload, 10,000 tunnels)"
 bash scripts/nat-test.sh --espd .build/debug/espd
 
-step "live: the control plane (CLI, hitless rekeys under iperf3, 1,000-tunnel churn, bad requests, lifetimes, metrics, owner check)"
-bash scripts/control-test.sh --espd .build/debug/espd
-
-step "release build and benchmark gate"
+step "release build (the 200 Mbit/s control-plane tests, the benchmarks and the hostile tests use it)"
 swift build -c release
+
+step "live: the control plane (CLI, hitless rekeys at 200 Mbit/s each way, a storm of 20,000 rekey steps on 100,000 tunnels under load, 1,000-tunnel churn, bad requests, lifetimes, metrics, owner check)"
+bash scripts/control-test.sh --espd .build/debug/espd --espd-release .build/release/espd
+
+step "control path at scale: rekeys, churn and stats at 1,000 and 10,000 tunnels (scripts/bench-control.sh; the full run goes to 1,000,000)"
+bash scripts/bench-control.sh --tunnels "1000 10000" --steps 2000 --stats-request '{"op":"stats","tunnels":false}'
+
+step "strongSwan: the charon plugins built against Debian's charon 5.9.8, their unit tests, and charon driving espd in network namespaces"
+bash integrations/strongswan/build.sh --test
+bash integrations/strongswan/smoke-test.sh
+
+step "benchmark gate"
 bash scripts/bench.sh
 
 step "live, hostile: floods of junk, forged and replayed ESP under iperf3; an IKE flood; the resource limits (release binary)"

@@ -34,7 +34,8 @@ extension StatsSnapshot {
     }
     family(
       "espd_loop_stall_seconds_max", "gauge",
-      "The longest time a worker spent between two batches on anything but packets (changes, timers, requests), in its own CPU time.")
+      "The longest time a worker spent between two batches on anything but packets (changes, timers, requests), in its own CPU time."
+    )
     out += "espd_loop_stall_seconds_max \(StatsSnapshot.seconds(stallMax))\n"
     family(
       "espd_loop_gap_seconds_max", "gauge",

@@ -124,7 +124,8 @@ public struct StatsSnapshot: Sendable {
     s += ",\"ike\":\(c.ike),\"keepalive\":\(c.keepalive),\"passed\":\(c.passed),\"dropped\":\(c.drops.total)"
     for (k, v) in loop + extra { s += ",\"\(k)\":\(v)" }
     s += ",\"tunnel_count\":\(totals.tunnels),\"inbound_sa_count\":\(totals.inbound)"
-    s += ",\"sa_soft_expired\":\(softEvents),\"sa_hard_expired\":\(hardEvents),\"loop_stall_max_ns\":\(stallMax),\"loop_gap_max_ns\":\(gapMax)"
+    s +=
+      ",\"sa_soft_expired\":\(softEvents),\"sa_hard_expired\":\(hardEvents),\"loop_stall_max_ns\":\(stallMax),\"loop_gap_max_ns\":\(gapMax)"
     if !workers.isEmpty {
       s +=
         ",\"workers\":["

@@ -122,7 +122,7 @@ t_preflight() {
 
 t_configs() {
   local d=$TP_LOGDIR alg n
-  for alg in aes128gcm16 aes192gcm16 aes256gcm16 chacha20poly1305 aes128-sha256 aes256-sha256 null-sha256; do
+  for alg in aes128gcm16 aes192gcm16 aes256gcm16 chacha20poly1305 aes128-sha256 aes256-sha256 null-sha256 aes128-sha1 aes256-sha1 aes128-sha384 aes256-sha384 aes256-sha512; do
     gen "$d/$alg" pair --alg "$alg" || continue
     # the two ends pair up: a's outbound is b's inbound, with the same key
     jq -e -n --slurpfile a "$d/$alg/a.json" --slurpfile b "$d/$alg/b.json" \
@@ -505,8 +505,8 @@ run jumbo-no-offload t_jumbo --tun-offload off --udp-gro off
 run jumbo-mmsg t_jumbo --io mmsg
 run jumbo-workers t_jumbo --workers 2 --tun-offload off --udp-gro off
 run tunnel-outer6 t_tunnel "" 6 aes256gcm16
-for alg in aes128gcm16 aes192gcm16 aes256gcm16 chacha20poly1305 aes128-sha256 aes256-sha256 null-sha256; do
-  case $alg in chacha20poly1305 | aes256-sha256) run "alg-$alg" t_alg "$alg" 1 ;; *) run "alg-$alg" t_alg "$alg" ;; esac
+for alg in aes128gcm16 aes192gcm16 aes256gcm16 chacha20poly1305 aes128-sha256 aes256-sha256 null-sha256 aes128-sha1 aes256-sha1 aes128-sha384 aes256-sha384 aes256-sha512; do
+  case $alg in chacha20poly1305 | aes256-sha256 | aes256-sha1 | aes256-sha512) run "alg-$alg" t_alg "$alg" 1 ;; *) run "alg-$alg" t_alg "$alg" ;; esac
 done
 run transport t_transport
 run full-tunnel t_full_tunnel

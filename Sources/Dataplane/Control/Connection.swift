@@ -69,8 +69,11 @@ final class Connection {
   nonisolated(unsafe) private static let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
 
   /// Reads what the socket has (at most `limit` bytes buffered).
-  func readAvailable(limit: Int) {
+  /// - Returns: the bytes read now.
+  @discardableResult
+  func readAvailable(limit: Int) -> Int {
     let chunk = Connection.chunk
+    let before = input.count
     while input.count < limit {
       let n = read(fd, chunk.baseAddress, min(chunk.count, limit - input.count))
       if n > 0 {
@@ -87,6 +90,7 @@ final class Connection {
       if e != EAGAIN && e != EWOULDBLOCK { dead = true }
       break
     }
+    return input.count - before
   }
 
   /// The next complete line, without its newline (and a trailing CR), or nil.

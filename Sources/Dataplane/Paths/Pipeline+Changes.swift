@@ -4,10 +4,11 @@
 import ESP
 
 extension Pipeline {
-  /// Applies one change. Constant time, except ``TableChange/tables(_:)`` (a pointer swap; the
-  /// old tables go to `discard`) and the removal of a tunnel that had learned flows (one pass over
-  /// the bounded flow table).
-  /// - Parameter discard: takes what is costly to free, for the control thread to free.
+  /// Applies one change. Constant time, except ``TableChange/tables(_:)`` (a pointer swap) and the
+  /// removal of a tunnel that had learned flows (one pass over the bounded flow table). Nothing is
+  /// freed here: SAs (their OpenSSL contexts, wiped), tunnels and old tables go to `discard`, and
+  /// the control thread frees them.
+  /// - Parameter discard: takes what this worker lets go of, for the control thread to free.
   func apply(_ change: TableChange, discard: (Any) -> Void) {
     switch change {
     case .addTunnel(let e, let alias):
@@ -16,7 +17,9 @@ extension Pipeline {
     case .removeTunnel(let e, let alias):
       unplace(e, forgetFlows: true)
       if let alias { apply(alias) }
+      discard(e.tunnel)
     case .replaceTunnel(let old, let new, let aliases):
+      discard(old.tunnel)
       unplace(old, forgetFlows: old.tunnel.alias != new.tunnel.alias)
       place(new)
       for a in aliases { apply(a) }
@@ -29,9 +32,10 @@ extension Pipeline {
       }
     case .removeInbound(let t, let spi):
       if table.spiIndex.lookup(SPIKey(spi)) == t.index { table.spiIndex.remove(SPIKey(spi)) }
-      if owns(t) { t.inbound.removeAll { $0.spi == spi } }
+      if owns(t), let j = t.inbound.firstIndex(where: { $0.spi == spi }) { discard(t.inbound.remove(at: j)) }
     case .setOutbound(let t, let sa):
       if owns(t) {
+        discard(t.outbound)
         t.outbound = sa
         if sa.limits.isTimed { table.markTimed(t) }
       }

@@ -143,8 +143,14 @@ public final class ControlServer: @unchecked Sendable {
   /// (nice 10).
   private func awaitNext(_ served: [Connection]) {
     guard !served.isEmpty else { return }
-    var until = LoopCore.now() &+ ControlServer.followUpWait
-    while LoopCore.now() < until {
+    let start = LoopCore.now()
+    // Back to poll(2) after at most ``followUpBudget`` in all: other connections, the workers'
+    // events and SIGHUP are never kept waiting longer by one busy controller.
+    let end = start &+ ControlServer.followUpBudget
+    var until = start &+ ControlServer.followUpWait
+    while true {
+      let now = LoopCore.now()
+      guard now < until && now < end else { return }
       for c in served where !c.dead && !c.closeAfterOutput {
         guard c.readAvailable(limit: ControlLimits.maxRequestBytes + 1) > 0 || c.inputClosed else { continue }
         serveControl(c)
@@ -153,6 +159,9 @@ public final class ControlServer: @unchecked Sendable {
       }
     }
   }
+
+  /// The longest time one round may spend answering follow-up requests before it polls again (ns).
+  static let followUpBudget: UInt64 = 2_000_000
 
   private func accept(_ listener: Int32, kind: Connection.Kind) {
     while true {

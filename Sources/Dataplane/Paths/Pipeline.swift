@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// The packet paths' state: the current SA table snapshot, learned flows, and verdict counters.
+// The packet paths' state: this worker's lookup tables, learned flows, and verdict counters.
 import ESP
 
 /// The inbound and outbound packet paths of one loop (DESIGN.md "The two packet paths"), without
 /// I/O: the live loop and `espd replay` both drive it. Not thread-safe; owned by one loop.
 public final class Pipeline {
-  /// The snapshot in use; replaced between batches with ``install(_:)``.
+  /// This worker's lookup tables, changed in place between batches (``apply(_:discard:)``).
   public private(set) var table: SATable
   /// Learned inner flows for tunnels that share an alias.
   public internal(set) var flows: FlowTable
@@ -21,7 +21,7 @@ public final class Pipeline {
   public internal(set) var workers: Int
 
   /// - Parameters:
-  ///   - table: the snapshot to start with.
+  ///   - table: this worker's own tables (each worker has its own copy).
   ///   - flowCapacity: learned flows kept.
   ///   - worker: this pipeline's worker (0 ..< workers).
   ///   - workers: how many workers split the tunnels between them.

@@ -25,8 +25,6 @@ public struct SharedWords: @unchecked Sendable {
   @inline(__always) public func store(_ i: Int, _ v: UInt64) { espd_store(base + i, v) }
   /// Adds to word `i` (its writer only: not an atomic read-modify-write).
   @inline(__always) public func add(_ i: Int, _ v: UInt64) { espd_add(base + i, v) }
-  /// Raises word `i` to `v` if it is lower (its writer only).
-  @inline(__always) public func raise(_ i: Int, _ v: UInt64) { espd_max(base + i, v) }
   /// Word `i` with acquire ordering (a sequence lock's reader).
   @inline(__always) public func loadAcquire(_ i: Int) -> UInt64 { espd_load_acquire(base + i) }
   /// Sets word `i` with release ordering (a sequence lock's writer).

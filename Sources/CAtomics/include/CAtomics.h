@@ -13,10 +13,6 @@ static inline void espd_store(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, 
 static inline void espd_add(uint64_t *p, uint64_t v) {
   __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
 }
-/// Single-writer maximum.
-static inline void espd_max(uint64_t *p, uint64_t v) {
-  if (v > __atomic_load_n(p, __ATOMIC_RELAXED)) __atomic_store_n(p, v, __ATOMIC_RELAXED);
-}
 static inline uint64_t espd_load_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void espd_store_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline void espd_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }

@@ -15,6 +15,7 @@
 
 #include <sys/signalfd.h>
 #include <sys/eventfd.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -35,6 +36,15 @@ static inline int CIO_ioctl(int fd, unsigned long request, void *arg) { return i
 static inline int CIO_bind(int fd, const void *addr, socklen_t len) { return bind(fd, (const struct sockaddr *)addr, len); }
 // See CIO_bind.
 static inline int CIO_connect(int fd, const void *addr, socklen_t len) { return connect(fd, (const struct sockaddr *)addr, len); }
+
+// See CIO_bind.
+static inline ssize_t CIO_sendto(int fd, const void *buf, size_t n, int flags, const void *addr, socklen_t len) {
+  return sendto(fd, buf, n, flags, (const struct sockaddr *)addr, len);
+}
+// See CIO_bind.
+static inline ssize_t CIO_recvfrom(int fd, void *buf, size_t n, int flags, void *addr, socklen_t *len) {
+  return recvfrom(fd, buf, n, flags, (struct sockaddr *)addr, len);
+}
 
 // See CIO_bind.
 static inline int CIO_accept(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }

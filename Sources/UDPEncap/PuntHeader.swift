@@ -16,7 +16,9 @@
 ///  24  destination address: 16 bytes (likewise)
 ///  40  the IKE message (no non-ESP marker)
 /// ```
-/// `family` is 4 or 6.
+/// `family` is 4 or 6. In a reply, the family byte's high bit (0x84, 0x86: ``raw``) asks espd to
+/// send the message exactly as given, without a marker (a NAT-T keepalive). A header with family 0
+/// and zeros after it is a hello (``writeHello(to:)``): espd's end of the channel announcing itself.
 public struct PuntHeader: Equatable, Sendable {
   /// Header size in bytes.
   public static let size = 40
@@ -27,6 +29,10 @@ public struct PuntHeader: Equatable, Sendable {
 
   /// 4 or 6.
   public var family: UInt8
+  /// Send the message as it is, without the non-ESP marker (the family byte's high bit).
+  public var raw = false
+  /// The family byte's bit that marks a raw reply.
+  public static let rawFlag: UInt8 = 0x80
   /// Address bytes in network order: 4 for IPv4, 16 for IPv6 (stored padded to 16).
   public var sourceAddress: (UInt64, UInt64)
   public var sourcePort: UInt16
@@ -46,7 +52,7 @@ public struct PuntHeader: Equatable, Sendable {
   }
 
   public static func == (a: PuntHeader, b: PuntHeader) -> Bool {
-    a.family == b.family && a.sourceAddress == b.sourceAddress && a.sourcePort == b.sourcePort
+    a.family == b.family && a.raw == b.raw && a.sourceAddress == b.sourceAddress && a.sourcePort == b.sourcePort
       && a.destinationAddress == b.destinationAddress && a.destinationPort == b.destinationPort
   }
 
@@ -54,7 +60,7 @@ public struct PuntHeader: Equatable, Sendable {
   public func write(to p: UnsafeMutableRawPointer) {
     p.storeBytes(of: PuntHeader.magic.bigEndian, toByteOffset: 0, as: UInt16.self)
     p.storeBytes(of: PuntHeader.version, toByteOffset: 2, as: UInt8.self)
-    p.storeBytes(of: family, toByteOffset: 3, as: UInt8.self)
+    p.storeBytes(of: raw ? family | PuntHeader.rawFlag : family, toByteOffset: 3, as: UInt8.self)
     p.storeBytes(of: sourcePort.bigEndian, toByteOffset: 4, as: UInt16.self)
     p.storeBytes(of: destinationPort.bigEndian, toByteOffset: 6, as: UInt16.self)
     p.storeBytes(of: sourceAddress.0.bigEndian, toByteOffset: 8, as: UInt64.self)
@@ -63,15 +69,23 @@ public struct PuntHeader: Equatable, Sendable {
     p.storeBytes(of: destinationAddress.1.bigEndian, toByteOffset: 32, as: UInt64.self)
   }
 
+  /// Writes a hello at `p` (``size`` bytes): magic, version, family 0, the rest zero.
+  public static func writeHello(to p: UnsafeMutableRawPointer) {
+    p.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+    p.storeBytes(of: magic.bigEndian, toByteOffset: 0, as: UInt16.self)
+    p.storeBytes(of: version, toByteOffset: 2, as: UInt8.self)
+  }
+
   /// Parses a header at the start of `bytes`.
   /// - Returns: nil if it is shorter than ``size``, the magic or version differ, or the family is not
-  ///   4 or 6 (an IPv4 header must have zero address padding).
+  ///   4 or 6 with or without the raw bit (an IPv4 header must have zero address padding).
   public static func parse(_ bytes: UnsafeRawBufferPointer) -> PuntHeader? {
     guard bytes.count >= size, let p = bytes.baseAddress else { return nil }
     func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
     func u64(_ o: Int) -> UInt64 { UInt64(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
     guard u16(0) == magic, p.load(fromByteOffset: 2, as: UInt8.self) == version else { return nil }
-    let family = p.load(fromByteOffset: 3, as: UInt8.self)
+    let byte = p.load(fromByteOffset: 3, as: UInt8.self)
+    let family = byte & ~rawFlag
     let src = (u64(8), u64(16))
     let dst = (u64(24), u64(32))
     switch family {
@@ -80,7 +94,9 @@ public struct PuntHeader: Equatable, Sendable {
     case 6: break
     default: return nil
     }
-    return PuntHeader(
+    var h = PuntHeader(
       family: family, sourceAddress: src, sourcePort: u16(4), destinationAddress: dst, destinationPort: u16(6))
+    h.raw = byte & rawFlag != 0
+    return h
   }
 }

@@ -44,6 +44,10 @@ struct Check: ParsableCommand {
     case .udp(let e): out.append("ike: punt to udp \(e)")
     case .unix(let p): out.append("ike: punt to unix \(p)")
     }
+    if let local = c.ikePuntLocal { out.append("ike: espd's end of the punt channel: \(local)") }
+    if !c.ikeListen.isEmpty {
+      out.append("ike: IKE only (no marker) on udp " + c.ikeListen.map(\.description).joined(separator: ", "))
+    }
     out.append("control: \(c.control)")
     out.append("metrics: " + (c.metrics.map { "http://\($0)/metrics" } ?? "off"))
     if let pool = c.transportAliasPool { out.append("transport alias pool: \(pool)") }

@@ -108,6 +108,16 @@ struct ConfigProblemCase: Sendable, CustomTestStringConvertible {
     }
     """
 
+  @Test func theIKEObjectTakesPuntLocalAndListen() throws {
+    let c = try ConfigParser.parse(
+      ConfigFixture.config(
+        #""ike": {"punt": "unix:/run/espd/ike.sock", "punt_local": "unix:/run/espd/ike-espd.sock", "listen": ["0.0.0.0:500", "[::]:500"]}"#
+      )
+    ).get()
+    #expect(c.ikePunt == .unix("/run/espd/ike.sock") && c.ikePuntLocal == .unix("/run/espd/ike-espd.sock"))
+    #expect(c.ikeListen.map(\.description) == ["0.0.0.0:500", "[::]:500"])
+  }
+
   @Test func interfaceExampleParses() throws {
     let c = try Self.parsed(Self.interfaceExample)
     #expect(c.listen == [Endpoint(address: .v4(0), port: 4500)])
@@ -177,6 +187,7 @@ struct ConfigProblemCase: Sendable, CustomTestStringConvertible {
     #expect(c.listen.map(\.description) == ["[2001:db8::1]:1", "192.0.2.1:65535"])
     #expect(c.tun.addresses.map(\.description) == ["2001:db8::1/64", "10.0.0.1/32"])
     #expect(c.ikePunt == .unix("/run/ike.sock") && c.natKeepaliveSeconds == 0 && c.control == "ctl.sock")
+    #expect(c.ikeListen.isEmpty && c.ikePuntLocal == nil)
     let t = c.tunnels[0]
     #expect(t.remoteTS.map(\.description) == ["2001:db8:1::/48", "0.0.0.0/0"])
     #expect(t.peer?.description == "[2001:db8::7]:4500" && t.local == IPAddress("2001:db8::1"))
@@ -426,6 +437,24 @@ private let globalCases: [ConfigProblemCase] = [
     root(#""ike": {"punt": "udp:127.0.0.1:4500"}"#),
     #"ike.punt: expected an endpoint that is not a listen socket, got "udp:127.0.0.1:4500" (listen 0.0.0.0:4500)"#),
   .init(root(#""ike": {"pnut": "udp:127.0.0.1:4501"}"#), #"ike.pnut: unknown field (did you mean "punt"?)"#),
+  .init(
+    root(#""ike": {"punt": "unix:/run/ike.sock", "listen": ["0.0.0.0:4500"]}"#),
+    "ike.listen[0]: expected an endpoint no listen socket has, got 0.0.0.0:4500 (listen 0.0.0.0:4500)"),
+  .init(
+    root(#""ike": {"punt": "unix:/run/ike.sock", "listen": ["192.0.2.1:500", "192.0.2.1:500"]}"#),
+    "ike.listen[1]: expected each endpoint once, got 192.0.2.1:500 again"),
+  .init(
+    root(#""ike": {"listen": ["0.0.0.0:500"]}"#),
+    "ike.punt: expected the IKE daemon's address (punt_local and listen need it), got nothing"),
+  .init(
+    root(#""ike": {"punt": "unix:/run/ike.sock", "punt_local": "unix:/run/ike.sock"}"#),
+    #"ike.punt_local: expected a path other than punt's, got "unix:/run/ike.sock""#),
+  .init(
+    root(#""ike": {"punt": "unix:/run/ike.sock", "punt_local": "udp:127.0.0.1:4600"}"#),
+    #"ike.punt_local: expected the same kind as punt (unix: or udp:), got "udp:127.0.0.1:4600""#),
+  .init(
+    root(#""ike": {"punt": "udp:127.0.0.1:500", "listen": ["0.0.0.0:500"]}"#),
+    #"ike.punt: expected an endpoint that is not a listen socket, got "udp:127.0.0.1:500" (listen 0.0.0.0:500)"#),
   .init(root(#""control": """#), #"control: expected a Unix socket path of 1-107 bytes, got """#),
   .init(
     root(#""control": "\#(String(repeating: "a", count: 108))""#),

@@ -276,8 +276,10 @@ build_plugin socket-espd
 
 if ((run_tests)); then
   "${niced[@]}" cc "${common_flags[@]}" -fvisibility=default -I"$here/src/kernel-espd" \
+    -I"$here/src/socket-espd" \
     -o "$out/unit_tests" "$here/tests/unit_tests.c" "$here"/src/common/espd_json.c \
     "$here"/src/common/espd_buf.c "$here"/src/kernel-espd/kernel_espd_ts.c \
+    "$here"/src/socket-espd/socket_espd_punt.c \
     "$here"/src/kernel-espd/kernel_espd_algs.c -Wl,-rpath,"$swanlib" "$swanlib/libstrongswan.so.0"
   "$out/unit_tests" || die "unit tests failed"
 fi

@@ -9,7 +9,8 @@
 #   3. with an espd binary (ESPD, default ../../.build/release/espd): a gateway (charon with the
 #      plugins + espd) and a client (charon with kernel-libipsec, an ESP of its own) connect with
 #      IKEv2 and a PSK; the gateway's SPIs in espd match swanctl's, ping crosses the tunnel, and
-#      `swanctl --terminate` removes the tunnel from espd.
+#      `swanctl --terminate` removes the tunnel from espd. IKE starts on port 500 (espd's ike.listen)
+#      and moves to 4500; a charon restarted under a running espd gets IKE again.
 #
 #   sudo integrations/strongswan/smoke-test.sh [--keep]   # --keep: leave the temp dir for reading
 #
@@ -38,6 +39,7 @@ chmod 0755 "$tmp"
 gw=espd-ss$$-gw
 cl=espd-ss$$-cl
 pids=()
+espd_end=
 passed=0
 failed=0
 
@@ -128,6 +130,7 @@ charon {
     }
     socket-espd {
       punt = unix:$tmp/espd/ike.sock
+      ${espd_end:+espd = $espd_end}
     }
     $extra
   }
@@ -196,7 +199,7 @@ else
 {
   "listen": ["192.0.2.1:4500"],
   "tun": { "name": "espd0", "mtu": 1400, "addresses": ["198.51.100.1/24"] },
-  "ike": { "punt": "unix:$tmp/espd/ike.sock" },
+  "ike": { "punt": "unix:$tmp/espd/ike.sock", "punt_local": "unix:$tmp/espd/ike-espd.sock", "listen": ["192.0.2.1:500"] },
   "control": "$tmp/espd/control.sock",
   "tunnels": []
 }
@@ -207,7 +210,6 @@ connections {
   rw {
     version = 2
     local_addrs = 192.0.2.1
-    local_port = 4500
     proposals = aes256-sha256-x25519, aes256-sha256-modp2048
     local { auth = psk
             id = gw.example }
@@ -247,7 +249,6 @@ connections {
     version = 2
     local_addrs = 192.0.2.2
     remote_addrs = 192.0.2.1
-    remote_port = 4500
     dpd_delay = 2s
     proposals = aes256-sha256-x25519, aes256-sha256-modp2048
     local { auth = psk
@@ -285,12 +286,14 @@ EOF
   for p in curve25519 gmp; do
     [[ -e /usr/lib/ipsec/plugins/libstrongswan-$p.so ]] && gw_plugins="$p $gw_plugins"
   done
-  write_conf "$tmp/gw" "$gw_plugins" 4500 4500
+  # IKE starts on 500 (espd's ike.listen) and floats to 4500; espd's end of the punt channel is known
+  espd_end=unix:$tmp/espd/ike-espd.sock
+  write_conf "$tmp/gw" "$gw_plugins" 500 4500
   cl_plugins="$crypto_plugins vici kernel-libipsec kernel-netlink socket-default updown"
   for p in curve25519 gmp; do
     [[ -e /usr/lib/ipsec/plugins/libstrongswan-$p.so ]] && cl_plugins="$p $cl_plugins"
   done
-  write_conf "$tmp/cl" "$cl_plugins" 0 4500
+  write_conf "$tmp/cl" "$cl_plugins" 500 4500
   start_charon "$gw" "$tmp/gw"
   gw_pid=$last_pid
   start_charon "$cl" "$tmp/cl"
@@ -439,6 +442,17 @@ PY
     ok "espd has no tunnel of the killed charon"
   else
     bad "espd still has tunnels: $(head -c 300 "$tmp/espd/list3.json")"
+  fi
+
+  echo "== 3g. the restarted charon takes IKE from the running espd (the punt channel is not connected)"
+  for _ in $(seq 50); do [[ -S $tmp/gw/charon.vici ]] && break; sleep 0.1; done
+  gwctl --load-all --file "$tmp/gw/swanctl/swanctl.conf" >"$tmp/gw/load2.out" 2>&1 || true
+  clctl --terminate --ike gw --timeout 5 >/dev/null 2>&1 || true
+  if timeout 30 swanctl --initiate --uri "unix://$tmp/cl/charon.vici" --child net --timeout 20 >"$tmp/cl/initiate4.out" 2>&1 &&
+    ip netns exec "$cl" ping -c 2 -i 0.3 -W 2 -I 203.0.113.10 198.51.100.1 >"$tmp/cl/ping4.out" 2>&1; then
+    ok "the client connects to the new charon through the same espd, ping crosses"
+  else
+    bad "no IKE_SA with the restarted charon ($(tail -n 2 "$tmp/cl/initiate4.out"))"
   fi
   stop_pid "$cl_pid"
   stop_pid "$gw_pid"

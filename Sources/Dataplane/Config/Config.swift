@@ -145,6 +145,11 @@ public struct Config: Sendable {
   public var tun: TunConfig
   public var natKeepaliveSeconds: Int
   public var ikePunt: PuntTarget?
+  /// `ike.punt_local`: espd's own end of the punt channel, at a fixed address the IKE daemon can
+  /// be told (nil: an address of the kernel's choosing).
+  public var ikePuntLocal: PuntTarget?
+  /// `ike.listen`: UDP sockets where every datagram is IKE, without a non-ESP marker (port 500).
+  public var ikeListen: [Endpoint] = []
   public var control: String
   public var metrics: Endpoint?
   public var transportAliasPool: Prefix?

@@ -63,8 +63,8 @@ public enum ConfigParser {
       keepalive = Int(n)
     }
 
-    var punt: PuntTarget? = nil
-    if let v = root["ike"] { punt = parseIKE(v, "ike", listen: listen, &problems) }
+    var ike = IKESettings()
+    if let v = root["ike"] { ike = parseIKE(v, "ike", listen: listen, &problems) }
 
     var control = "/run/espd/control.sock"
     if let v = root["control"], let s = socketPath(v, "control", &problems) { control = s }
@@ -117,8 +117,10 @@ public enum ConfigParser {
     checkLimits(tunnels, limits, &problems)
     guard problems.isEmpty else { return .failure(ConfigErrors(problems: problems.lines)) }
     var config = Config(
-      listen: listen, tun: tun, natKeepaliveSeconds: keepalive, ikePunt: punt, control: control,
+      listen: listen, tun: tun, natKeepaliveSeconds: keepalive, ikePunt: ike.punt, control: control,
       metrics: metrics, transportAliasPool: pool, tunnels: tunnels, limits: limits)
+    config.ikePuntLocal = ike.local
+    config.ikeListen = ike.listen
     (config.udpReceiveBuffer, config.udpSendBuffer) = buffers
     config.metricsPerTunnel = perTunnel
     return .success(config)
@@ -201,41 +203,4 @@ public enum ConfigParser {
     }
   }
 
-  /// `ike`: `{ "punt": "udp:HOST:PORT" | "unix:PATH" }`.
-  static func parseIKE(_ value: JSONValue, _ path: String, listen: [Endpoint], _ problems: inout Problems)
-    -> PuntTarget?
-  {
-    guard let r = FieldReader(value, path: path, what: "an object with punt", problems: &problems) else { return nil }
-    r.rejectUnknown(allowed: ["punt"], problems: &problems)
-    guard let v = r["punt"] else { return nil }
-    let expected = "udp:\(endpointSyntax) or unix:PATH"
-    guard let s = string(v, r.path("punt"), expected: expected, &problems) else { return nil }
-    if s.hasPrefix("unix:") {
-      let p = s.dropFirst(5)
-      guard validSocketPath(p) else {
-        problems.add(r.path("punt"), expected: "unix:PATH with a path of 1-107 bytes", got: describe(v))
-        return nil
-      }
-      return .unix(String(p))
-    }
-    guard s.hasPrefix("udp:"), case .ok(let e) = parseEndpoint(s.dropFirst(4)) else {
-      problems.add(r.path("punt"), expected: expected, got: describe(v))
-      return nil
-    }
-    guard !e.address.isUnspecified else {
-      problems.add(r.path("punt"), expected: "a unicast address in \(expected)", got: describe(v))
-      return nil
-    }
-    // Punting to one of our own listen sockets would loop every IKE datagram back to us
-    // (a `[::]` socket is dual-stack, so it also takes IPv4).
-    if let l = listen.first(where: {
-      $0.port == e.port
-        && ($0.address == e.address || ($0.address.isUnspecified && ($0.address.isV6 || !e.address.isV6)))
-    }) {
-      problems.add(
-        r.path("punt"), expected: "an endpoint that is not a listen socket", got: "\(describe(v)) (listen \(l))")
-      return nil
-    }
-    return .udp(e)
-  }
 }

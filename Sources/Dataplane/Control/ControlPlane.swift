@@ -94,7 +94,8 @@ final class ControlPlane {
     }
     let config = self.config
     if new.listen != config.listen || new.tun.name != config.tun.name || new.tun.addresses != config.tun.addresses
-      || new.tun.mtu != config.tun.mtu || new.ikePunt != config.ikePunt || new.control != config.control
+      || new.tun.mtu != config.tun.mtu || new.ikePunt != config.ikePunt || new.ikePuntLocal != config.ikePuntLocal
+      || new.ikeListen != config.ikeListen || new.control != config.control
       || new.metrics != config.metrics || new.limits.ikeQueueBytes != config.limits.ikeQueueBytes
       || new.limits.ikePerSecond != config.limits.ikePerSecond
       || new.limits.ikePerSourcePerSecond != config.limits.ikePerSourcePerSecond

@@ -129,6 +129,10 @@ extension StatsSnapshot {
       "1 once the kernel refused a UDP GSO send (its datagrams went again one by one; GSO is then off for that size and larger).",
     "handoff_packets": "Packets a worker handed to the worker that owns their tunnel (--workers N).",
     "handoff_dropped": "Packets lost on the way to their owner: its ring was full.",
+    "ike_listen_received": "Datagrams received on the ike.listen sockets (port 500: all IKE, no marker).",
+    "ike_reply_dropped":
+      "IKE daemon replies not sent: no espd socket for their source address and port, or the kernel refused them.",
+    "ike_punt_foreign": "Datagrams on the punt channel from anyone but the IKE daemon's address: dropped.",
   ]
 }
 

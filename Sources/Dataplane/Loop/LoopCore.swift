@@ -76,6 +76,9 @@ public final class LoopCore {
   /// Packets handed to the worker that owns their tunnel, and those lost because its ring was full.
   public internal(set) var handoffPackets: UInt64 = 0
   public internal(set) var handoffDropped: UInt64 = 0
+  /// Replies of the IKE daemon that could not be sent (no socket for their source, or the kernel
+  /// refused them).
+  public internal(set) var puntReplyDropped: UInt64 = 0
   /// Batches handled and packets in them (mean batch size = packets / batches).
   public internal(set) var batches: UInt64 = 0
   public internal(set) var batchedPackets: UInt64 = 0
@@ -128,6 +131,7 @@ public final class LoopCore {
     "ike_rate_limited", "ike_source_limited", "ike_replies", "batches", "batched_packets", "tun_gso_packets",
     "tun_gso_segments", "udp_gso_sends", "offload_dropped", "tun_gro_packets", "tun_gro_segments",
     "udp_gro_receives", "udp_gro_datagrams", "udp_gso_refused", "handoff_packets", "handoff_dropped",
+    "ike_listen_received", "ike_reply_dropped", "ike_punt_foreign",
   ]
 
   /// The loop-level counters' values, in the order of ``loopCounterNames``, into `words` from `base`.
@@ -157,6 +161,9 @@ public final class LoopCore {
     words.store(base + 18, udpGSODisabled ? 1 : 0)
     words.store(base + 19, handoffPackets)
     words.store(base + 20, handoffDropped)
+    words.store(base + 21, punt?.listenReceived ?? 0)
+    words.store(base + 22, puntReplyDropped)
+    words.store(base + 23, punt?.foreign ?? 0)
   }
 
   /// Extra counters for the stats JSON (this worker's, read on its own thread: replay and tests).
@@ -178,6 +185,7 @@ public final class LoopCore {
       sweepNow = now
       sweepTimed = 0
       sweepInitiators = 0
+      punt?.retryHello(now: now)
     }
     let table = pipeline.table
     if sweepTimed < table.timed.count {
@@ -203,21 +211,6 @@ public final class LoopCore {
         t.count(TunnelWord.keepalivesSent)
         keepalivesSent &+= 1
       }
-    }
-  }
-
-  /// Sends every reply the IKE daemon has queued, with the non-ESP marker, from the listen socket
-  /// its header names (RFC 3948 §2.2).
-  func forwardPuntReplies() {
-    guard let punt else { return }
-    var out = [UInt8](repeating: 0, count: 0)
-    while let (header, ike) = punt.receive() {
-      let (source, destination) = PuntChannel.endpoints(header)
-      guard let i = socketIndex(for: source) else { continue }
-      out.removeAll(keepingCapacity: true)
-      out += [0, 0, 0, 0]
-      out += ike
-      _ = out.withUnsafeBytes { try? sockets[i].send($0, to: destination, from: source.address) }
     }
   }
 

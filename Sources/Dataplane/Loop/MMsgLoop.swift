@@ -69,7 +69,7 @@ public final class MMsgLoop {
     let mailboxSlot = fds.count
     if let m = core.mailbox { fds.append(pollfd(fd: m.loopFD, events: Int16(POLLIN), revents: 0)) }
     let puntSlot = fds.count
-    if let p = core.punt { fds.append(pollfd(fd: p.fd, events: Int16(POLLIN), revents: 0)) }
+    if let p = core.punt { fds.append(pollfd(fd: p.pollFD, events: Int16(POLLIN), revents: 0)) }
     defer {
       core.publish()
       core.mailbox?.loopExited()
@@ -94,7 +94,7 @@ public final class MMsgLoop {
         Mailbox.drain(m.loopFD)
         core.mailboxSignalled = true
       }
-      if core.punt != nil, fds[puntSlot].revents != 0 { core.forwardPuntReplies() }
+      if core.punt != nil, fds[puntSlot].revents != 0 { core.servicePunt() }
     }
   }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The IKE punt channel: IKE datagrams (marker stripped) go to the IKE daemon behind a 40-byte
-// header, and its replies come back the same way to be sent with the marker (INTERFACE.md ike.punt).
+// header, and its replies come back the same way to be sent with the marker (INTERFACE.md ike.punt;
+// README "The IKE punt header"). The channel socket is not connected: each datagram is addressed to
+// the daemon, so a daemon that restarts and binds its address again gets the next one.
 import CIO
 import ESP
 import UDPEncap
@@ -9,76 +11,141 @@ import UDPEncap
   import Glibc
 #endif
 
-/// A datagram socket connected to the `ike.punt` target (UDP or Unix). Owns its descriptor.
+/// A datagram socket for the `ike.punt` target (UDP or Unix), the `ike.listen` sockets (port 500,
+/// every datagram IKE), and one epoll descriptor over them all for the loop to wait on. Owns its
+/// descriptors. Used by one worker thread.
 public final class PuntChannel {
   public let fd: Int32
+  /// Readable when a reply or a port-500 datagram waits (epoll over ``fd`` and ``listeners``).
+  public let pollFD: Int32
   public let target: PuntTarget
+  /// `ike.punt_local`: the address ``fd`` is bound to (nil: autobound).
+  public let local: PuntTarget?
+  /// `ike.listen`: sockets where every datagram is IKE, without a marker.
+  public let listeners: [UDPSocket]
   /// Datagrams that could not be handed over (the daemon is not reading and the queue, bounded by
-  /// `limits.ike_queue_bytes`, is full): counted, dropped.
+  /// `limits.ike_queue_bytes`, is full, or the daemon is not there): counted, dropped.
   public private(set) var dropped: UInt64 = 0
+  /// Datagrams on the channel from anyone but the daemon's address: counted, dropped.
+  public private(set) var foreign: UInt64 = 0
   /// Datagrams over `limits.ike_per_second` (all sources): counted, dropped before the queue.
   public var rateLimited: UInt64 { limiter.globalLimited }
   /// Datagrams over `limits.ike_per_source_per_second` from their source address: counted, dropped.
   public var sourceLimited: UInt64 { limiter.sourceLimited }
   /// The send buffer the kernel granted (it doubles what is asked, for its bookkeeping).
-  public private(set) var queueBytes = 0
+  public let queueBytes: Int
   public private(set) var punted: UInt64 = 0
   public private(set) var replies: UInt64 = 0
+  /// Datagrams received on the `ike.listen` sockets (before the rate limits).
+  public private(set) var listenReceived: UInt64 = 0
+  /// Whether the daemon's address refused the last datagram (no socket there): hellos are then
+  /// sent once a second until one is taken.
+  public private(set) var unreachable = false
+  /// Called on the loop's thread when the daemon's address stops or starts taking datagrams.
+  public var onReachability: (Bool) -> Void = { _ in }
   let buffer = UnsafeMutableRawPointer.allocate(byteCount: 65536 + PuntHeader.size, alignment: 16)
+  /// Where a datagram from an `ike.listen` socket is read before it is punted.
+  let listenBuffer = UnsafeMutableRawPointer.allocate(byteCount: PuntChannel.listenCapacity, alignment: 16)
+  /// The largest datagram read from an `ike.listen` socket (UDP's limit).
+  static let listenCapacity = 65536
+  /// The daemon's address, as sendto(2) takes it.
+  var targetAddress = sockaddr_storage()
+  var targetLength: socklen_t = 0
+  var lastHello: UInt64 = 0
   /// The rate limits, per source address and in all.
   var limiter: IKERateLimiter
 
-  /// Connects to the daemon.
+  /// Opens the channel.
   /// - Parameters:
   ///   - target: where the daemon listens.
+  ///   - local: espd's own end (nil: an address of the kernel's choosing).
+  ///   - listen: the `ike.listen` endpoints.
+  ///   - mark: SO_MARK of the `ike.listen` sockets (as the listen sockets).
   ///   - queueBytes: the socket's send buffer: what may wait for the daemon (the kernel doubles it
   ///     for its bookkeeping, as socket(7) says).
   ///   - perSecond: datagrams punted per second at most, with one second of burst.
   ///   - perSource: datagrams punted per second at most from one source address.
   public init(
-    target: PuntTarget, queueBytes: Int = Limits().ikeQueueBytes, perSecond: Int = Limits().ikePerSecond,
+    target: PuntTarget, local: PuntTarget? = nil, listen: [Endpoint] = [], mark: UInt32? = nil,
+    queueBytes: Int = Limits().ikeQueueBytes, perSecond: Int = Limits().ikePerSecond,
     perSource: Int = Limits().ikePerSourcePerSecond
   ) throws(SystemError) {
     self.target = target
+    self.local = local
     limiter = IKERateLimiter(perSecond: perSecond, perSource: perSource)
-    let sockType = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
-    switch target {
-    case .udp(let e):
-      let fd = try Sys.call("cannot create the IKE punt socket") {
-        socket(e.address.isV6 ? AF_INET6 : AF_INET, sockType, 0)
+    fd = try PuntChannel.open(target: target, local: local)
+    do throws(SystemError) {
+      listeners = try listen.map { (e) throws(SystemError) in
+        try UDPSocket(listen: e, mark: mark, receiveBuffer: 1 << 21, sendBuffer: 1 << 21)
       }
-      var storage = SocketAddressStorage()
-      let length = withUnsafeMutableBytes(of: &storage) { SocketAddress.write(e, to: $0.baseAddress!) }
-      let r = withUnsafePointer(to: &storage) { CIO_connect(fd, $0, length) }
-      guard r == 0 else {
+      pollFD = try Sys.call("cannot create the IKE channel's epoll descriptor") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+    } catch {
+      close(fd)
+      throw error
+    }
+    for d in [fd] + listeners.map(\.fd) {
+      var event = epoll_event()
+      event.events = UInt32(EPOLLIN.rawValue)
+      event.data.fd = d
+      if epoll_ctl(pollFD, EPOLL_CTL_ADD, d, &event) != 0 {
         let err = errno
+        close(pollFD)
         close(fd)
-        throw SystemError("cannot connect the IKE punt socket to udp \(e)", errno: err)
+        throw SystemError("cannot watch the IKE channel's sockets", errno: err)
       }
-      self.fd = fd
-      self.queueBytes = PuntChannel.bound(fd, queueBytes)
-    case .unix(let path):
-      let fd = try Sys.call("cannot create the IKE punt socket") { socket(AF_UNIX, sockType, 0) }
+    }
+    targetLength = withUnsafeMutableBytes(of: &targetAddress) { PuntChannel.address(target, to: $0.baseAddress!) }
+    self.queueBytes = PuntChannel.bound(fd, queueBytes)
+  }
+
+  /// The channel socket, bound to `local` (a Unix path is replaced if a socket file is there).
+  static func open(target: PuntTarget, local: PuntTarget?) throws(SystemError) -> Int32 {
+    let sockType = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+    let family: Int32 =
+      switch target {
+      case .udp(let e): e.address.isV6 ? AF_INET6 : AF_INET
+      case .unix: AF_UNIX
+      }
+    let fd = try Sys.call("cannot create the IKE punt socket") { socket(family, sockType, 0) }
+    var storage = sockaddr_storage()
+    let length: socklen_t
+    switch local {
+    case nil where family == AF_UNIX:
       // An abstract address of the kernel's choosing (autobind: the family alone), so the daemon
       // can reply to us and no two channels, or two espd, ever want the same name.
-      var local = sockaddr_un()
-      local.sun_family = sa_family_t(AF_UNIX)
-      let localLength = socklen_t(MemoryLayout<sa_family_t>.size)
-      var remote = sockaddr_un()
-      remote.sun_family = sa_family_t(AF_UNIX)
-      withUnsafeMutableBytes(of: &remote.sun_path) { b in
+      storage.ss_family = sa_family_t(AF_UNIX)
+      length = socklen_t(MemoryLayout<sa_family_t>.size)
+    case nil: return fd  // UDP: an ephemeral port at the first send
+    case .unix(let path)?:
+      // A socket file left by a former espd is replaced; anything else there is an error.
+      var st = stat()
+      if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+      length = withUnsafeMutableBytes(of: &storage) { PuntChannel.address(.unix(path), to: $0.baseAddress!) }
+    case .udp(let e)?:
+      length = withUnsafeMutableBytes(of: &storage) { SocketAddress.write(e, to: $0.baseAddress!) }
+    }
+    guard withUnsafePointer(to: &storage, { CIO_bind(fd, $0, length) }) == 0 else {
+      let err = errno
+      close(fd)
+      throw SystemError("cannot bind the IKE punt socket to \(local.map { "\($0)" } ?? "an address")", errno: err)
+    }
+    if case .unix(let path)? = local { chmod(path, 0o600) }
+    return fd
+  }
+
+  /// Writes `target` as a sockaddr at `p` (room for a sockaddr_storage).
+  /// - Returns: its length.
+  static func address(_ target: PuntTarget, to p: UnsafeMutableRawPointer) -> socklen_t {
+    switch target {
+    case .udp(let e): return SocketAddress.write(e, to: p)
+    case .unix(let path):
+      var a = sockaddr_un()
+      a.sun_family = sa_family_t(AF_UNIX)
+      withUnsafeMutableBytes(of: &a.sun_path) { b in
         for (i, c) in path.utf8.prefix(b.count - 1).enumerated() { b[i] = c }
       }
-      let ok =
-        withUnsafePointer(to: &local) { CIO_bind(fd, $0, localLength) } == 0
-        && withUnsafePointer(to: &remote) { CIO_connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } == 0
-      guard ok else {
-        let err = errno
-        close(fd)
-        throw SystemError("cannot connect the IKE punt socket to unix \(path)", errno: err)
-      }
-      self.fd = fd
-      self.queueBytes = PuntChannel.bound(fd, queueBytes)
+      p.storeBytes(of: a, as: sockaddr_un.self)
+      return socklen_t(MemoryLayout<sockaddr_un>.size)
     }
   }
 
@@ -98,8 +165,26 @@ public final class PuntChannel {
   }
 
   deinit {
+    close(pollFD)
     close(fd)
+    if case .unix(let path)? = local { unlink(path) }
     buffer.deallocate()
+    listenBuffer.deallocate()
+  }
+
+  /// Datagrams read from one `ike.listen` socket per wake-up at most (the rest wait for the next).
+  static let listenBatch = 64
+
+  /// Hands what waits on the `ike.listen` sockets to the daemon, whole: no marker there, and every
+  /// datagram is IKE (RFC 7296 §2.23). The rate limits apply as on the listen ports.
+  public func readListeners() {
+    for l in listeners {
+      for _ in 0..<PuntChannel.listenBatch {
+        guard let (n, from, to) = l.receive(into: listenBuffer, capacity: PuntChannel.listenCapacity) else { break }
+        listenReceived &+= 1
+        punt(UnsafeRawBufferPointer(start: listenBuffer, count: n), from: from, to: to)
+      }
+    }
   }
 
   /// Hands one IKE message (marker already stripped) to the daemon.
@@ -108,22 +193,84 @@ public final class PuntChannel {
     guard limiter.admit(remote.address, now: LoopCore.now()) else { return }
     PuntChannel.header(source: remote, destination: local).write(to: buffer)
     (buffer + PuntHeader.size).copyMemory(from: base, byteCount: ike.count)
-    if send(fd, buffer, PuntHeader.size + ike.count, Int32(MSG_DONTWAIT)) < 0 { dropped &+= 1 } else { punted &+= 1 }
+    if sendToDaemon(PuntHeader.size + ike.count) { punted &+= 1 } else { dropped &+= 1 }
+  }
+
+  /// Announces espd's end of the channel (a header with family 0): at start, and once a second
+  /// while the daemon's address refuses datagrams (``retryHello(now:)``).
+  @discardableResult
+  public func hello() -> Bool {
+    PuntHeader.writeHello(to: buffer)
+    return sendToDaemon(PuntHeader.size)
+  }
+
+  /// Sends a hello if the daemon was unreachable and the last try is a second old.
+  func retryHello(now: UInt64) {
+    guard unreachable, now &- lastHello >= 1_000_000_000 else { return }
+    lastHello = now
+    hello()
+  }
+
+  /// Sends `length` bytes of ``buffer`` to the daemon, noting when its address starts or stops
+  /// taking datagrams (ECONNREFUSED, ENOENT: nobody there).
+  private func sendToDaemon(_ length: Int) -> Bool {
+    let n = withUnsafePointer(to: &targetAddress) {
+      CIO_sendto(fd, buffer, length, Int32(MSG_DONTWAIT), $0, targetLength)
+    }
+    if n >= 0 {
+      if unreachable {
+        unreachable = false
+        onReachability(true)
+      }
+      return true
+    }
+    let err = errno
+    if !unreachable && (err == ECONNREFUSED || err == ENOENT || err == ENOTCONN) {
+      unreachable = true
+      lastHello = LoopCore.now()
+      onReachability(false)
+    }
+    return false
   }
 
   /// Reads one reply from the daemon.
   /// - Returns: the header and the IKE message, valid until the next call; nil when none is waiting
-  ///   (or the reply had no valid header: counted in `dropped`).
+  ///   (a reply without a valid header is counted in `dropped`, one from anyone but the daemon in
+  ///   `foreign`).
   public func receive() -> (PuntHeader, UnsafeRawBufferPointer)? {
     while true {
-      let n = recv(fd, buffer, 65536 + PuntHeader.size, Int32(MSG_DONTWAIT))
+      var from = sockaddr_storage()
+      var fromLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+      let n = withUnsafeMutablePointer(to: &from) {
+        CIO_recvfrom(fd, buffer, 65536 + PuntHeader.size, Int32(MSG_DONTWAIT), $0, &fromLength)
+      }
       if n < 0 { return nil }
+      guard fromDaemon(&from, fromLength) else {
+        foreign &+= 1
+        continue
+      }
       guard let h = PuntHeader.parse(UnsafeRawBufferPointer(start: buffer, count: n)) else {
         dropped &+= 1
         continue
       }
       replies &+= 1
       return (h, UnsafeRawBufferPointer(start: buffer + PuntHeader.size, count: n - PuntHeader.size))
+    }
+  }
+
+  /// Whether a datagram's sender is the daemon's address (a Unix sender is compared by path).
+  private func fromDaemon(_ from: inout sockaddr_storage, _ length: socklen_t) -> Bool {
+    switch target {
+    case .udp(let e):
+      return withUnsafeBytes(of: &from) { SocketAddress.read($0.baseAddress!) } == e
+    case .unix(let path):
+      let offset = MemoryLayout<sa_family_t>.size
+      guard Int(length) > offset, from.ss_family == sa_family_t(AF_UNIX) else { return false }
+      return withUnsafeBytes(of: &from) { b in
+        let name = b[offset..<min(Int(length), b.count)]
+        let trimmed = name.prefix { $0 != 0 }
+        return trimmed.elementsEqual(path.utf8)
+      }
     }
   }
 

@@ -171,7 +171,7 @@ public final class URingLoop {
 
   func postPuntPoll() {
     guard let p = core.punt, let sqe = uring.sqe() else { return }
-    io_uring_prep_poll_add(sqe, p.fd, UInt32(POLLIN))
+    io_uring_prep_poll_add(sqe, p.pollFD, UInt32(POLLIN))
     io_uring_sqe_set_data64(sqe, userData(.punt, 0))
   }
 
@@ -277,7 +277,7 @@ public final class URingLoop {
       }
       postSignalRead()
     case .punt:
-      core.forwardPuntReplies()
+      core.servicePunt()
       postPuntPoll()
     case .mailbox:
       core.mailboxSignalled = true

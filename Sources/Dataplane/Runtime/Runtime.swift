@@ -131,8 +131,22 @@ public final class Runtime {
       if let target = config.ikePunt {
         let l = config.limits
         let channel = try PuntChannel(
-          target: target, queueBytes: l.ikeQueueBytes, perSecond: l.ikePerSecond, perSource: l.ikePerSourcePerSecond)
+          target: target, local: config.ikePuntLocal, listen: config.ikeListen, mark: RouteInstaller.fwmark,
+          queueBytes: l.ikeQueueBytes, perSecond: l.ikePerSecond, perSource: l.ikePerSourcePerSecond)
         punt = channel
+        let log = logger
+        channel.onReachability = { up in
+          if up {
+            log.notice("IKE punt target \(target) takes datagrams again")
+          } else {
+            log.warning("IKE punt target \(target) is gone (no socket there); IKE is dropped until it is back")
+          }
+        }
+        if let local = config.ikePuntLocal { logger.info("IKE punt channel: espd's end is \(local)") }
+        for e in config.ikeListen {
+          logger.info("listening on udp \(e) for IKE only (no non-ESP marker; every datagram goes to \(target))")
+        }
+        channel.hello()
         logger.info(
           "IKE datagrams punted to \(target): queue \(channel.queueBytes) bytes (the kernel's count), at most \(l.ikePerSecond)/s, \(l.ikePerSourcePerSecond)/s per source address"
         )

@@ -129,4 +129,39 @@ public final class UDPSocket {
     if errno == EAGAIN || errno == ENOBUFS { return false }
     throw SystemError("cannot send to \(remote)", errno: errno)
   }
+
+  /// Receives one datagram (control path: the `ike.listen` sockets), without blocking.
+  /// - Returns: its length, its source, and the local endpoint it was sent to (the address from
+  ///   its pktinfo, the port this socket's); nil when none waits or its source is not IP.
+  public func receive(into buffer: UnsafeMutableRawPointer, capacity: Int) -> (Int, Endpoint, Endpoint)? {
+    var name = SocketAddressStorage()
+    var control = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    var iov = iovec(iov_base: buffer, iov_len: capacity)
+    while true {
+      let (n, controlLength) = withUnsafeMutablePointer(to: &name) { namePointer in
+        withUnsafeMutablePointer(to: &control) { controlPointer in
+          withUnsafeMutablePointer(to: &iov) { iovPointer in
+            var m = msghdr()
+            m.msg_name = UnsafeMutableRawPointer(namePointer)
+            m.msg_namelen = socklen_t(MemoryLayout<SocketAddressStorage>.size)
+            m.msg_iov = iovPointer
+            m.msg_iovlen = 1
+            m.msg_control = UnsafeMutableRawPointer(controlPointer)
+            m.msg_controllen = 64
+            let n = recvmsg(fd, &m, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC))
+            return (n, Int(m.msg_controllen))
+          }
+        }
+      }
+      if n < 0 { return nil }
+      // A datagram larger than the buffer (MSG_TRUNC gives its real length) is no IKE we can punt.
+      guard n <= capacity, let from = withUnsafeBytes(of: &name, { SocketAddress.read($0.baseAddress!) }) else {
+        continue
+      }
+      let to = withUnsafeBytes(of: &control) {
+        SocketAddress.packetInfoDestination(control: $0.baseAddress!, length: controlLength)
+      }
+      return (n, from, Endpoint(address: to ?? local.address, port: local.port))
+    }
+  }
 }

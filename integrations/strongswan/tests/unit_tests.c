@@ -22,6 +22,10 @@
 #include <espd_json.h>
 #include <kernel_espd_algs.h>
 #include <kernel_espd_ts.h>
+#include <socket_espd_punt.h>
+
+#include <stddef.h>
+#include <sys/un.h>
 
 #include <stdio.h>
 
@@ -161,6 +165,46 @@ static void test_algs()
 		  strstr(why, "integrity algorithm"));
 }
 
+/** A Unix address as the kernel reports a sender: path length + NUL */
+static socklen_t unix_sender(struct sockaddr_storage *s, const char *path)
+{
+	struct sockaddr_un *un = (struct sockaddr_un*)s;
+
+	memset(s, 0, sizeof(*s));
+	un->sun_family = AF_UNIX;
+	memcpy(un->sun_path, path, strlen(path));
+	return offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1;
+}
+
+static void test_punt_address()
+{
+	struct sockaddr_storage conf, from, other;
+	socklen_t conflen, fromlen, otherlen;
+	const char *error = NULL;
+
+	CHECK(espd_punt_address("unix:/run/espd/ike-espd.sock", &conf, &conflen, &error));
+	fromlen = unix_sender(&from, "/run/espd/ike-espd.sock");
+	CHECK(conflen != fromlen);
+	CHECK(espd_punt_same_address(&conf, conflen, &from, fromlen));
+	otherlen = unix_sender(&other, "/run/espd/ike-espd.sockx");
+	CHECK(!espd_punt_same_address(&conf, conflen, &other, otherlen));
+	otherlen = unix_sender(&other, "/run/espd/ike-esp");
+	CHECK(!espd_punt_same_address(&conf, conflen, &other, otherlen));
+	/* an autobound (abstract) sender is never the configured path */
+	otherlen = unix_sender(&other, "");
+	other.ss_family = AF_UNIX;
+	((struct sockaddr_un*)&other)->sun_path[1] = 'a';
+	otherlen = offsetof(struct sockaddr_un, sun_path) + 6;
+	CHECK(!espd_punt_same_address(&conf, conflen, &other, otherlen));
+	CHECK(espd_punt_same_address(&other, otherlen, &other, otherlen));
+	CHECK(espd_punt_address("udp:127.0.0.1:4501", &from, &fromlen, &error));
+	CHECK(espd_punt_address("udp:127.0.0.1:4501", &other, &otherlen, &error));
+	CHECK(espd_punt_same_address(&from, fromlen, &other, otherlen));
+	CHECK(espd_punt_address("udp:127.0.0.1:4502", &other, &otherlen, &error));
+	CHECK(!espd_punt_same_address(&from, fromlen, &other, otherlen));
+	CHECK(!espd_punt_same_address(&from, fromlen, &conf, conflen));
+}
+
 int main()
 {
 	if (!library_init(NULL, "espd-unit-tests"))
@@ -172,6 +216,7 @@ int main()
 	test_buf();
 	test_ts();
 	test_algs();
+	test_punt_address();
 	library_deinit();
 	printf("%d passed, %d failed\n", checks - failures, failures);
 	return failures != 0;

@@ -199,3 +199,32 @@ bool espd_punt_address(const char *spec, struct sockaddr_storage *addr,
 	host->destroy(host);
 	return TRUE;
 }
+
+/*
+ * Described in header
+ */
+bool espd_punt_same_address(struct sockaddr_storage *a, socklen_t alen,
+							struct sockaddr_storage *b, socklen_t blen)
+{
+	size_t off = offsetof(struct sockaddr_un, sun_path), an, bn;
+	struct sockaddr_un *ua = (struct sockaddr_un*)a, *ub = (struct sockaddr_un*)b;
+
+	if (alen < sizeof(sa_family_t) || blen < sizeof(sa_family_t) ||
+		a->ss_family != b->ss_family)
+	{
+		return FALSE;
+	}
+	if (a->ss_family != AF_UNIX)
+	{
+		return alen == blen && memeq(a, b, alen);
+	}
+	an = alen > off ? min(alen - off, sizeof(ua->sun_path)) : 0;
+	bn = blen > off ? min(blen - off, sizeof(ub->sun_path)) : 0;
+	if (an && ua->sun_path[0] == '\0')
+	{	/* abstract names are compared whole */
+		return an == bn && memeq(ua->sun_path, ub->sun_path, an);
+	}
+	an = strnlen(ua->sun_path, an);
+	bn = strnlen(ub->sun_path, bn);
+	return an && an == bn && memeq(ua->sun_path, ub->sun_path, an);
+}

@@ -79,4 +79,18 @@ bool espd_punt_encode(host_t *src, host_t *dst, uint8_t *header,
 bool espd_punt_address(const char *spec, struct sockaddr_storage *addr,
 					   socklen_t *len, const char **error);
 
+/**
+ * Whether two punt channel addresses name the same socket. A Unix address is
+ * compared by its path: the kernel reports a sender's path with the length
+ * it has, not the sizeof(struct sockaddr_un) it was configured with.
+ *
+ * @param a				one address
+ * @param alen			its length
+ * @param b				the other
+ * @param blen			its length
+ * @return				TRUE if both name the same socket
+ */
+bool espd_punt_same_address(struct sockaddr_storage *a, socklen_t alen,
+							struct sockaddr_storage *b, socklen_t blen);
+
 #endif /** SOCKET_ESPD_PUNT_H_ @}*/

@@ -93,7 +93,7 @@ static bool uses_marker(host_t *src, host_t *dst)
 static bool same_address(struct sockaddr_storage *a, socklen_t alen,
 						 struct sockaddr_storage *b, socklen_t blen)
 {
-	return alen == blen && memeq(a, b, alen);
+	return espd_punt_same_address(a, alen, b, blen);
 }
 
 /** Remembers where espd sends from, for the replies (unless configured) */

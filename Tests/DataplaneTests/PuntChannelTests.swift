@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: Apache-2.0
+// The IKE punt channel with an IKE daemon that restarts, replies from strangers, a known address
+// for espd's end (ike.punt_local) with a hello, and the port-500 sockets (ike.listen) where every
+// datagram is IKE. Real AF_UNIX and UDP sockets on loopback.
+import ESP
+import Testing
+import UDPEncap
+
+@testable import Dataplane
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A Unix datagram socket bound at `path`, reading whole datagrams and sending to a path.
+private final class UnixPeer {
+  let fd: Int32
+  let path: String
+  init(_ path: String) {
+    self.path = path
+    unlink(path)
+    fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+    var a = UnixPeer.address(path)
+    _ = withUnsafePointer(to: &a) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(fd, __CONST_SOCKADDR_ARG(__sockaddr__: $0), socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
+    }
+  }
+  deinit {
+    close(fd)
+    unlink(path)
+  }
+  static func address(_ path: String) -> sockaddr_un {
+    var a = sockaddr_un()
+    a.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &a.sun_path) { b in for (i, c) in path.utf8.enumerated() { b[i] = c } }
+    return a
+  }
+  /// The next datagram, waiting up to a second.
+  func read() -> [UInt8]? {
+    var buffer = [UInt8](repeating: 0, count: 70_000)
+    for _ in 0..<1000 {
+      let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+      if n >= 0 { return Array(buffer[0..<n]) }
+      usleep(1000)
+    }
+    return nil
+  }
+  func send(_ bytes: [UInt8], to path: String) -> Bool {
+    var a = UnixPeer.address(path)
+    return bytes.withUnsafeBytes { b in
+      withUnsafePointer(to: &a) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+          sendto(
+            fd, b.baseAddress, b.count, 0, __CONST_SOCKADDR_ARG(__sockaddr__: $0),
+            socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
+      }
+    } == bytes.count
+  }
+}
+
+private func tempPath(_ tag: String) -> String {
+  "/tmp/espd-punt-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+}
+
+/// A reply as the daemon sends it: header (source = espd's address to send from) and message.
+private func reply(from source: Endpoint, to peer: Endpoint, raw: Bool = false, _ ike: [UInt8]) -> [UInt8] {
+  var h = PuntChannel.header(source: source, destination: peer)
+  h.raw = raw
+  var out = [UInt8](repeating: 0, count: PuntHeader.size)
+  out.withUnsafeMutableBytes { h.write(to: $0.baseAddress!) }
+  return out + ike
+}
+
+@Suite struct PuntChannelTests {
+  static let peer = Endpoint(address: IPAddress("203.0.113.7")!, port: 500)
+  static let local = Endpoint(address: IPAddress("192.0.2.1")!, port: 500)
+
+  /// espd says hello from its fixed address at start; the daemon's replies from that address
+  /// come back, a stranger's are counted and dropped.
+  @Test func aHelloFromAKnownAddressAndOnlyTheDaemonsReplies() throws {
+    let daemon = UnixPeer(tempPath("daemon"))
+    let espdEnd = tempPath("espd")
+    let punt = try PuntChannel(target: .unix(daemon.path), local: .unix(espdEnd))
+    #expect(punt.hello())
+    let hello = try #require(daemon.read())
+    #expect(hello.count == PuntHeader.size && hello[0] == 0x45 && hello[1] == 0x50 && hello[2] == 1 && hello[3] == 0)
+    #expect(hello[4...].allSatisfy { $0 == 0 })
+
+    #expect(daemon.send(reply(from: Self.local, to: Self.peer, [1, 2, 3]), to: espdEnd))
+    let stranger = UnixPeer(tempPath("stranger"))
+    #expect(stranger.send(reply(from: Self.local, to: Self.peer, [9, 9]), to: espdEnd))
+    #expect(daemon.send(reply(from: Self.local, to: Self.peer, raw: true, [0xFF]), to: espdEnd))
+    usleep(10_000)
+    let (h1, m1) = try #require(punt.receive())
+    #expect(!h1.raw && Array(m1) == [1, 2, 3] && PuntChannel.endpoints(h1) == (Self.local, Self.peer))
+    let (h2, m2) = try #require(punt.receive())
+    #expect(h2.raw && Array(m2) == [0xFF])
+    #expect(punt.receive() == nil)
+    #expect(punt.foreign == 1 && punt.replies == 2 && punt.dropped == 0)
+  }
+
+  /// A daemon that goes away and binds its address again gets the next datagram: the channel is
+  /// not connected. Meanwhile datagrams are counted as dropped, and hellos go once a second.
+  @Test func aDaemonThatRestartsGetsTheNextDatagram() throws {
+    let path = tempPath("daemon")
+    var daemon: UnixPeer? = UnixPeer(path)
+    let punt = try PuntChannel(target: .unix(path))
+    var changes: [Bool] = []
+    punt.onReachability = { changes.append($0) }
+    let ike: [UInt8] = [0x11, 0x22, 0x33, 0x44]
+    ike.withUnsafeBytes { punt.punt($0, from: Self.peer, to: Self.local) }
+    #expect(daemon?.read()?.count == PuntHeader.size + 4)
+    daemon = nil  // the daemon stops: its socket file goes
+    ike.withUnsafeBytes { punt.punt($0, from: Self.peer, to: Self.local) }
+    #expect(punt.unreachable && punt.dropped == 1 && changes == [false])
+    let again = UnixPeer(path)
+    punt.retryHello(now: LoopCore.now())  // less than a second since: no hello yet
+    #expect(again.read() == nil && punt.unreachable)
+    punt.retryHello(now: LoopCore.now() + 2_000_000_000)
+    let hello = try #require(again.read())
+    #expect(hello.count == PuntHeader.size && hello[3] == 0)
+    #expect(!punt.unreachable && changes == [false, true])
+    ike.withUnsafeBytes { punt.punt($0, from: Self.peer, to: Self.local) }
+    let d = try #require(again.read())
+    #expect(Array(d[PuntHeader.size...]) == ike && punt.punted == 2)
+  }
+
+  /// Every datagram on an `ike.listen` socket goes to the daemon whole (four zero bytes at its
+  /// start are not taken for a marker), with its source and the address it reached.
+  @Test func thePort500SocketsPuntEveryDatagramWhole() throws {
+    let daemon = UnixPeer(tempPath("daemon"))
+    let port = UInt16.random(in: 40000...50000)
+    let listen = Endpoint(address: IPAddress("127.0.0.1")!, port: port)
+    let punt = try PuntChannel(target: .unix(daemon.path), listen: [listen])
+    #expect(punt.listeners.count == 1)
+    let client = try UDPSocket(listen: Endpoint(address: IPAddress("127.0.0.1")!, port: port + 1), mark: nil)
+    let datagram: [UInt8] = [0, 0, 0, 0, 0xAB, 0xCD] + [UInt8](repeating: 7, count: 300)
+    _ = try datagram.withUnsafeBytes { try client.send($0, to: listen, from: IPAddress("127.0.0.1")!) }
+    var pfd = pollfd(fd: punt.pollFD, events: Int16(POLLIN), revents: 0)
+    #expect(poll(&pfd, 1, 1000) == 1, "the channel's poll descriptor wakes for a port-500 datagram")
+    punt.readListeners()
+    let got = try #require(daemon.read())
+    let h = try #require(got.withUnsafeBytes { PuntHeader.parse($0) })
+    let (source, destination) = PuntChannel.endpoints(h)
+    #expect(source == client.local && destination == listen)
+    #expect(Array(got[PuntHeader.size...]) == datagram)
+    #expect(punt.listenReceived == 1 && punt.punted == 1)
+    // A reply whose source is the port-500 socket is sent from it (the loop picks it).
+    #expect(LoopCore.listener(for: listen, in: punt.listeners) === punt.listeners[0])
+    #expect(LoopCore.listener(for: Endpoint(address: IPAddress("127.0.0.1")!, port: 4500), in: punt.listeners) == nil)
+  }
+
+  @Test func theRawBitAndTheHelloRoundTrip() throws {
+    var h = PuntChannel.header(source: Self.local, destination: Self.peer)
+    h.raw = true
+    var bytes = [UInt8](repeating: 0, count: PuntHeader.size)
+    bytes.withUnsafeMutableBytes { h.write(to: $0.baseAddress!) }
+    #expect(bytes[3] == 0x84)
+    let back = try #require(bytes.withUnsafeBytes { PuntHeader.parse($0) })
+    #expect(back == h && back.raw && back.family == 4)
+    bytes.withUnsafeMutableBytes { PuntHeader.writeHello(to: $0.baseAddress!) }
+    #expect(bytes.withUnsafeBytes { PuntHeader.parse($0) } == nil, "espd never takes a hello as a reply")
+    bytes[3] = 0x85
+    #expect(bytes.withUnsafeBytes { PuntHeader.parse($0) } == nil)
+  }
+}

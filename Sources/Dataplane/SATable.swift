@@ -134,7 +134,7 @@ public final class SATable {
 
   /// Puts a tunnel this worker owns on the sweep lists it belongs to.
   func adopt(_ t: Tunnel) {
-    if t.peerConfigured && t.initiatorPosition < 0 {
+    if t.peerConfigured && t.natKeepalive && t.initiatorPosition < 0 {
       t.initiatorPosition = Int32(initiators.count)
       initiators.append(t)
     }

@@ -46,8 +46,8 @@ public final class Tunnel {
   public let alias: IPAddress?
   /// Whether another tunnel has the same alias (replies are then steered by learned flows).
   public internal(set) var sharesAlias = false
-  /// The configured outer source address, if any.
-  public let local: IPAddress?
+  /// The configured outer source address, if any (`update_tunnel` may change it: owner only).
+  public internal(set) var local: IPAddress?
   /// The peer's outer endpoint: configured, or learned from authenticated packets (NAT rebinding).
   public internal(set) var peer: Endpoint? { didSet { publishPeer() } }
   /// The local endpoint the peer last reached (IP_PKTINFO): replies leave from it.
@@ -58,6 +58,8 @@ public final class Tunnel {
   let published = SharedWords(count: TunnelWord.count)
   /// Whether the peer was configured (an initiator): such a tunnel sends NAT-keepalives when idle.
   public let peerConfigured: Bool
+  /// `nat_keepalive`: false keeps an initiator out of the keepalive sweep (the IKE daemon sends them).
+  public let natKeepalive: Bool
   /// Monotonic ns of the last datagram sent to the peer (ESP or keepalive), set by the loop.
   var lastSent: UInt64 = 0
   /// NAT-keepalives sent.
@@ -77,6 +79,7 @@ public final class Tunnel {
     local = config.local
     peer = config.peer
     peerConfigured = config.peer != nil
+    natKeepalive = config.natKeepalive
     self.outbound = outbound
     self.inbound = inbound
     ownerKey = Tunnel.ownerKey(name: config.name, mode: config.mode, alias: config.alias)

@@ -30,9 +30,16 @@ final class ControlHarness {
 
   /// One request line through the model (as the control socket would).
   @discardableResult
-  func request(_ line: String) -> Result<Void, ControlError> {
+  func request(_ line: String) -> Result<Void, ControlError> { answer(line).map { _ in } }
+
+  /// One request line that must be accepted: the answer's members after `"ok":true`.
+  @discardableResult
+  func ok(_ line: String, now: UInt64 = 0) throws -> String { try answer(line, now: now).get() }
+
+  /// One request line through the model: the answer's members after `"ok":true`, or the refusal.
+  func answer(_ line: String, now: UInt64 = 0) -> Result<String, ControlError> {
     switch ControlRequest.parse(Array(line.utf8)) {
-    case .success(let r): return model.apply(r, now: 0)
+    case .success(let r): return model.apply(r, now: now)
     case .failure(let e): return .failure(e)
     }
   }

@@ -30,7 +30,7 @@ import Testing
       guard let model = try? ControlModel(config: c ?? config, workers: 1, now: 0) else {
         return .failure(ControlError("model"))
       }
-      return model.apply(r, now: 0).map { model.config }
+      return model.apply(r, now: 0).map { _ in model.config }
     case .failure(let e): return .failure(e)
     }
   }

@@ -171,6 +171,12 @@ def main() -> int:
                 {"op": "delete_sa", "spi": t["inbound"][0]["spi"]},
                 {"op": "list"},
                 {"op": "stats"},
+                {"op": "query_sa", "name": t["name"], "spi": new_in["spi"], "direction": "inbound"},
+                {"op": "query_sa", "name": t["name"], "spi": new_out["spi"], "direction": "outbound"},
+                {"op": "update_tunnel", "name": t["name"], "peer": "203.0.113.7:4500"},
+                {"op": "alloc_spi", "min": "0x7c000000", "max": "0x7c00000f"},
+                {"op": "release_spi", "spi": "0x7c000001"},
+                {"op": "list", "names_only": True, "prefix": "seed-"},
                 {"op": "delete_tunnel", "name": t["name"]},
             ]
             # Byte 0: the limits (0xff: the most room FuzzControl gives; 0x00: none to spare).

@@ -106,11 +106,15 @@ public struct TunnelConfig: Sendable {
   public var local: IPAddress?
   public var inbound: [SAConfig]
   public var outbound: SAConfig
+  /// Whether espd sends NAT-keepalives to a configured peer (`nat_keepalive`, default true); false
+  /// when the IKE daemon sends them itself, from the side behind the NAT only.
+  public var natKeepalive: Bool
 
   public init(
     name: String, mode: TunnelMode, peer: Endpoint? = nil, remoteTS: [Prefix] = [], alias: IPAddress? = nil,
-    local: IPAddress? = nil, inbound: [SAConfig], outbound: SAConfig
+    local: IPAddress? = nil, inbound: [SAConfig], outbound: SAConfig, natKeepalive: Bool = true
   ) {
+    self.natKeepalive = natKeepalive
     self.name = name
     self.mode = mode
     self.peer = peer

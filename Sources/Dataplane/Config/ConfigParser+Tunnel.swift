@@ -24,7 +24,9 @@ struct TunnelDraft {
 }
 
 extension ConfigParser {
-  static let tunnelFields = ["name", "mode", "peer", "remote_ts", "alias", "local", "inbound", "outbound"]
+  static let tunnelFields = [
+    "name", "mode", "peer", "remote_ts", "alias", "local", "inbound", "outbound", "nat_keepalive",
+  ]
 
   /// Parses one tunnel object and checks the rules that concern it alone: fields, `mode`,
   /// `remote_ts` in tunnel mode, no `alias` in tunnel mode, and its SAs.
@@ -116,6 +118,9 @@ extension ConfigParser {
         got: "\(local)")
     }
 
+    var natKeepalive = true
+    if let v = r["nat_keepalive"], let b = bool(v, r.path("nat_keepalive"), &problems) { natKeepalive = b }
+
     var inbound: [SAConfig] = []
     let inboundExpected = "a non-empty array of SA objects"
     if let v = r["inbound"], let list = array(v, r.path("inbound"), expected: inboundExpected, &problems) {
@@ -142,7 +147,7 @@ extension ConfigParser {
     if problems.lines.count == before, let name = draft.name, let mode = draft.mode, let outbound {
       draft.tunnel = TunnelConfig(
         name: name, mode: mode, peer: peer, remoteTS: draft.remoteTS.map(\.prefix), alias: draft.alias, local: local,
-        inbound: inbound, outbound: outbound)
+        inbound: inbound, outbound: outbound, natKeepalive: natKeepalive)
     }
     return draft
   }

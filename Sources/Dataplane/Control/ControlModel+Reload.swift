@@ -8,7 +8,7 @@ extension TunnelConfig {
   /// Whether the tunnel-level settings (not the SAs) are the same.
   func sameShape(as o: TunnelConfig) -> Bool {
     name == o.name && mode == o.mode && peer == o.peer && remoteTS == o.remoteTS && alias == o.alias
-      && local == o.local
+      && local == o.local && natKeepalive == o.natKeepalive
   }
 
   /// Whether everything, SAs included, is the same.

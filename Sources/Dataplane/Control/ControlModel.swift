@@ -64,6 +64,11 @@ final class ControlModel {
   var capacity = (spi: 0, r4: 0, r6: 0, alias: 0)
   /// Times the workers got larger tables.
   var tableGrowths = 0
+  /// SPIs `alloc_spi` reserved → when the reservation lapses (monotonic ns); ControlModel+SPIs.swift.
+  var reserved: [UInt32: UInt64] = [:]
+  /// The reservations in the order they lapse (one lifetime for all), with the next one's index.
+  var reservedOrder: [(spi: UInt32, until: UInt64)] = []
+  var reservedHead = 0
 
   /// The tunnels, in slot order.
   var records: [Record] { slots.compactMap { $0 } }
@@ -98,7 +103,10 @@ final class ControlModel {
     if slots.count <= Int(slot) { slots.append(contentsOf: repeatElement(nil, count: Int(slot) + 1 - slots.count)) }
     slots[Int(slot)] = r
     byName[r.config.name] = slot
-    for sa in r.config.inbound { inboundSPIs[sa.spi] = slot }
+    for sa in r.config.inbound {
+      inboundSPIs[sa.spi] = slot
+      reserved[sa.spi] = nil  // installed: the reservation has served
+    }
     outboundSPIs[r.config.outbound.spi] = slot
     for p in r.config.remoteTS { prefixes[p] = slot }
     if r.config.mode == .tunnel {
@@ -175,14 +183,23 @@ final class ControlModel {
   // MARK: changes
 
   /// Applies a change request (other requests change nothing).
-  func apply(_ request: ControlRequest, now: UInt64) -> Result<Void, ControlError> {
+  /// - Returns: what the answer says besides `"ok":true` (members as JSON text, each after a comma;
+  ///   empty for none), or the refusal.
+  func apply(_ request: ControlRequest, now: UInt64) -> Result<String, ControlError> {
     switch request {
-    case .addTunnel(let t): return add(t, now: now)
-    case .deleteTunnel(let name): return delete(name: name)
+    case .addTunnel(let t):
+      return add(t, now: now).map { record(named: t.name)?.config.alias.map { ",\"alias\":\"\($0)\"" } ?? "" }
+    case .deleteTunnel(let name): return delete(name: name).map { "" }
     case .rekey(let name, let inbound, let outbound):
-      return rekey(name: name, inbound: inbound, outbound: outbound, now: now)
-    case .deleteSA(let spi): return deleteSA(spi: spi)
-    case .list, .stats, .subscribe: return .success(())
+      let replaced = outbound == nil ? nil : record(named: name)?.outbound
+      return rekey(name: name, inbound: inbound, outbound: outbound, now: now).map {
+        replaced.map { ",\"replaced\":\(ControlModel.countersJSON($0.spi, $0.packets, $0.bytes))" } ?? ""
+      }
+    case .deleteSA(let spi): return deleteSA(spi: spi).map { "" }
+    case .allocSPI(let min, let max): return allocSPI(min: min, max: max, now: now)
+    case .releaseSPI(let spi): return releaseSPI(spi, now: now).map { "" }
+    case .updateTunnel(let name, let peer, let local): return updateTunnel(name: name, peer: peer, local: local)
+    case .list, .stats, .subscribe, .querySA, .listNames: return .success("")
     }
   }
 
@@ -283,6 +300,7 @@ final class ControlModel {
       r.config.inbound.append(sa)
       r.inbound.append(made)
       inboundSPIs[sa.spi] = r.tunnel.index
+      reserved[sa.spi] = nil
       saCount += 1
       effects.steer(sa.spi, owner(r.tunnel))
       changes.append(.addInbound(r.tunnel, made))

@@ -14,17 +14,30 @@ public enum ControlRequest: Sendable {
   /// global counters of a node with a million tunnels in a few kilobytes.
   case stats(tunnels: Bool)
   case subscribe
+  /// `alloc_spi`: reserves an unused inbound SPI in `min...max` (ControlModel+SPIs.swift).
+  case allocSPI(min: UInt32, max: UInt32)
+  /// `release_spi`: frees a reserved SPI that no SA uses.
+  case releaseSPI(spi: UInt32)
+  /// `query_sa`: one SA's counters and last use.
+  case querySA(name: String, spi: UInt32, direction: SADirection)
+  /// `update_tunnel`: moves a tunnel's peer (and its local address, if given).
+  case updateTunnel(name: String, peer: Endpoint, local: IPAddress?)
+  /// `{"op":"list","names_only":true}`: the tunnels' names (those beginning with `prefix`).
+  case listNames(prefix: String?)
 
-  /// Whether the request changes the tunnels and SAs.
+  /// Whether the request changes the tunnels, SAs or SPI reservations.
   public var isChange: Bool {
     switch self {
-    case .addTunnel, .deleteTunnel, .rekey, .deleteSA: true
-    case .list, .stats, .subscribe: false
+    case .addTunnel, .deleteTunnel, .rekey, .deleteSA, .allocSPI, .releaseSPI, .updateTunnel: true
+    case .list, .stats, .subscribe, .querySA, .listNames: false
     }
   }
 
   /// The ops, as the `op` member names them.
-  public static let ops = ["add_tunnel", "delete_tunnel", "rekey", "delete_sa", "list", "stats", "subscribe"]
+  public static let ops = [
+    "add_tunnel", "delete_tunnel", "rekey", "delete_sa", "list", "stats", "subscribe", "alloc_spi", "release_spi",
+    "query_sa", "update_tunnel",
+  ]
 
   /// Parses one request line (one JSON object).
   /// - Returns: the request, or a one-line error for the answer (never quoting key material).
@@ -103,9 +116,24 @@ public enum ControlRequest: Sendable {
       case .bool(false)?: return .success(.stats(tunnels: false))
       case let v: return .failure(ControlError("tunnels: expected true or false, got \(describe(v))"))
       }
-    case "list", "subscribe":
+    case "list":
+      if let e = only(["names_only", "prefix"]) { return .failure(e) }
+      return parseList(value)
+    case "subscribe":
       if let e = only([]) { return .failure(e) }
-      return .success(op == "list" ? .list : .subscribe)
+      return .success(.subscribe)
+    case "alloc_spi":
+      if let e = only(["min", "max"]) { return .failure(e) }
+      return parseAllocSPI(value)
+    case "release_spi":
+      if let e = only(["spi"]) { return .failure(e) }
+      return spi(value["spi"], path: "spi").map { .releaseSPI(spi: $0) }
+    case "query_sa":
+      if let e = only(["name", "spi", "direction"]) { return .failure(e) }
+      return name().flatMap { n in parseQuerySA(value, name: n) }
+    case "update_tunnel":
+      if let e = only(["name", "peer", "local"]) { return .failure(e) }
+      return name().flatMap { n in parseUpdateTunnel(value, name: n) }
     default:
       return .failure(
         ControlError("op: unknown op \(JSONValue.quoted(op)) (expected one of \(ops.joined(separator: ", ")))"))

@@ -21,6 +21,15 @@ public final class ControlServer: @unchecked Sendable {
   private var connections: [Connection] = []
   private var thread: PThread? = nil
   private let owner = geteuid()
+  /// This run of espd, random per start: in the `subscribe` answer, so that a controller that
+  /// reconnects can tell a restart (every tunnel it added gone) from a broken connection.
+  let instance = ControlServer.newInstance()
+
+  /// 16 random hex digits.
+  static func newInstance() -> String {
+    let h = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    return String(repeating: "0", count: 16 - h.count) + h
+  }
   var logger: Logger { plane.logger }
 
   // Counters (control thread only; copied into stats and metrics answers).
@@ -241,12 +250,27 @@ public final class ControlServer: @unchecked Sendable {
         return "{\"ok\":true,\"stats\":\(plane.snapshot(tunnels: tunnels).statsObject(extra: counters))}"
       case .subscribe:
         c.subscribed = true
-        return "{\"ok\":true,\"subscribed\":true}"
-      case .addTunnel, .deleteTunnel, .rekey, .deleteSA:
+        return "{\"ok\":true,\"subscribed\":true,\"instance\":\"\(instance)\"}"
+      case .listNames(let prefix):
+        return "{\"ok\":true\(plane.model.names(prefix: prefix))}"
+      case .querySA(let name, let spi, let direction):
+        switch plane.model.query(name: name, spi: spi, direction: direction, now: LoopCore.now()) {
+        case .success(let members): return "{\"ok\":true\(members)}"
+        case .failure(let e):
+          errors &+= 1
+          return e.answer
+        }
+      case .addTunnel, .deleteTunnel, .rekey, .deleteSA, .allocSPI, .releaseSPI, .updateTunnel:
         switch plane.change(request) {
-        case .success:
-          logger.info("control: \(ControlServer.describe(request))")
-          return "{\"ok\":true}"
+        case .success(let members):
+          if case .allocSPI = request {
+            logger.debug("control: \(ControlServer.describe(request))\(members)")
+          } else if case .releaseSPI = request {
+            logger.debug("control: \(ControlServer.describe(request))")
+          } else {
+            logger.info("control: \(ControlServer.describe(request))")
+          }
+          return "{\"ok\":true\(members)}"
         case .failure(let e):
           errors &+= 1
           if e.isLimit { refusedLimit &+= 1 }
@@ -267,6 +291,12 @@ public final class ControlServer: @unchecked Sendable {
       "rekey \(name)" + (i.map { " inbound \(ConfigParser.spiText($0.spi))" } ?? "")
         + (o.map { " outbound \(ConfigParser.spiText($0.spi))" } ?? "")
     case .deleteSA(let spi): "delete_sa \(ConfigParser.spiText(spi))"
+    case .allocSPI(let lo, let hi): "alloc_spi \(ConfigParser.spiText(lo))-\(ConfigParser.spiText(hi))"
+    case .releaseSPI(let spi): "release_spi \(ConfigParser.spiText(spi))"
+    case .updateTunnel(let name, let peer, let local):
+      "update_tunnel \(name) peer \(peer)" + (local.map { " local \($0)" } ?? "")
+    case .querySA(let name, let spi, let d): "query_sa \(name) \(ConfigParser.spiText(spi)) \(d.rawValue)"
+    case .listNames: "list names_only"
     case .list: "list"
     case .stats: "stats"
     case .subscribe: "subscribe"
@@ -281,6 +311,16 @@ public final class ControlServer: @unchecked Sendable {
       let what =
         "SA \(ConfigParser.spiText(e.spi)) (\(e.tunnel), \(e.direction.rawValue)): \(e.event.hard ? "hard" : "soft") lifetime reached (\(e.event.reason.name))"
       if e.event.hard { logger.warning("\(what)") } else { logger.info("\(what)") }
+      let line = e.json
+      for c in connections where c.subscribed {
+        c.send(line)
+        eventsSent &+= 1
+      }
+    }
+    for e in plane.mailbox.takePeerEvents() {
+      logger.info(
+        "tunnel \(e.tunnel): peer moved from \(e.previous) to \(e.peer) (authenticated by SA \(ConfigParser.spiText(e.spi)))"
+      )
       let line = e.json
       for c in connections where c.subscribed {
         c.send(line)

@@ -20,6 +20,7 @@ public final class Mailbox: @unchecked Sendable {
   public let controlFD: Int32
   // Guarded by `lock`.
   private var events: [SAEvent] = []
+  private var peerEvents: [PeerEvent] = []
   private var reload = false
   private var printStats = false
   private var loopGone = false
@@ -87,6 +88,15 @@ public final class Mailbox: @unchecked Sendable {
     }
   }
 
+  /// The peer moves the workers left (call after ``take()``, which empties the eventfd).
+  public func takePeerEvents() -> [PeerEvent] {
+    locked {
+      let e = peerEvents
+      peerEvents = []
+      return e
+    }
+  }
+
   // MARK: worker threads
 
   /// Hands lifetime events to the control thread (bounded: beyond the bound they are counted).
@@ -94,6 +104,16 @@ public final class Mailbox: @unchecked Sendable {
     locked {
       let room = max(0, Mailbox.maxQueuedEvents - events.count)
       events.append(contentsOf: new.prefix(room))
+      eventsDropped &+= UInt64(new.count - min(room, new.count))
+    }
+    Mailbox.signal(controlFD)
+  }
+
+  /// Hands peer moves to the control thread (bounded like the lifetime events).
+  func post(peerEvents new: [PeerEvent]) {
+    locked {
+      let room = max(0, Mailbox.maxQueuedEvents - peerEvents.count)
+      peerEvents.append(contentsOf: new.prefix(room))
       eventsDropped &+= UInt64(new.count - min(room, new.count))
     }
     Mailbox.signal(controlFD)

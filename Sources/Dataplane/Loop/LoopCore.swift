@@ -253,6 +253,7 @@ public final class LoopCore {
     mailboxSignalled = false
     applyChanges()
     if !pipeline.events.isEmpty, let mailbox { mailbox.post(events: pipeline.takeEvents()) }
+    if !pipeline.peerEvents.isEmpty, let mailbox { mailbox.post(peerEvents: pipeline.takePeerEvents()) }
     if statsRequested {
       statsRequested = false
       if let mailbox { mailbox.requestStatsPrint() } else { onStats(pipeline.snapshot(loop: loopCounters).statsJSON) }

@@ -128,9 +128,10 @@ public final class MMsgLoop {
     core.batches &+= 1
     core.batchedPackets &+= UInt64(n)
     core.applyChanges()  // before the batch: a packet collected after a change must meet it
+    let now = LoopCore.now()
+    core.pipeline.batchTime = now
     core.pipeline.outbound(packets, addresses: addresses, verdicts: verdicts, count: n)
     for i in 0..<sendIndices.count { sendIndices[i].removeAll(keepingCapacity: true) }
-    let now = LoopCore.now()
     for i in 0..<n {
       guard case .encapsulated(let t) = verdicts[i] else { continue }
       guard let s = core.socketIndex(for: addresses[i].local) else {
@@ -195,6 +196,7 @@ public final class MMsgLoop {
         base: slot(i), capacity: slotSize, start: DataplaneConstants.headroom, count: Int(messages[i].msg_len))
     }
     core.applyChanges()  // before the batch: a packet collected after a change must meet it
+    core.pipeline.batchTime = LoopCore.now()  // one clock read per batch: the SAs' last use
     core.pipeline.inbound(packets, addresses: addresses, verdicts: verdicts, count: n)
     for i in 0..<n {
       switch verdicts[i] {

@@ -91,6 +91,7 @@ extension URingLoop {
     core.batches &+= 1
     core.batchedPackets &+= UInt64(n)
     let (packets, addresses, verdicts) = (inbound.packets, inbound.addresses, inbound.verdicts)
+    core.pipeline.batchTime = LoopCore.now()  // one clock read per batch: the SAs' last use
     core.pipeline.inbound(packets, addresses: addresses, verdicts: verdicts, count: n)
     coalescer.reset()
     for i in 0..<n {

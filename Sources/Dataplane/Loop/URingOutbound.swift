@@ -87,8 +87,9 @@ extension URingLoop {
     core.batches &+= 1
     core.batchedPackets &+= UInt64(n)
     let (packets, addresses, verdicts) = (outbound.packets, outbound.addresses, outbound.verdicts)
-    core.pipeline.outbound(packets, addresses: addresses, verdicts: verdicts, count: n)
     let now = LoopCore.now()
+    core.pipeline.batchTime = now
+    core.pipeline.outbound(packets, addresses: addresses, verdicts: verdicts, count: n)
     var run: (descriptor: Int, socket: Int, address: DatagramAddress, size: Int, limit: Int, closed: Bool)? = nil
     for i in 0..<n {
       let origin = outbound.origin[i]

@@ -47,6 +47,7 @@ extension Pipeline {
     } catch {
       return finish(.dropped(DropReason(error)), tunnel: tunnel)
     }
+    sa.markUsed(batchTime)
     if sa.hasLifetimeEvent { noteEvents(sa, tunnel: tunnel) }
     if payload.nextHeader == ESPConstants.nextHeaderNone {
       return finish(.dropped(.dummy), tunnel: tunnel)
@@ -61,7 +62,10 @@ extension Pipeline {
     // rebinding, RFC 3948 §3.5 leaves it to the implementation; INTERFACE.md `peer`).
     // Raw ESP in a capture (no UDP, port 0) says nothing about the peer's UDP endpoint.
     if address.remote.port != 0 && tunnel.peer != address.remote {
-      if tunnel.peer != nil { tunnel.count(TunnelWord.endpointChanges) }
+      if let previous = tunnel.peer {
+        tunnel.count(TunnelWord.endpointChanges)
+        peerEvents.append(PeerEvent(tunnel: tunnel.name, spi: sa.spi, peer: address.remote, previous: previous))
+      }
       tunnel.peer = address.remote
     }
     tunnel.localEndpoint = address.local

@@ -91,6 +91,7 @@ extension Pipeline {
     } catch {
       return finish(.dropped(DropReason(error)), tunnel: tunnel)
     }
+    tunnel.outbound.markUsed(batchTime)
     if tunnel.outbound.hasLifetimeEvent { noteEvents(tunnel.outbound, tunnel: tunnel) }
     address = DatagramAddress(remote: peer, local: sourceEndpoint(for: tunnel, peer: peer))
     tunnel.count(TunnelWord.packetsOut)

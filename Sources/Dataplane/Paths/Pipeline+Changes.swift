@@ -39,6 +39,14 @@ extension Pipeline {
         t.outbound = sa
         if sa.limits.isTimed { table.markTimed(t) }
       }
+    case .setPeer(let t, let peer, let local):
+      if owns(t) {
+        t.peer = peer
+        if let local {
+          t.local = local
+          if t.localEndpoint?.address != local { t.localEndpoint = nil }
+        }
+      }
     case .tables(let tables):
       discard(IndexTables(spiIndex: table.spiIndex, routes: table.routes, aliases: table.aliases))
       table.spiIndex = tables.spiIndex

@@ -13,6 +13,11 @@ public final class Pipeline {
   public internal(set) var counters = VerdictCounters()
   /// Lifetime events raised and not yet taken by the loop (``takeEvents()``).
   public internal(set) var events: [SAEvent] = []
+  /// Peer moves seen on authenticated packets and not yet taken by the loop (``takePeerEvents()``).
+  public internal(set) var peerEvents: [PeerEvent] = []
+  /// The loop's timestamp (monotonic ns) of the batch being processed, set by the loop once per
+  /// batch: what an SA records as its last use (never a clock read per packet; 0: not set).
+  public var batchTime: UInt64 = 0
   /// Lifetime events raised in all (soft, hard).
   public internal(set) var softEvents: UInt64 = 0
   public internal(set) var hardEvents: UInt64 = 0
@@ -38,6 +43,13 @@ public final class Pipeline {
   public func takeEvents() -> [SAEvent] {
     let e = events
     events.removeAll(keepingCapacity: true)
+    return e
+  }
+
+  /// Takes the peer moves seen since the last call.
+  public func takePeerEvents() -> [PeerEvent] {
+    let e = peerEvents
+    peerEvents.removeAll(keepingCapacity: true)
     return e
   }
 

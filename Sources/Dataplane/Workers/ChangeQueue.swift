@@ -26,6 +26,8 @@ enum TableChange {
   case removeInbound(Tunnel, spi: UInt32)
   /// A tunnel's outbound SA is switched.
   case setOutbound(Tunnel, OutboundSA)
+  /// A tunnel's peer moved (`update_tunnel`), and its local address if given (owner only).
+  case setPeer(Tunnel, Endpoint, local: IPAddress?)
   /// Larger lookup tables with the same contents, built by the control thread for this worker alone.
   case tables(IndexTables)
   /// The NAT-keepalive interval changed (ns; 0: off).

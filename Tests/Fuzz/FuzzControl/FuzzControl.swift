@@ -87,7 +87,8 @@ func names(_ r: ControlRequest, in c: Config) -> Set<String> {
   case .deleteTunnel(let name): [name]
   case .rekey(let name, _, _): [name]
   case .deleteSA(let spi): Set(c.tunnels.filter { $0.inbound.contains { $0.spi == spi } }.map(\.name))
-  case .list, .stats, .subscribe: []
+  case .updateTunnel(let name, _, _): [name]
+  case .list, .stats, .subscribe, .querySA, .listNames, .allocSPI, .releaseSPI: []
   }
 }
 

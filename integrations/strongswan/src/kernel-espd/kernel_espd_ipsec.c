@@ -73,6 +73,8 @@ struct private_kernel_espd_ipsec_t {
 
 	/** whether add_tunnel names our address as "local" */
 	bool set_local;
+	/** whether espd sends NAT-T keepalives of its own for our tunnels */
+	bool espd_keepalives;
 
 	/** whether to remove a former charon's tunnels from espd */
 	bool flush_on_start;
@@ -410,6 +412,11 @@ static status_t add_tunnel(private_kernel_espd_ipsec_t *this,
 	if (tunnel->mode == MODE_TUNNEL)
 	{
 		espd_buf_printf(&req, ",\"remote_ts\":%s", tunnel->remote_ts.ptr);
+	}
+	if (!this->espd_keepalives)
+	{	/* charon sends them itself when it is the side behind a NAT, through
+		 * socket-espd (RFC 3948 section 2.3) */
+		espd_buf_printf(&req, ",\"nat_keepalive\":false");
 	}
 	espd_buf_printf(&req, ",\"inbound\":[");
 	enumerator = tunnel->sas->create_enumerator(tunnel->sas);
@@ -1462,6 +1469,8 @@ kernel_espd_ipsec_t *kernel_espd_ipsec_create()
 		.rng = lib->crypto->create_rng(lib->crypto, RNG_WEAK),
 		.set_local = lib->settings->get_bool(lib->settings,
 						"%s.plugins.kernel-espd.set_local", TRUE, lib->ns),
+		.espd_keepalives = lib->settings->get_bool(lib->settings,
+						"%s.plugins.kernel-espd.espd_keepalives", FALSE, lib->ns),
 		.flush_on_start = lib->settings->get_bool(lib->settings,
 						"%s.plugins.kernel-espd.flush_on_start", TRUE, lib->ns),
 	);

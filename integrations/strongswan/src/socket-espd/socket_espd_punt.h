@@ -35,6 +35,9 @@
 /** Version of the header layout */
 #define ESPD_PUNT_VERSION 1
 
+/** Bit of the family byte asking espd to send a reply as it is (no marker) */
+#define ESPD_PUNT_RAW 0x80
+
 /**
  * Read the header of a punted datagram.
  *

@@ -79,7 +79,7 @@ struct private_socket_espd_socket_t {
 	/** malformed datagrams seen */
 	u_int malformed;
 
-	/** keepalives charon asked to send (espd sends its own) */
+	/** NAT-T keepalives charon sent (with the raw bit) */
 	u_int keepalives;
 };
 
@@ -207,6 +207,7 @@ METHOD(socket_t, sender, status_t,
 	struct msghdr msg = {};
 	const char *error;
 	ssize_t sent;
+	bool raw = FALSE;
 
 	src = packet->get_source(packet);
 	dst = packet->get_destination(packet);
@@ -225,17 +226,12 @@ METHOD(socket_t, sender, status_t,
 	{
 		if (data.len == 1 && data.ptr[0] == 0xff)
 		{
-			/* a NAT-T keepalive (sent by charon without a marker): espd would
-			 * put a marker in front of it, and sends its own keepalives */
-			if (++this->keepalives == 1)
-			{
-				DBG1(DBG_NET, "socket-espd: NAT-T keepalives are left to espd "
-					 "(its nat_keepalive_seconds)");
-			}
-			DESTROY_IF(from);
-			return SUCCESS;
+			/* a NAT-T keepalive (sent by charon without a marker): espd sends
+			 * it as it is when the header's raw bit asks for it */
+			raw = TRUE;
+			this->keepalives++;
 		}
-		if (data.len < sizeof(marker) ||
+		else if (data.len < sizeof(marker) ||
 			!memeq(data.ptr, marker, sizeof(marker)))
 		{
 			DBG1(DBG_NET, "socket-espd: packet to %#H without a non-ESP marker "
@@ -243,8 +239,11 @@ METHOD(socket_t, sender, status_t,
 			DESTROY_IF(from);
 			return FAILED;
 		}
-		/* charon's sender put the marker in front; espd puts its own */
-		data = chunk_skip(data, sizeof(marker));
+		else
+		{
+			/* charon's sender put the marker in front; espd puts its own */
+			data = chunk_skip(data, sizeof(marker));
+		}
 	}
 	if (!espd_punt_encode(src, dst, header, &error))
 	{
@@ -252,6 +251,10 @@ METHOD(socket_t, sender, status_t,
 			 error);
 		DESTROY_IF(from);
 		return FAILED;
+	}
+	if (raw)
+	{
+		header[3] |= ESPD_PUNT_RAW;
 	}
 	DBG2(DBG_NET, "socket-espd: sending packet from %#H to %#H", src, dst);
 	DESTROY_IF(from);
@@ -310,9 +313,9 @@ METHOD(socket_t, destroy, void,
 		unlink(this->path);
 		free(this->path);
 	}
-	if (this->keepalives > 1)
+	if (this->keepalives)
 	{
-		DBG2(DBG_NET, "socket-espd: %u NAT-T keepalives left to espd",
+		DBG2(DBG_NET, "socket-espd: %u NAT-T keepalives sent through espd",
 			 this->keepalives);
 	}
 	this->mutex->destroy(this->mutex);

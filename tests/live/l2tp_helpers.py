@@ -62,6 +62,7 @@ class Lab:
         self.dir.chmod(0o755)
         self.namespaces: list[str] = []
         self.procs: list[subprocess.Popen] = []
+        self.names: dict[int, str] = {}
         self.espd = self.dir / "espd"
         shutil.copy2(espd_binary(), self.espd)
 
@@ -99,6 +100,7 @@ class Lab:
                              env={**os.environ, **(env or {})})
         out.close()
         self.procs.append(p)
+        self.names[p.pid] = name
         return p
 
     def spawn_in(self, short: str, name: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
@@ -114,7 +116,8 @@ class Lab:
                 p.wait(5)
 
     def close(self, keep: bool = False) -> None:
-        for p in reversed(self.procs):
+        # everything else before espd: a charon that stops deletes its tunnels from espd
+        for p in sorted(reversed(self.procs), key=lambda p: self.names.get(p.pid, "").startswith("espd-")):
             try:
                 self.stop(p)
             except Exception:  # noqa: BLE001 - cleanup goes on

@@ -229,5 +229,20 @@ def test_l2tp_ikev1_two_clients_behind_one_nat(lab: h.Lab) -> None:
         (cin, cout), = h.child_spis(lab.swanctl(c, "--list-sas").stdout)
         assert (cout, cin) in espd_pairs, f"{c}: SPIs {cin}_i {cout}_o not on the gateway"
 
+    # c1 leaves: the gateway deletes c1's tunnel, not c2's (both CHILD_SAs have the same reqid and
+    # selectors on the gateway; only the NAT port tells them apart), and c2 still gets its replies
+    r = lab.swanctl("c1", "--terminate", "--ike", "gw", "--timeout", "10")
+    assert r.returncode == 0, f"c1: swanctl --terminate: {r.stdout}{r.stderr}"
+    assert h.wait_for(lambda: len(lab.espd_ctl("gw", "tunnel", "list")["tunnels"]) == 1, 10), \
+        f"gateway tunnels after c1 left: {lab.espd_ctl('gw', 'tunnel', 'list')['tunnels']}"
+    (left,) = lab.espd_ctl("gw", "tunnel", "list")["tunnels"]
+    assert left["alias"] == gw_alias["c2"], f"the gateway kept {left['alias']}, c2 is {gw_alias['c2']}"
+    assert lab.espd_ctl("c1", "tunnel", "list")["tunnels"] == []
+    p = lab.spawn_in("c2", "flow-c2-after", [*h.NICE, sys.executable, "-c", h.FLOW, CLIENT_TUN, "1701",
+                                            client_alias["c2"], "1701", "c2b", "10", "0.05", "1"])
+    p.wait(30)
+    after = json.loads(lab.out("flow-c2-after").strip().splitlines()[-1])
+    assert len(after["replies"].get(f"{client_alias['c2']}:1701", [])) >= 8, f"c2 after c1 left: {after}"
+
     assert echo.poll() is None, "echo service died"
     assert time.monotonic() - t0 < 90

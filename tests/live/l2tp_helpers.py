@@ -63,6 +63,7 @@ class Lab:
         self.namespaces: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self.names: dict[int, str] = {}
+        self.passed = False  # set by a test that reached its end: close() then removes self.dir
         self.espd = self.dir / "espd"
         shutil.copy2(espd_binary(), self.espd)
 

@@ -121,12 +121,11 @@ def lab():
     if why:
         pytest.skip(why)
     lab = h.Lab("l2tp")
-    failed = True
     try:
         yield lab
-        failed = False
     finally:
-        lab.close(keep=failed or bool(os.environ.get("ESPD_LIVE_KEEP")))
+        # the work directory (configs, logs) stays when the test did not reach its end
+        lab.close(keep=not lab.passed or bool(os.environ.get("ESPD_LIVE_KEEP")))
 
 
 def test_l2tp_ikev1_two_clients_behind_one_nat(lab: h.Lab) -> None:
@@ -246,3 +245,4 @@ def test_l2tp_ikev1_two_clients_behind_one_nat(lab: h.Lab) -> None:
 
     assert echo.poll() is None, "echo service died"
     assert time.monotonic() - t0 < 90
+    lab.passed = True

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ CLIENT_POOL = "198.51.100.0/30"  # the gateway's alias on a client: 198.51.100.1
 CLIENTS = {"c1": "203.0.113.10", "c2": "203.0.113.11"}
 PSK = "espd l2tp test only"
 COUNT = 30
+BUDGET = 90  # seconds for the whole test (SIGALRM); cleanup runs after it
 
 GW_SWANCTL = f"""connections {{
   l2tp {{
@@ -121,9 +123,17 @@ def lab():
     if why:
         pytest.skip(why)
     lab = h.Lab("l2tp")
+
+    def too_long(signum, frame):
+        raise TimeoutError(f"the test ran for {BUDGET} s")
+
+    old = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(BUDGET)
     try:
         yield lab
     finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
         # the work directory (configs, logs) stays when the test did not reach its end
         lab.close(keep=not lab.passed or bool(os.environ.get("ESPD_LIVE_KEEP")))
 
@@ -244,5 +254,5 @@ def test_l2tp_ikev1_two_clients_behind_one_nat(lab: h.Lab) -> None:
     assert len(after["replies"].get(f"{client_alias['c2']}:1701", [])) >= 8, f"c2 after c1 left: {after}"
 
     assert echo.poll() is None, "echo service died"
-    assert time.monotonic() - t0 < 90
+    assert time.monotonic() - t0 < BUDGET
     lab.passed = True

@@ -395,6 +395,8 @@ static status_t add_tunnel(private_kernel_espd_ipsec_t *this,
 	enumerator_t *enumerator;
 	kernel_espd_sa_t *sa;
 	espd_buf_t req = {};
+	espd_json_t *answer = NULL;
+	const char *alias;
 	char what[128];
 	bool first = TRUE;
 	uint32_t spi_in = 0;
@@ -433,8 +435,9 @@ static status_t add_tunnel(private_kernel_espd_ipsec_t *this,
 	espd_buf_printf(&req, "],\"outbound\":%s}}", tunnel->outbound->json.ptr);
 
 	snprintf(what, sizeof(what), "adding tunnel %s", tunnel->name);
-	if (call(this, &req, NULL, what) != ANSWER_OK)
+	if (call(this, &req, &answer, what) != ANSWER_OK)
 	{
+		espd_json_destroy(answer);
 		return FAILED;
 	}
 	enumerator = tunnel->sas->create_enumerator(tunnel->sas);
@@ -448,10 +451,15 @@ static status_t add_tunnel(private_kernel_espd_ipsec_t *this,
 	}
 	enumerator->destroy(enumerator);
 	tunnel->in_espd = TRUE;
+	/* in transport mode espd names the alias it took from its pool (the
+	 * address the peer's packets come from on the TUN) */
+	alias = espd_json_get_str(answer, "alias");
 	DBG1(DBG_KNL, "kernel-espd: tunnel %s (reqid %u, %s mode, peer %#H) "
-		 "added to espd with SPIs %.8x_i %.8x_o", tunnel->name, tunnel->reqid,
-		 tunnel->mode == MODE_TRANSPORT ? "transport" : "tunnel",
-		 tunnel->peer, spi_in, tunnel->outbound->spi);
+		 "added to espd with SPIs %.8x_i %.8x_o%s%s", tunnel->name,
+		 tunnel->reqid, tunnel->mode == MODE_TRANSPORT ? "transport" : "tunnel",
+		 tunnel->peer, spi_in, tunnel->outbound->spi, alias ? ", alias " : "",
+		 alias ?: "");
+	espd_json_destroy(answer);
 	return SUCCESS;
 }
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -233,6 +234,10 @@ def test_l2tp_ikev1_two_clients_behind_one_nat(lab: h.Lab) -> None:
     espd_pairs = {(format(int(t["inbound"][0]["spi"], 16), "08x"), format(int(t["outbound"]["spi"], 16), "08x"))
                   for t in tunnels if len(t["inbound"]) == 1}
     assert espd_pairs == set(pairs), f"espd {espd_pairs} vs swanctl {pairs}"
+    # kernel-espd logs the alias espd took for each tunnel
+    logged = re.findall(r"kernel-espd: tunnel (\S+) \(reqid \d+, transport mode, peer [^)]*\) added to espd "
+                        r"with SPIs [0-9a-f]{8}_i [0-9a-f]{8}_o, alias (\S+)", lab.log("gw"))
+    assert set(logged) == {(t["name"], t["alias"]) for t in tunnels}, f"logged aliases {logged}"
     # and each client's SAs mirror one of them
     for c in CLIENTS:
         (cin, cout), = h.child_spis(lab.swanctl(c, "--list-sas").stdout)

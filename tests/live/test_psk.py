@@ -1,0 +1,79 @@
+"""Issue 15, 1: a strongSwan client behind the NAT connects to charon + espd with a PSK."""
+
+from conftest import client_child, client_conn, gw_child, gw_conn
+from liveespd import spi_set
+from liveiperf import IperfServer, iperf, tcp_mbps
+from livenet import GW_INNER, Capture, ping
+
+
+def connect_psk(lab, capture=False):
+    gw = lab.gateway({"rw": gw_conn({"net": gw_child()}, lab.ike500)})
+    cap = Capture(lab.topo.gw, lab.topo.gw_if, f"{lab.dir}/outside.pcapng", lab.procs) if capture else None
+    cl = lab.client(None)
+    cl.load(
+        {
+            "connections": {
+                "gw": client_conn(
+                    {"net": client_child(f"{cl.addr}/32")}, lab.ike500, "c1.example"
+                )
+            },
+            "secrets": {"ike-all": {"secret": '"espd live test only"'}},
+        }
+    )
+    cl.initiate("net")
+    return gw, cl, cap
+
+
+def test_ikev2_psk_nat(lab, record_property):
+    gw, cl, cap = connect_psk(lab, capture=True)
+    client_ns = lab.topo.clients[0]
+
+    # the SPIs of both charons and espd's tunnel agree
+    (gw_child_sa,) = gw.charon.children("net")
+    (cl_child_sa,) = cl.children("net")
+    assert cl_child_sa["spi_in"] == gw_child_sa["spi_out"]
+    assert cl_child_sa["spi_out"] == gw_child_sa["spi_in"]
+    (tunnel,) = gw.espd.cli_list()
+    inbound, outbound = spi_set(tunnel)
+    assert inbound == {gw_child_sa["spi_in"]}
+    assert outbound == gw_child_sa["spi_out"]
+    assert tunnel["remote_ts"] == [f"{cl.addr}/32"]
+    (ike,) = gw.charon.list_sas()
+    assert ike["remote"]["addr"] == "192.0.2.2", ike  # behind the NAT
+
+    received, sent = ping(client_ns, GW_INNER, src=cl.addr, count=5, interval=0.2)
+    assert received == sent == 5
+
+    server = IperfServer(lab.topo.gw, GW_INNER, lab.procs, lab.dir)
+    up = tcp_mbps(iperf(client_ns, GW_INNER, cl.addr, seconds=3))
+    down = tcp_mbps(iperf(client_ns, GW_INNER, cl.addr, seconds=3, reverse=True))
+    server.stop()
+    cap.stop()
+    assert up > 1 and down > 1, (up, down)
+
+    # outside: only IKE and ESP in UDP, nothing of the inner traffic in the clear
+    pkts = [p for p in cap.packets("ip") if p["ip.src"] or p["ip.dst"]]
+    ports = {"500", "4500"}
+    plain = [
+        p for p in pkts
+        if p["ip.proto"] != "17" or not ({p["udp.srcport"], p["udp.dstport"]} & ports)
+    ]
+    assert not plain, plain[:5]
+    kinds = {"ike": 0, "esp": 0, "keepalive": 0}
+    for p in pkts:
+        if p["isakmp.exchangetype"]:
+            kinds["ike"] += 1
+        elif p["esp.spi"]:
+            kinds["esp"] += 1
+        else:
+            kinds["keepalive"] += 1
+    assert kinds["ike"] >= 4 and kinds["esp"] > 1000, kinds
+    esp_spis = {int(p["esp.spi"], 16) for p in pkts if p["esp.spi"]}
+    assert esp_spis == {gw_child_sa["spi_in"], gw_child_sa["spi_out"]}, esp_spis
+    stats = gw.espd.stats()
+    for k in ("auth_failed", "replayed", "unknown_spi"):
+        assert stats.get(k, 0) == 0, (k, stats.get(k))
+    figures = dict(tcp_up_mbps=round(up, 1), tcp_down_mbps=round(down, 1), outside=kinds)
+    print(f"\npsk_nat: {figures}")
+    for k, v in figures.items():
+        record_property(k, v)

@@ -77,3 +77,30 @@ def test_ikev2_psk_nat(lab, record_property):
     print(f"\npsk_nat: {figures}")
     for k, v in figures.items():
         record_property(k, v)
+
+
+def test_ike_sa_init_on_500_then_4500(lab, session, record_property):
+    """IKE_SA_INIT on 500, the rest on 4500 (needs espd's ike.listen; xfail until it has it)."""
+    if not session.ike500:
+        import pytest
+
+        pytest.xfail(
+            "espd lacks ike.listen/ike.punt_local (ESPD-EXTENSIONS item 1): "
+            + session.ike500_why.replace("\n", "; ")
+        )
+    gw, cl, cap = connect_psk(lab, capture=True)
+    ping(lab.topo.clients[0], GW_INNER, src=cl.addr, count=2)
+    cap.stop()
+    ike = [p for p in cap.packets("isakmp") if p["isakmp.exchangetype"]]
+    init = [p for p in ike if p["isakmp.exchangetype"] == "34"]
+    rest = [p for p in ike if p["isakmp.exchangetype"] != "34"]
+    assert init and all(p["udp.dstport"] == "500" or p["udp.srcport"] == "500" for p in init), init
+    assert rest and all(
+        "4500" in (p["udp.dstport"], p["udp.srcport"]) and "500" not in (p["udp.dstport"], p["udp.srcport"])
+        for p in rest
+    ), rest
+    (ike_sa,) = gw.charon.list_sas()
+    assert ike_sa["local"]["port"] == 4500
+    record_property("ike_packets_500", len(init))
+    record_property("ike_packets_4500", len(rest))
+    print(f"\nIKE_SA_INIT on 500: {len(init)} packets; later IKE on 4500: {len(rest)} packets")

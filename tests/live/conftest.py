@@ -78,7 +78,10 @@ class Lab:
     def ike500(self):
         return self.session.ike500
 
-    def gateway(self, connections, secrets=None, pools=None, charon=None, espd=None):
+    def gateway(
+        self, connections, secrets=None, pools=None, charon=None, espd=None,
+        extra_plugins=(), load=True,
+    ):
         """charon + kernel-espd + socket-espd and espd in the gateway namespace, config loaded."""
         d = os.path.join(self.dir, "gw")
         os.makedirs(d)
@@ -99,7 +102,7 @@ class Lab:
         settings = {"port": 500 if self.ike500 else 4500, "port_nat_t": 4500}
         settings.update(charon or {})
         c = Charon(
-            "gateway", self.topo.gw, d, self.procs, plugins(*GW_PLUGINS), settings,
+            "gateway", self.topo.gw, d, self.procs, plugins(*GW_PLUGINS, *extra_plugins), settings,
             {
                 "kernel-espd": {"control": config["control"], "timeout": 3000},
                 "socket-espd": sock_conf,
@@ -113,11 +116,13 @@ class Lab:
         conf = {"connections": connections, "secrets": secrets or {"ike-all": {"secret": PSK}}}
         if pools:
             conf["pools"] = pools
-        c.load(conf)
+        c.write_swanctl(conf)
+        if load:
+            c.load()
         self.gw = Gateway(c, e)
         return self.gw
 
-    def client(self, connections, secrets=None, charon=None):
+    def client(self, connections, secrets=None, charon=None, extra_plugins=()):
         """A client namespace behind the NAT with charon + kernel-libipsec + socket-default."""
         ns = self.topo.add_client()
         i = len(self.topo.clients)
@@ -125,7 +130,7 @@ class Lab:
         os.makedirs(d)
         settings = {"port": 0, "port_nat_t": 4500, "install_virtual_ip": "yes"}
         settings.update(charon or {})
-        c = Charon(f"client{i}", ns, d, self.procs, plugins(*CLIENT_PLUGINS), settings)
+        c = Charon(f"client{i}", ns, d, self.procs, plugins(*CLIENT_PLUGINS, *extra_plugins), settings)
         c.addr = ns.addr
         c.start()
         if connections is not None:

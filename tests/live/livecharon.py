@@ -10,6 +10,7 @@ CRYPTO = (
     "random nonce openssl pem pkcs1 pkcs8 x509 pubkey revocation constraints "
     "hmac sha1 sha2 aes gcm kdf"
 )
+PSK = '"espd live test only"'
 PLUGIN_DIR = "/usr/lib/ipsec/plugins"
 
 
@@ -116,7 +117,9 @@ class Charon:
         return run(argv, timeout=timeout, check=check, env=self.env())
 
     def load(self, conf=None):
+        """swanctl --load-all; conf (without "secrets": the test PSK) replaces swanctl.conf."""
         if conf is not None:
+            conf = {"secrets": {"ike-all": {"secret": PSK}}, **conf}
             self.write_swanctl(conf)
         return self.swanctl("--load-all", "--file", self.swanctl_conf)
 

@@ -112,3 +112,20 @@ def supports_ike_listen(binary, workdir):
         )
     p = run([binary, "check", "--config", path], check=False, timeout=20)
     return p.returncode == 0, (p.stdout + p.stderr).strip()
+
+
+def counter(stats, name):
+    """A counter of `stats` wherever it sits (top level or under a group such as drops)."""
+    found = []
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if k == name and isinstance(v, int):
+                    found.append(v)
+                else:
+                    walk(v)
+
+    walk(stats)
+    assert found, f"no counter {name} in espd's stats: {sorted(stats)}"
+    return sum(found)

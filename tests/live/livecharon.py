@@ -68,7 +68,7 @@ class Charon:
                     "time_format": "%T",
                     "default": 1,
                     "knl": 2,
-                    "net": 1,
+                    "net": 2,
                     "flush_line": "yes",
                 }
             },

@@ -69,13 +69,14 @@ class Topology:
         self.namespaces.append(ns)
         return ns
 
-    def set_masquerade(self, rule):
-        """Replaces the NAT's postrouting rule (e.g. 'masquerade to :40000-40100')."""
+    def set_masquerade(self, *rules):
+        """Replaces the NAT's postrouting rules (each applies to packets out of its WAN side)."""
+        body = "".join(f'  oifname "{self.nat_wan}" {r}\n' for r in rules)
         ruleset = (
             "table ip lvnat\ndelete table ip lvnat\n"
             "table ip lvnat {\n chain post {\n"
             "  type nat hook postrouting priority srcnat; policy accept;\n"
-            f'  oifname "{self.nat_wan}" {rule}\n }}\n}}\n'
+            f"{body} }}\n}}\n"
         )
         self.nat.exec(["nft", "-f", "-"], input=ruleset)
 

@@ -22,6 +22,9 @@ class Netns:
         self.name = name
         run(["ip", "netns", "add", name])
         self.ip("link", "set", "lo", "up")
+        # IPv4 only: no link-local addresses whose DAD would start charon's roam jobs
+        self.exec(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
+        self.exec(["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"])
 
     def ip(self, *args):
         return run(["ip", "-n", self.name, *args])

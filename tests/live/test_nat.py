@@ -10,13 +10,16 @@ from livenet import GW_INNER, ping, ping_until
 
 
 def test_nat_rebinding(lab, record_property):
-    gw = lab.gateway({"rw": gw_conn({"net": gw_child()}, lab.ike500)})
+    # no MOBIKE: an address update from the client would tell the gateway the new port too
+    gw = lab.gateway({"rw": gw_conn({"net": gw_child()}, lab.ike500, mobike="no")})
     cl = lab.client(None)
     # no DPD from the client: only its ESP tells the gateway where it went
     cl.load(
         {
             "connections": {
-                "gw": client_conn({"net": client_child(f"{cl.addr}/32")}, lab.ike500, "c1.example")
+                "gw": client_conn(
+                    {"net": client_child(f"{cl.addr}/32")}, lab.ike500, "c1.example", mobike="no"
+                )
             }
         }
     )
@@ -42,9 +45,7 @@ def test_nat_rebinding(lab, record_property):
     # the gateway's charon must now send its IKE to the new port: a rekey it starts succeeds
     mark = gw.charon.mark()
     (child,) = gw.charon.children("net")
-    gw.charon.swanctl("--rekey", "--child", "net", "--timeout", "10", check=False)
-    log = gw.charon.log(mark)
-    sent_to = re.findall(r"sending packet: from \S+ to 192\.0\.2\.2\[(\d+)\]", log)
+    gw.charon.swanctl("--rekey", "--child", "net")
     try:
         gw.charon.wait_for_log(r"CHILD_SA net\{\d+\} established", 12, since=mark)
     except AssertionError:

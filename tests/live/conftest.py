@@ -45,7 +45,8 @@ def session():
     tmp = tempfile.mkdtemp(prefix="espd-live.")
     os.chmod(tmp, 0o755)
     s = Session(tmp)
-    print(f"\nespd copy: {s.espd}; ike.listen (port 500): {s.ike500} {s.ike500_why[-200:]}")
+    why = "" if s.ike500 else s.ike500_why.replace("\n", "; ")
+    print(f"\nespd copy: {s.espd}; ike.listen (port 500): {s.ike500} {why}")
     yield s
     if not os.environ.get("KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)

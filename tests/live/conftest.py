@@ -80,8 +80,15 @@ class Lab:
         return self.session.ike500
 
     def gateway(
-        self, connections, secrets=None, pools=None, charon=None, espd=None,
-        extra_plugins=(), load=True, pin_espd=False,
+        self,
+        connections,
+        secrets=None,
+        pools=None,
+        charon=None,
+        espd=None,
+        extra_plugins=(),
+        load=True,
+        pin_espd=False,
     ):
         """charon + kernel-espd + socket-espd and espd in the gateway namespace, config loaded."""
         d = os.path.join(self.dir, "gw")
@@ -105,7 +112,12 @@ class Lab:
         settings = {"port": 500 if self.ike500 else 4500, "port_nat_t": 4500}
         settings.update(charon or {})
         c = Charon(
-            "gateway", self.topo.gw, d, self.procs, plugins(*GW_PLUGINS, *extra_plugins), settings,
+            "gateway",
+            self.topo.gw,
+            d,
+            self.procs,
+            plugins(*GW_PLUGINS, *extra_plugins),
+            settings,
             {
                 "kernel-espd": {"control": config["control"], "timeout": 3000},
                 "socket-espd": sock_conf,

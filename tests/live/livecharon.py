@@ -6,10 +6,7 @@ import time
 
 from liveproc import Procs, run, wait_for
 
-CRYPTO = (
-    "random nonce openssl pem pkcs1 pkcs8 x509 pubkey revocation constraints "
-    "hmac sha1 sha2 aes gcm kdf"
-)
+CRYPTO = "random nonce openssl pem pkcs1 pkcs8 x509 pubkey revocation constraints hmac sha1 sha2 aes gcm kdf"
 PSK = '"espd live test only"'
 PLUGIN_DIR = "/usr/lib/ipsec/plugins"
 
@@ -125,8 +122,13 @@ class Charon:
 
     def initiate(self, child, timeout=20, check=True):
         return self.swanctl(
-            "--initiate", "--child", child, "--timeout", str(timeout),
-            timeout=timeout + 10, check=check,
+            "--initiate",
+            "--child",
+            child,
+            "--timeout",
+            str(timeout),
+            timeout=timeout + 10,
+            check=check,
         )
 
     def list_sas(self):
@@ -174,17 +176,20 @@ def parse_list_sas(text):
     child = None
     for line in text.splitlines():
         if m := IKE_RE.match(line):
-            ike = dict(
-                name=m[1], uid=int(m[2]), state=m[3], spi_i=m[4], spi_r=m[5], children=[]
-            )
+            ike = dict(name=m[1], uid=int(m[2]), state=m[3], spi_i=m[4], spi_r=m[5], children=[])
             sas.append(ike)
             child = None
         elif sas and (m := HOST_RE.match(line)):
             sas[-1][m[1]] = {"id": m[2], "addr": m[3], "port": int(m[4]), "vip": m[5]}
         elif sas and (m := CHILD_RE.match(line)):
             child = dict(
-                name=m[1], uid=int(m[2]), reqid=int(m[3]), state=m[4].rstrip(","),
-                mode=m[5].rstrip(","), local_ts=[], remote_ts=[],
+                name=m[1],
+                uid=int(m[2]),
+                reqid=int(m[3]),
+                state=m[4].rstrip(","),
+                mode=m[5].rstrip(","),
+                local_ts=[],
+                remote_ts=[],
             )
             sas[-1]["children"].append(child)
         elif child is not None and (m := SPI_RE.match(line)):

@@ -26,8 +26,7 @@ class Espd:
         if os.path.exists(self.control):
             os.unlink(self.control)
         argv = self.ns.argv(
-            ["nice", "-n", "10", self.binary, "run", "--config", self.config_path]
-            + ["--io", "mmsg"]
+            ["nice", "-n", "10", self.binary, "run", "--config", self.config_path] + ["--io", "mmsg"]
         )
         self.proc = self.procs.start(argv, self.log_path)
 

@@ -46,7 +46,3 @@ def udp_loss(result):
     """(lost, sent) datagrams as the receiver counted them."""
     s = result["end"]["sum"]
     return s["lost_packets"], s["packets"]
-
-
-def run_quiet(argv):
-    return run(argv, check=False)

@@ -1,8 +1,8 @@
 """Network namespaces, veths, the NAT and packet captures (documentation addresses only).
 
-    client c1 203.0.113.10 ─┐  bridge 203.0.113.1/26      192.0.2.2 │ 192.0.2.1
-    client c2 203.0.113.11 ─┼─ NAT namespace (nftables masquerade) ──── gateway: charon + espd
-    client c3 203.0.113.12 ─┘                                          TUN 198.51.100.1/24
+client c1 203.0.113.10 ─┐  bridge 203.0.113.1/26      192.0.2.2 │ 192.0.2.1
+client c2 203.0.113.11 ─┼─ NAT namespace (nftables masquerade) ──── gateway: charon + espd
+client c3 203.0.113.12 ─┘                                          TUN 198.51.100.1/24
 """
 
 import os
@@ -177,7 +177,7 @@ class Capture:
         rows = []
         for line in out.splitlines():
             vals = line.split("|")
-            row = dict(zip(self.FIELDS, vals))
+            row = dict(zip(self.FIELDS, vals, strict=False))
             # ICMP errors quote an inner header: the outer one is the first value
             for k in ("ip.src", "ip.dst", "ip.proto"):
                 row[k] = row.get(k, "").split(",")[0]

@@ -26,8 +26,18 @@ class CA:
         _write(
             self.cert,
             _pki(
-                "--self", "--ca", "--lifetime", "30", "--in", self.key, "--type", "ecdsa",
-                "--dn", f"{DN}, CN=espd live test CA", "--outform", "pem",
+                "--self",
+                "--ca",
+                "--lifetime",
+                "30",
+                "--in",
+                self.key,
+                "--type",
+                "ecdsa",
+                "--dn",
+                f"{DN}, CN=espd live test CA",
+                "--outform",
+                "pem",
             ),
         )
 
@@ -38,8 +48,21 @@ class CA:
         _write(key, _pki("--gen", "--type", "ecdsa", "--size", "256", "--outform", "pem"))
         pub = _pki("--pub", "--in", key, "--type", "ecdsa", "--outform", "pem")
         args = [
-            "--issue", "--lifetime", "30", "--cacert", self.cert, "--cakey", self.key,
-            "--type", "pub", "--dn", f"{DN}, CN={name}", "--san", name, "--outform", "pem",
+            "--issue",
+            "--lifetime",
+            "30",
+            "--cacert",
+            self.cert,
+            "--cakey",
+            self.key,
+            "--type",
+            "pub",
+            "--dn",
+            f"{DN}, CN={name}",
+            "--san",
+            name,
+            "--outform",
+            "pem",
         ]
         if server:
             args += ["--flag", "serverAuth"]

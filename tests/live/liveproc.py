@@ -8,13 +8,9 @@ import time
 
 def run(argv, timeout=30, check=True, env=None, input=None):
     """Runs a command to completion (bounded); raises with its output when check and it fails."""
-    p = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, env=env, input=input
-    )
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, input=input)
     if check and p.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(argv)}: exit {p.returncode}\n{p.stdout[-2000:]}{p.stderr[-2000:]}"
-        )
+        raise RuntimeError(f"{' '.join(argv)}: exit {p.returncode}\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
     return p
 
 

@@ -22,18 +22,26 @@ def test_cert_and_eap_mschapv2_clients(lab, record_property):
     local = {"auth": "pubkey", "id": "gw.example", "certs": "gw.example.crt"}
     conns = {
         "rw-cert": gw_conn(
-            {"net": gw_child()}, lab.ike500, auth="pubkey",
-            remote={"auth": "pubkey", "id": "c1.example"}, local=local,
+            {"net": gw_child()},
+            lab.ike500,
+            auth="pubkey",
+            remote={"auth": "pubkey", "id": "c1.example"},
+            local=local,
         ),
         "rw-eap": gw_conn(
-            {"net": gw_child()}, lab.ike500, auth="pubkey",
-            remote={"auth": "eap-mschapv2", "eap_id": "%any"}, local=local,
+            {"net": gw_child()},
+            lab.ike500,
+            auth="pubkey",
+            remote={"auth": "eap-mschapv2", "eap_id": "%any"},
+            local=local,
         ),
     }
     # MD4 for MSCHAPv2 comes from openssl's legacy provider (no md4 plugin needed)
     gw = lab.gateway(
-        conns, secrets={"eap-carol": {"id": "carol", "secret": EAP_SECRET}},
-        extra_plugins=("eap-identity", "eap-mschapv2"), load=False,
+        conns,
+        secrets={"eap-carol": {"id": "carol", "secret": EAP_SECRET}},
+        extra_plugins=("eap-identity", "eap-mschapv2"),
+        load=False,
     )
     ca.install(gw.charon, "gw.example")
     gw.charon.load()
@@ -44,7 +52,9 @@ def test_cert_and_eap_mschapv2_clients(lab, record_property):
         {
             "connections": {
                 "gw": client_conn(
-                    {"net": client_child(f"{c1.addr}/32")}, lab.ike500, "c1.example",
+                    {"net": client_child(f"{c1.addr}/32")},
+                    lab.ike500,
+                    "c1.example",
                     local={"auth": "pubkey", "id": "c1.example", "certs": "c1.example.crt"},
                     remote={"auth": "pubkey", "id": "gw.example"},
                 )
@@ -57,7 +67,9 @@ def test_cert_and_eap_mschapv2_clients(lab, record_property):
         {
             "connections": {
                 "gw": client_conn(
-                    {"net": client_child(f"{c2.addr}/32")}, lab.ike500, "carol",
+                    {"net": client_child(f"{c2.addr}/32")},
+                    lab.ike500,
+                    "carol",
                     local={"auth": "eap-mschapv2", "id": "carol", "eap_id": "carol"},
                     remote={"auth": "pubkey", "id": "gw.example"},
                 )
@@ -72,7 +84,7 @@ def test_cert_and_eap_mschapv2_clients(lab, record_property):
     sas = {ike["name"]: ike for ike in gw.charon.list_sas()}
     assert set(sas) == {"rw-cert", "rw-eap"}, sas
     assert sas["rw-eap"]["remote"]["id"] == "carol", sas["rw-eap"]
-    for cl, ns in zip((c1, c2), lab.topo.clients):
+    for cl, ns in zip((c1, c2), lab.topo.clients, strict=True):
         received, sent = ping(ns, GW_INNER, src=cl.addr, count=3, interval=0.2)
         assert received == sent, (cl.name, received, sent)
     tunnels = gw.espd.tunnels()

@@ -85,7 +85,8 @@ def test_bad_input(lab, record_property):
     cl.initiate("bad", timeout=10, check=False)
     m = gw.charon.wait_for_log(
         r"kernel-espd: cannot install inbound SA [0-9a-f]{8} \(reqid \d+\): AES_CBC with a 24-byte key.*",
-        5, since=mark,
+        5,
+        since=mark,
     )
     lines["aes192"] = m[0]
     (after,) = gw.espd.tunnels()

@@ -18,7 +18,9 @@ def _connect(lab, gw_extra=None, cl_extra=None):
         {
             "connections": {
                 "gw": client_conn(
-                    {"net": client_child(f"{cl.addr}/32")}, lab.ike500, "c1.example",
+                    {"net": client_child(f"{cl.addr}/32")},
+                    lab.ike500,
+                    "c1.example",
                     **(cl_extra or {}),
                 )
             }

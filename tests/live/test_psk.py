@@ -13,15 +13,28 @@ def connect_psk(lab, capture=False):
     cl.load(
         {
             "connections": {
-                "gw": client_conn(
-                    {"net": client_child(f"{cl.addr}/32")}, lab.ike500, "c1.example"
-                )
+                "gw": client_conn({"net": client_child(f"{cl.addr}/32")}, lab.ike500, "c1.example")
             },
             "secrets": {"ike-all": {"secret": '"espd live test only"'}},
         }
     )
     cl.initiate("net")
     return gw, cl, cap
+
+
+def assert_ike_500_then_4500(cap):
+    """IKE_SA_INIT on port 500, every later IKE message on 4500 (after the last one on 500)."""
+    ike = [p for p in cap.packets("isakmp") if p["isakmp.exchangetype"]]
+    init = [p for p in ike if p["isakmp.exchangetype"] == "34"]
+    rest = [p for p in ike if p["isakmp.exchangetype"] != "34"]
+    on500 = [p for p in init if "500" in (p["udp.srcport"], p["udp.dstport"])]
+    assert init and on500 == init, init
+    assert rest, ike
+    for p in rest:
+        ports = (p["udp.srcport"], p["udp.dstport"])
+        assert "4500" in ports and "500" not in ports, p
+    assert int(rest[0]["frame.number"]) > int(init[-1]["frame.number"]), ike
+    return len(init), len(rest)
 
 
 def test_ikev2_psk_nat(lab, record_property):
@@ -54,10 +67,7 @@ def test_ikev2_psk_nat(lab, record_property):
     # outside: only IKE and ESP in UDP, nothing of the inner traffic in the clear
     pkts = [p for p in cap.packets("ip") if p["ip.src"] or p["ip.dst"]]
     ports = {"500", "4500"}
-    plain = [
-        p for p in pkts
-        if p["ip.proto"] != "17" or not ({p["udp.srcport"], p["udp.dstport"]} & ports)
-    ]
+    plain = [p for p in pkts if p["ip.proto"] != "17" or not ({p["udp.srcport"], p["udp.dstport"]} & ports)]
     assert not plain, plain[:5]
     kinds = {"ike": 0, "esp": 0, "keepalive": 0}
     for p in pkts:
@@ -68,12 +78,18 @@ def test_ikev2_psk_nat(lab, record_property):
         else:
             kinds["keepalive"] += 1
     assert kinds["ike"] >= 4 and kinds["esp"] > 1000, kinds
+    if lab.ike500:
+        ports_seen = assert_ike_500_then_4500(cap)
+    else:
+        ports_seen = "IKE on 4500 only (espd without ike.listen)"
     esp_spis = {int(p["esp.spi"], 16) for p in pkts if p["esp.spi"]}
     assert esp_spis == {gw_child_sa["spi_in"], gw_child_sa["spi_out"]}, esp_spis
     stats = gw.espd.stats()
     for k in ("auth_failed", "replayed", "unknown_spi"):
         assert stats.get(k, 0) == 0, (k, stats.get(k))
-    figures = dict(tcp_up_mbps=round(up, 1), tcp_down_mbps=round(down, 1), outside=kinds)
+    figures = dict(
+        tcp_up_mbps=round(up, 1), tcp_down_mbps=round(down, 1), outside=kinds, ike_500_4500=ports_seen
+    )
     print(f"\npsk_nat: {figures}")
     for k, v in figures.items():
         record_property(k, v)
@@ -91,19 +107,12 @@ def test_ike_sa_init_on_500_then_4500(lab, session, record_property):
     gw, cl, cap = connect_psk(lab, capture=True)
     ping(lab.topo.clients[0], GW_INNER, src=cl.addr, count=2)
     cap.stop()
-    ike = [p for p in cap.packets("isakmp") if p["isakmp.exchangetype"]]
-    init = [p for p in ike if p["isakmp.exchangetype"] == "34"]
-    rest = [p for p in ike if p["isakmp.exchangetype"] != "34"]
-    assert init and all(p["udp.dstport"] == "500" or p["udp.srcport"] == "500" for p in init), init
-    assert rest and all(
-        "4500" in (p["udp.dstport"], p["udp.srcport"]) and "500" not in (p["udp.dstport"], p["udp.srcport"])
-        for p in rest
-    ), rest
+    n500, n4500 = assert_ike_500_then_4500(cap)
     (ike_sa,) = gw.charon.list_sas()
     assert ike_sa["local"]["port"] == 4500
-    record_property("ike_packets_500", len(init))
-    record_property("ike_packets_4500", len(rest))
-    print(f"\nIKE_SA_INIT on 500: {len(init)} packets; later IKE on 4500: {len(rest)} packets")
+    record_property("ike_packets_500", n500)
+    record_property("ike_packets_4500", n4500)
+    print(f"\nIKE_SA_INIT on 500: {n500} packets; later IKE on 4500: {n4500} packets")
 
 
 def test_punt_local_pinned(lab, session):
@@ -114,9 +123,7 @@ def test_punt_local_pinned(lab, session):
         pytest.skip("espd lacks ike.punt_local")
     gw = lab.gateway({"rw": gw_conn({"net": gw_child()}, lab.ike500)}, pin_espd=True)
     cl = lab.client(None)
-    cl.load(
-        {"connections": {"gw": client_conn({"net": client_child(f"{cl.addr}/32")}, True, "c1.example")}}
-    )
+    cl.load({"connections": {"gw": client_conn({"net": client_child(f"{cl.addr}/32")}, True, "c1.example")}})
     ok = cl.initiate("net", timeout=8, check=False).returncode == 0
     dropped = "socket-espd: datagram from another sender than espd, dropped" in gw.charon.log()
     if not ok and dropped:

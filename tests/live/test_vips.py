@@ -15,9 +15,7 @@ def test_three_clients_vip_behind_one_nat(lab, record_property):
     )
     clients = []
     for i in range(3):
-        conn = client_conn(
-            {"net": client_child("dynamic")}, lab.ike500, f"c{i + 1}.example", vips="0.0.0.0"
-        )
+        conn = client_conn({"net": client_child("dynamic")}, lab.ike500, f"c{i + 1}.example", vips="0.0.0.0")
         clients.append(lab.client({"gw": conn}))
     for cl in clients:
         cl.initiate("net")
@@ -29,7 +27,7 @@ def test_three_clients_vip_behind_one_nat(lab, record_property):
         vips.append(vip)
     assert len(set(vips)) == 3, vips
     results = []
-    for cl, ns, vip in zip(clients, lab.topo.clients, vips):
+    for ns, vip in zip(lab.topo.clients, vips, strict=True):
         received, sent = ping(ns, GW_INNER, src=vip, count=3, interval=0.2)
         results.append(received)
         assert received == sent, (vip, received, sent)

@@ -1,5 +1,7 @@
 """Issue 15, 1: a strongSwan client behind the NAT connects to charon + espd with a PSK."""
 
+import pytest
+
 from conftest import client_child, client_conn, gw_child, gw_conn
 from liveespd import spi_set
 from liveiperf import IperfServer, iperf, tcp_mbps
@@ -98,11 +100,9 @@ def test_ikev2_psk_nat(lab, record_property):
 def test_ike_sa_init_on_500_then_4500(lab, session, record_property):
     """IKE_SA_INIT on 500, the rest on 4500 (needs espd's ike.listen; xfail until it has it)."""
     if not session.ike500:
-        import pytest
-
         pytest.xfail(
-            "espd lacks ike.listen/ike.punt_local (ESPD-EXTENSIONS item 1): "
-            + session.ike500_why.replace("\n", "; ")
+            "the gateway runs IKE on 4500 only (espd without ike.listen/ike.punt_local, "
+            "ESPD-EXTENSIONS item 1, or LIVE_IKE_PORT=4500): " + session.ike500_why.replace("\n", "; ")
         )
     gw, cl, cap = connect_psk(lab, capture=True)
     ping(lab.topo.clients[0], GW_INNER, src=cl.addr, count=2)
@@ -117,8 +117,6 @@ def test_ike_sa_init_on_500_then_4500(lab, session, record_property):
 
 def test_punt_local_pinned(lab, session):
     """charon told espd's end of the punt channel (socket-espd.espd = ike.punt_local)."""
-    import pytest
-
     if not session.ike500:
         pytest.skip("espd lacks ike.punt_local")
     gw = lab.gateway({"rw": gw_conn({"net": gw_child()}, lab.ike500)}, pin_espd=True)

@@ -90,7 +90,7 @@ class Lab:
         espd=None,
         extra_plugins=(),
         load=True,
-        pin_espd=False,
+        pin_espd=True,
     ):
         """charon + kernel-espd + socket-espd and espd in the gateway namespace, config loaded."""
         d = os.path.join(self.dir, "gw")
@@ -101,7 +101,7 @@ class Lab:
             ike["punt_local"] = f"unix:{d}/ike-espd.sock"
             ike["listen"] = [f"{GW_ADDR}:500"]
             if pin_espd:
-                # socket-espd { espd = ... }: see test_punt_local_pinned (a plugin bug)
+                # socket-espd { espd = ... }: replies go to espd's fixed end of the punt channel
                 sock_conf["espd"] = f"unix:{d}/ike-espd.sock"
         config = {
             "listen": [f"{GW_ADDR}:4500"],

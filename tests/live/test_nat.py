@@ -65,3 +65,6 @@ def test_nat_rebinding(lab, record_property):
     (ike,) = gw.charon.list_sas()
     assert ike["remote"]["port"] == int(port), ike["remote"]
     assert ping(ns, GW_INNER, src=cl.addr, count=2, interval=0.2)[0] == 2
+    moved = re.search(r"kernel-espd: tunnel \S+: peer .*", gw.charon.log())
+    print(f"gateway IKE followed to port {port}: {moved[0] if moved else '(no kernel-espd peer line)'}")
+    record_property("ike_rekey_after_move", "ok")

@@ -1,5 +1,8 @@
 """Issue 15, 1: a strongSwan client behind the NAT connects to charon + espd with a PSK."""
 
+import socket
+import struct
+
 import pytest
 
 from conftest import client_child, client_conn, gw_child, gw_conn
@@ -133,3 +136,13 @@ def test_punt_local_pinned(lab, session):
         )
     assert ok and not dropped
     assert ping(lab.topo.clients[0], GW_INNER, src=cl.addr, count=2, interval=0.2)[0] == 2
+    # a well-formed punt datagram from another socket is dropped, and changes nothing
+    mark = gw.charon.mark()
+    hdr = struct.pack("!2sBBHH16s16s", b"EP", 1, 4, 4500, 4500, bytes([192, 0, 2, 9]), bytes([192, 0, 2, 1]))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(f"{lab.dir}/foreign.sock")
+        s.sendto(hdr + b"\x00" * 40, f"{gw.charon.dir}/ike.sock")
+    gw.charon.wait_for_log(r"socket-espd: datagram from another sender than espd, dropped", 5, since=mark)
+    assert "replies go to espd's end" not in gw.charon.log(mark)
+    cl.swanctl("--rekey", "--ike", "gw")
+    gw.charon.wait_for_log(r"IKE_SA rw\[\d+\] rekeyed between", 10, since=mark)

@@ -61,6 +61,8 @@ def test_ikev2_psk_nat(lab, record_property):
 
     received, sent = ping(client_ns, GW_INNER, src=cl.addr, count=5, interval=0.2)
     assert received == sent == 5
+    received, sent = ping(lab.topo.gw, cl.addr, src=GW_INNER, count=5, interval=0.2)
+    assert received == sent == 5  # and from the gateway's side
 
     server = IperfServer(lab.topo.gw, GW_INNER, lab.procs, lab.dir)
     up = tcp_mbps(iperf(client_ns, GW_INNER, cl.addr, seconds=3))

@@ -37,4 +37,12 @@ if ! python3 -c 'import scapy, cryptography, prometheus_client' 2>/dev/null; the
     python3 -m pip install -q --disable-pip-version-check --break-system-packages scapy cryptography prometheus-client
 fi
 
+# tests/live (pytest: charon + espd in network namespaces) and its linter (ruff); the strongSwan
+# packages those tests use (charon, swanctl, pki, the EAP plugins) come with integrations/strongswan/build.sh.
+if ! python3 -c 'import pytest' 2>/dev/null || ! command -v ruff >/dev/null; then
+  echo "bootstrap: installing pytest, ruff (pip)" >&2
+  python3 -m pip install -q --disable-pip-version-check pytest ruff 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages pytest ruff
+fi
+
 command -v swift >/dev/null || { echo "bootstrap: swift not found on PATH (need Swift 6.x)" >&2; exit 1; }

@@ -31,5 +31,12 @@ if ((${#unformatted[@]})); then
   printf '  %s\n' "${unformatted[@]}" >&2
   fail=1
 fi
+# Python of the live tests: ruff (config: tests/live/ruff.toml), when it is installed.
+if command -v ruff >/dev/null; then
+  ruff check --quiet tests/live || fail=1
+  ruff format --check --quiet tests/live || { echo "lint: tests/live not ruff-format clean (run: ruff format tests/live)" >&2; fail=1; }
+else
+  echo "lint: ruff not found, tests/live not checked (scripts/bootstrap.sh installs it)" >&2
+fi
 ((fail == 0)) && echo "lint: ok"
 exit $fail

@@ -55,6 +55,9 @@ step "strongSwan: the charon plugins built against Debian's charon 5.9.8, their 
 bash integrations/strongswan/build.sh --test
 bash integrations/strongswan/smoke-test.sh
 
+step "strongSwan, live: pytest tests/live (PSK behind a NAT on 500/4500, three VIP clients, certificates and EAP-MSCHAPv2, rekeys under load, DPD, NAT rebinding, teardown and restarts, bad input)"
+ESPD=.build/release/espd python3 -m pytest -q -rxXs tests/live
+
 step "benchmark gate"
 bash scripts/bench.sh
 

@@ -1,0 +1,70 @@
+"""Processes started by the live tests: started, tracked and stopped by PID; bounded waits."""
+
+import os
+import signal
+import subprocess
+import time
+
+
+def run(argv, timeout=30, check=True, env=None, input=None):
+    """Runs a command to completion (bounded); raises with its output when check and it fails."""
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, input=input)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: exit {p.returncode}\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+    return p
+
+
+def wait_for(pred, timeout, interval=0.1, what="a condition"):
+    """Polls pred() until it returns something truthy (returned) or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Procs:
+    """Every long-running process of a test session; each is stopped by its own PID."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, argv, log_path, env=None):
+        out = open(log_path, "ab")
+        p = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        out.close()
+        self.procs.append(p)
+        return p
+
+    @staticmethod
+    def stop(p, sig=signal.SIGTERM, timeout=8.0):
+        """Signals one process and waits for it; SIGKILL if it outlives timeout."""
+        if p.poll() is not None:
+            return p.returncode
+        try:
+            os.kill(p.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return p.wait(timeout=5)
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            self.stop(p)
+        self.procs.clear()

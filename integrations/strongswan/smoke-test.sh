@@ -301,7 +301,7 @@ EOF
   for _ in $(seq 100); do [[ -S $tmp/espd/ike.sock && -S $tmp/gw/charon.vici && -S $tmp/cl/charon.vici ]] && break; sleep 0.1; done
   # espd connects its punt channel to charon's socket at start: charon first
   start_espd() {
-    ip netns exec "$gw" nice -n 19 "$tmp/espd/espd" run --config "$tmp/espd/espd.json" --io mmsg \
+    ip netns exec "$gw" nice -n 19 "$tmp/espd/espd" run --config "$tmp/espd/espd.json" \
       >>"$tmp/espd/espd.out" 2>&1 &
     espd_pid=$!
     pids+=("$espd_pid")

@@ -6,10 +6,14 @@ set -euo pipefail
 
 # Build: liburing, libcrypto (OpenSSL 3), libpcap, pkg-config.
 # Tests: python3 + pip (scapy), tshark, iproute2, nftables, iperf3, conntrack, jq, curl, strace.
+# strongSwan (the IKE daemon of the demo and of tests/live) and what its plugins build with
+# (integrations/strongswan/build.sh adds the -dev packages its configure step checks for).
 PKGS=(
   pkg-config liburing-dev libssl-dev libpcap-dev
   python3 python3-pip python3-venv
   tshark iproute2 nftables iperf3 conntrack jq curl strace procps iputils-ping
+  strongswan-charon strongswan-swanctl strongswan-pki libcharon-extra-plugins libcharon-extauth-plugins
+  build-essential dpkg-dev
 )
 
 missing=()
@@ -37,8 +41,7 @@ if ! python3 -c 'import scapy, cryptography, prometheus_client' 2>/dev/null; the
     python3 -m pip install -q --disable-pip-version-check --break-system-packages scapy cryptography prometheus-client
 fi
 
-# tests/live (pytest: charon + espd in network namespaces) and its linter (ruff); the strongSwan
-# packages those tests use (charon, swanctl, pki, the EAP plugins) come with integrations/strongswan/build.sh.
+# tests/live (pytest: charon + espd in network namespaces) and its linter (ruff).
 if ! python3 -c 'import pytest' 2>/dev/null || ! command -v ruff >/dev/null; then
   echo "bootstrap: installing pytest, ruff (pip)" >&2
   python3 -m pip install -q --disable-pip-version-check pytest ruff 2>/dev/null ||

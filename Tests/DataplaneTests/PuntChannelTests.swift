@@ -12,31 +12,9 @@ import UDPEncap
   import Glibc
 #endif
 
-/// A Unix datagram socket bound at `path`, reading whole datagrams and sending to a path.
-private final class UnixPeer {
-  let fd: Int32
-  let path: String
-  init(_ path: String) {
-    self.path = path
-    unlink(path)
-    fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-    var a = UnixPeer.address(path)
-    _ = withUnsafePointer(to: &a) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        bind(fd, __CONST_SOCKADDR_ARG(__sockaddr__: $0), socklen_t(MemoryLayout<sockaddr_un>.size))
-      }
-    }
-  }
-  deinit {
-    close(fd)
-    unlink(path)
-  }
-  static func address(_ path: String) -> sockaddr_un {
-    var a = sockaddr_un()
-    a.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &a.sun_path) { b in for (i, c) in path.utf8.enumerated() { b[i] = c } }
-    return a
-  }
+/// The daemon reads whole datagrams and sends to a path (espd's end of the channel).
+extension Daemon {
+  convenience init(_ path: String) { self.init(path: path) }
   /// The next datagram, waiting up to a second.
   func read() -> [UInt8]? {
     var buffer = [UInt8](repeating: 0, count: 70_000)
@@ -48,7 +26,7 @@ private final class UnixPeer {
     return nil
   }
   func send(_ bytes: [UInt8], to path: String) -> Bool {
-    var a = UnixPeer.address(path)
+    var a = Daemon.address(path)
     return bytes.withUnsafeBytes { b in
       withUnsafePointer(to: &a) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -81,7 +59,7 @@ private func reply(from source: Endpoint, to peer: Endpoint, raw: Bool = false, 
   /// espd says hello from its fixed address at start; the daemon's replies from that address
   /// come back, a stranger's are counted and dropped.
   @Test func aHelloFromAKnownAddressAndOnlyTheDaemonsReplies() throws {
-    let daemon = UnixPeer(tempPath("daemon"))
+    let daemon = Daemon(tempPath("daemon"))
     let espdEnd = tempPath("espd")
     let punt = try PuntChannel(target: .unix(daemon.path), local: .unix(espdEnd))
     #expect(punt.hello())
@@ -90,7 +68,7 @@ private func reply(from source: Endpoint, to peer: Endpoint, raw: Bool = false, 
     #expect(hello[4...].allSatisfy { $0 == 0 })
 
     #expect(daemon.send(reply(from: Self.local, to: Self.peer, [1, 2, 3]), to: espdEnd))
-    let stranger = UnixPeer(tempPath("stranger"))
+    let stranger = Daemon(tempPath("stranger"))
     #expect(stranger.send(reply(from: Self.local, to: Self.peer, [9, 9]), to: espdEnd))
     #expect(daemon.send(reply(from: Self.local, to: Self.peer, raw: true, [0xFF]), to: espdEnd))
     usleep(10_000)
@@ -106,7 +84,7 @@ private func reply(from source: Endpoint, to peer: Endpoint, raw: Bool = false, 
   /// not connected. Meanwhile datagrams are counted as dropped, and hellos go once a second.
   @Test func aDaemonThatRestartsGetsTheNextDatagram() throws {
     let path = tempPath("daemon")
-    var daemon: UnixPeer? = UnixPeer(path)
+    var daemon: Daemon? = Daemon(path)
     let punt = try PuntChannel(target: .unix(path))
     var changes: [Bool] = []
     punt.onReachability = { changes.append($0) }
@@ -116,7 +94,7 @@ private func reply(from source: Endpoint, to peer: Endpoint, raw: Bool = false, 
     daemon = nil  // the daemon stops: its socket file goes
     ike.withUnsafeBytes { punt.punt($0, from: Self.peer, to: Self.local) }
     #expect(punt.unreachable && punt.dropped == 1 && changes == [false])
-    let again = UnixPeer(path)
+    let again = Daemon(path)
     punt.retryHello(now: LoopCore.now())  // less than a second since: no hello yet
     #expect(again.read() == nil && punt.unreachable)
     punt.retryHello(now: LoopCore.now() + 2_000_000_000)
@@ -131,7 +109,7 @@ private func reply(from source: Endpoint, to peer: Endpoint, raw: Bool = false, 
   /// Every datagram on an `ike.listen` socket goes to the daemon whole (four zero bytes at its
   /// start are not taken for a marker), with its source and the address it reached.
   @Test func thePort500SocketsPuntEveryDatagramWhole() throws {
-    let daemon = UnixPeer(tempPath("daemon"))
+    let daemon = Daemon(tempPath("daemon"))
     let port = UInt16.random(in: 40000...50000)
     let listen = Endpoint(address: IPAddress("127.0.0.1")!, port: port)
     let punt = try PuntChannel(target: .unix(daemon.path), listen: [listen])

@@ -14,12 +14,13 @@ import Testing
 final class Daemon {
   let fd: Int32
   let path: String
-  init() {
-    path = "/tmp/espd-punt-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+  convenience init() { self.init(path: "/tmp/espd-punt-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock") }
+  /// Binds at `path` (a socket file there is replaced).
+  init(path: String) {
+    self.path = path
+    unlink(path)
     fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-    var a = sockaddr_un()
-    a.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &a.sun_path) { b in for (i, c) in path.utf8.enumerated() { b[i] = c } }
+    var a = Daemon.address(path)
     _ = withUnsafePointer(to: &a) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
         bind(fd, __CONST_SOCKADDR_ARG(__sockaddr__: $0), socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -29,6 +30,13 @@ final class Daemon {
   deinit {
     close(fd)
     unlink(path)
+  }
+  /// `path` as a sockaddr_un.
+  static func address(_ path: String) -> sockaddr_un {
+    var a = sockaddr_un()
+    a.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &a.sun_path) { b in for (i, c) in path.utf8.enumerated() { b[i] = c } }
+    return a
   }
   private var buffer = [UInt8](repeating: 0, count: 70_000)
   /// Datagrams waiting to be read.

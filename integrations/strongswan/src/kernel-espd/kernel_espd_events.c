@@ -45,6 +45,12 @@ struct private_kernel_espd_events_t {
 
 	/** subscribe answer timeout */
 	int timeout_ms;
+
+	/** the espd instance of the last subscription ("" if none was named) */
+	char instance[64];
+
+	/** whether the current subscription names another instance than the last */
+	bool restarted;
 };
 
 /** Sleeps, a cancellation point */
@@ -89,6 +95,15 @@ static bool subscribe(private_kernel_espd_events_t *this, const char **error)
 			continue;
 		}
 		ok = espd_json_ok(answer, &refused);
+		if (ok)
+		{
+			const char *instance = espd_json_get_str(answer, "instance");
+
+			this->restarted = !instance || !this->instance[0] ||
+							  !streq(instance, this->instance);
+			snprintf(this->instance, sizeof(this->instance), "%s",
+					 instance ?: "");
+		}
 		if (!ok)
 		{
 			DBG1(DBG_KNL, "kernel-espd: espd refused the subscription: %s",
@@ -123,10 +138,13 @@ static void *run(private_kernel_espd_events_t *this)
 			pause_retry(this);
 			continue;
 		}
-		DBG1(DBG_KNL, "kernel-espd: subscribed to espd's events on %s",
-			 this->control->get_path(this->control));
+		DBG1(DBG_KNL, "kernel-espd: subscribed to espd's events on %s "
+			 "(espd instance %s%s)", this->control->get_path(this->control),
+			 this->instance[0] ? this->instance : "not named",
+			 first ? "" : this->restarted ? ", a new one" : ", the same");
 		last_error = NULL;
-		this->listener.subscribed(this->listener.data, first);
+		this->listener.subscribed(this->listener.data, first,
+								  this->restarted);
 		first = FALSE;
 		while (TRUE)
 		{

@@ -42,9 +42,12 @@ struct kernel_espd_listener_t {
 	 * The subscription is in place.
 	 *
 	 * @param first		TRUE the first time, FALSE after the connection was
-	 *					lost (espd may have restarted)
+	 *					lost
+	 * @param restarted	FALSE when espd named the same instance as before
+	 *					(it did not restart, its tunnels are all there);
+	 *					TRUE otherwise, also when it names none
 	 */
-	void (*subscribed)(void *data, bool first);
+	void (*subscribed)(void *data, bool first, bool restarted);
 
 	/** passed to the functions */
 	void *data;

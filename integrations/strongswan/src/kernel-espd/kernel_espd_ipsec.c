@@ -76,6 +76,9 @@ struct private_kernel_espd_ipsec_t {
 	/** whether espd sends NAT-T keepalives of its own for our tunnels */
 	bool espd_keepalives;
 
+	/** whether espd refused {"op":"list","names_only":true} */
+	bool no_names_only;
+
 	/** whether to remove a former charon's tunnels from espd */
 	bool flush_on_start;
 
@@ -1244,6 +1247,39 @@ static bool names_in_espd(private_kernel_espd_ipsec_t *this,
 	espd_json_t *answer = NULL, *tunnel;
 	const char *name;
 
+	if (!this->no_names_only)
+	{	/* the names alone, of our prefix: a few bytes a tunnel */
+		espd_buf_printf(&req, "{\"op\":\"list\",\"names_only\":true,"
+						"\"prefix\":");
+		espd_buf_string(&req, this->prefix);
+		espd_buf_printf(&req, "}");
+		switch (call(this, &req, &answer, "listing espd's tunnel names"))
+		{
+			case ANSWER_OK:
+				tunnel = espd_json_get(answer, "names");
+				for (tunnel = tunnel ? tunnel->child : NULL; tunnel;
+					 tunnel = tunnel->next)
+				{
+					if (tunnel->type == ESPD_JSON_STRING)
+					{
+						names->insert_last(names, strdup(tunnel->text));
+					}
+				}
+				espd_json_destroy(answer);
+				return TRUE;
+			case ANSWER_REFUSED:
+				/* an espd without names_only refuses the member */
+				DBG1(DBG_KNL, "kernel-espd: espd lists no names alone; "
+					 "listing whole tunnels instead");
+				this->no_names_only = TRUE;
+				break;
+			default:
+				espd_json_destroy(answer);
+				return FALSE;
+		}
+		espd_json_destroy(answer);
+		answer = NULL;
+	}
 	espd_buf_printf(&req, "{\"op\":\"list\"}");
 	if (call(this, &req, &answer, "listing espd's tunnels") != ANSWER_OK)
 	{
@@ -1381,7 +1417,7 @@ static void restore_lost(private_kernel_espd_ipsec_t *this)
 }
 
 CALLBACK(on_subscribed, void,
-	private_kernel_espd_ipsec_t *this, bool first)
+	private_kernel_espd_ipsec_t *this, bool first, bool restarted)
 {
 	if (first)
 	{
@@ -1390,9 +1426,13 @@ CALLBACK(on_subscribed, void,
 			flush_former(this);
 		}
 	}
-	else
+	else if (restarted)
 	{
 		restore_lost(this);
+	}
+	else
+	{	/* the same espd: every tunnel is still there */
+		DBG2(DBG_KNL, "kernel-espd: espd did not restart, its tunnels stand");
 	}
 }
 

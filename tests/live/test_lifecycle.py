@@ -1,5 +1,6 @@
 """Issue 15, 5 and 7: DPD of a killed client; teardown, charon stopped, espd restarted."""
 
+import re
 import signal
 import time
 
@@ -79,3 +80,19 @@ def test_teardown_and_restarts(lab, record_property):
     assert gw.espd.alive()
     print(f"\nteardown: traffic back {back:.1f} s after espd's restart; no tunnel after charon's SIGTERM")
     record_property("espd_restart_traffic_back_seconds", round(back, 1))
+
+
+def test_no_dpd_while_esp_arrives(lab, record_property):
+    """charon's DPD asks for the CHILD_SA's last use (query_sa: espd's idle_ms): while the
+    client's ESP arrives the gateway sends no DPD; once it stops, DPD starts again."""
+    gw, cl, ns = _connect(lab, gw_extra={"dpd_delay": "2s"})
+    mark = gw.charon.mark()
+    received, sent = ping(ns, GW_INNER, src=cl.addr, count=35, interval=0.2, deadline=15)
+    assert received == sent, (received, sent)
+    busy = len(re.findall(r"sending DPD request", gw.charon.log(mark)))
+    mark = gw.charon.mark()
+    time.sleep(5)
+    idle = len(re.findall(r"sending DPD request", gw.charon.log(mark)))
+    print(f"\nDPD requests from the gateway: {busy} in 7 s of ESP from the client, {idle} in 5 s without")
+    record_property("dpd_busy_idle", [busy, idle])
+    assert busy == 0 and idle >= 1, (busy, idle)

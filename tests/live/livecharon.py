@@ -1,5 +1,6 @@
 """A charon instance: strongswan.conf and swanctl.conf from Python, its own vici socket and /run."""
 
+import glob
 import os
 import re
 import time
@@ -90,9 +91,15 @@ class Charon:
         vici_path = self.vici[len("unix://") :]
         if os.path.exists(vici_path):
             os.unlink(vici_path)
+        # plugins built but not installed ($ESPD_SWAN_PLUGIN_DIR, e.g. integrations/strongswan/
+        # .build/out/...) are bind-mounted over the installed ones in charon's mount namespace only
+        binds = ""
+        alt = os.environ.get("ESPD_SWAN_PLUGIN_DIR")
+        for so in sorted(glob.glob(os.path.join(alt, "libstrongswan-*-espd.so"))) if alt else ():
+            binds += f" && mount --bind {so} {PLUGIN_DIR}/{os.path.basename(so)}"
         argv = self.ns.argv(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
-            + ["mount -t tmpfs tmpfs /run && exec nice -n 10 /usr/lib/ipsec/charon"]
+            + [f"mount -t tmpfs tmpfs /run{binds} && exec nice -n 10 /usr/lib/ipsec/charon"]
         )
         self.proc = self.procs.start(argv, os.path.join(self.dir, "charon.out"), env=self.env())
         wait_for(lambda: os.path.exists(vici_path), timeout, what=f"{self.name}'s vici socket")

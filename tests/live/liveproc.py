@@ -1,5 +1,6 @@
 """Processes started by the live tests: started, tracked and stopped by PID; bounded waits."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,6 +25,22 @@ def wait_for(pred, timeout, interval=0.1, what="a condition"):
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Raises TimeoutError in the main thread if the block runs longer than seconds (SIGALRM)."""
+
+    def too_long(signum, frame):
+        raise TimeoutError(f"ran for {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 class Procs:

@@ -104,6 +104,12 @@ def test_bad_input(lab, record_property):
             s.sendto(g, punt)
     m = gw.charon.wait_for_log(r"socket-espd: malformed punt datagram \(.*\), dropped.*", 5, since=mark)
     lines["punt"] = m[0]
+    # (charon's receiver thread logs them one after another: wait for all, bounded)
+    wait_for(
+        lambda: gw.charon.log(mark).count("malformed punt datagram") >= len(garbage),
+        5,
+        what="a log line for each malformed punt datagram",
+    )
     n = gw.charon.log(mark).count("malformed punt datagram")
     assert n == len(garbage), n
     both_alive(gw)

@@ -1,4 +1,4 @@
-"""Hosts that conftest's Lab does not make itself; each function takes the lab.
+"""Hosts that livelab's Lab does not make itself; each function takes the lab.
 
 espd_client: a client namespace behind the NAT whose charon has kernel-espd + socket-espd and espd
 as its dataplane, as the gateway has (lab.client gives charon + kernel-libipsec). With an espd that

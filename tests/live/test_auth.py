@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from conftest import client_child, client_conn, gw_child, gw_conn
 from livecharon import have_plugin
+from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping
 from livepki import CA
 

@@ -5,8 +5,8 @@ import os
 import socket
 import struct
 
-from conftest import client_child, client_conn, gw_child, gw_conn
 from liveespd import spi_set
+from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping
 from liveproc import wait_for
 

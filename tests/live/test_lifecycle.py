@@ -4,8 +4,8 @@ import re
 import signal
 import time
 
-from conftest import client_child, client_conn, gw_child, gw_conn
 from liveespd import spi_set
+from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping, ping_until
 from liveproc import wait_for
 

@@ -4,7 +4,7 @@ NAT port before the client sent any ESP from there."""
 
 import time
 
-from conftest import client_child, client_conn, gw_child, gw_conn
+from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping
 from liveproc import wait_for
 

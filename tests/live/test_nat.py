@@ -3,7 +3,7 @@
 import re
 import time
 
-from conftest import client_child, client_conn, gw_child, gw_conn
+from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping, ping_until
 
 

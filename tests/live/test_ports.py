@@ -4,8 +4,8 @@ is 500), so the port is an espd `listen` port like 4500, beside ESP."""
 
 import os
 
-from conftest import client_child, client_conn, gw_child, gw_conn
 from liveespd import spi_set
+from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_ADDR, GW_INNER, ping
 
 PORT = 4501

@@ -5,9 +5,9 @@ import struct
 
 import pytest
 
-from conftest import client_child, client_conn, gw_child, gw_conn
 from liveespd import spi_set
 from liveiperf import IperfServer, iperf, tcp_mbps
+from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, Capture, ping
 
 

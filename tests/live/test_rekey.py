@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from conftest import client_child, client_conn, gw_child, gw_conn
 from liveespd import counter, spi_set
 from liveiperf import IperfServer, iperf, udp_loss
+from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER
 from liveproc import wait_for
 

@@ -2,7 +2,7 @@
 
 import ipaddress
 
-from conftest import client_child, client_conn, gw_child, gw_conn
+from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping
 
 POOL = "203.0.113.128/25"

@@ -150,10 +150,12 @@ class Capture:
         "_ws.col.Protocol",
     ]
 
-    def __init__(self, ns, iface, path, procs: Procs):
+    def __init__(self, ns, iface, path, procs: Procs, snaplen=None):
         self.path = path
         self.procs = procs
-        argv = ns.argv(["dumpcap", "-q", "-i", iface, "-w", path])
+        # snaplen: bytes kept of each packet (headers are enough to tell IKE from ESP, and quicker)
+        snap = ["-s", str(snaplen)] if snaplen else []
+        argv = ns.argv(["dumpcap", "-q", "-i", iface, *snap, "-w", path])
         self.proc = procs.start(argv, path + ".log")
         wait_for(
             lambda: os.path.exists(path) and os.path.getsize(path) > 0,

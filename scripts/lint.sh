@@ -31,10 +31,13 @@ if ((${#unformatted[@]})); then
   printf '  %s\n' "${unformatted[@]}" >&2
   fail=1
 fi
-# Python of the live tests: ruff (config: tests/live/ruff.toml), when it is installed.
+# Python of the live tests and the demo: ruff (config: tests/live/ruff.toml), when it is installed.
 if command -v ruff >/dev/null; then
   ruff check --quiet tests/live || fail=1
   ruff format --check --quiet tests/live || { echo "lint: tests/live not ruff-format clean (run: ruff format tests/live)" >&2; fail=1; }
+  ruff check --quiet --config tests/live/ruff.toml scripts/demo.py || fail=1
+  ruff format --check --quiet --config tests/live/ruff.toml scripts/demo.py ||
+    { echo "lint: scripts/demo.py not ruff-format clean (run: ruff format --config tests/live/ruff.toml scripts/demo.py)" >&2; fail=1; }
 else
   echo "lint: ruff not found, tests/live not checked (scripts/bootstrap.sh installs it)" >&2
 fi

@@ -29,12 +29,12 @@ public final class OutboundSA {
   private let bytesWord = Atomic<UInt64>(0)
   private let sequenceWord = Atomic<UInt64>(0)
   private let stateWord = Atomic<UInt64>(0)
-  private let lastUsedWord = Atomic<UInt64>(0)
+  @usableFromInline let lastUsedWord = Atomic<UInt64>(0)
   /// When this SA last sealed a packet: the owning loop's batch timestamp (monotonic ns), 0 if never
   /// (any thread; `query_sa`'s `idle_ms`).
   public var lastUsed: UInt64 { lastUsedWord.load(ordering: .relaxed) }
   /// Records a use at `time`, the batch's timestamp (owning loop only: no clock read per packet).
-  @inline(__always)
+  @inlinable
   public func markUsed(_ time: UInt64) { lastUsedWord.store(time, ordering: .relaxed) }
   /// Outbound: the last sequence number used; inbound: the highest one accepted (any thread).
   public var publishedSequence: UInt64 { sequenceWord.load(ordering: .relaxed) }

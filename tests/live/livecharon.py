@@ -5,7 +5,7 @@ import os
 import re
 import time
 
-from liveproc import Procs, run, wait_for
+from liveproc import Daemon, Procs, run, wait_for
 
 CRYPTO = "random nonce openssl pem pkcs1 pkcs8 x509 pubkey revocation constraints hmac sha1 sha2 aes gcm kdf"
 PSK = '"espd live test only"'
@@ -39,7 +39,7 @@ def render(d, indent=0):
     return "".join(out)
 
 
-class Charon:
+class Charon(Daemon):
     def __init__(self, name, ns, workdir, procs: Procs, load, charon=None, plugin_conf=None):
         self.name = name
         self.ns = ns
@@ -104,13 +104,6 @@ class Charon:
         self.proc = self.procs.start(argv, os.path.join(self.dir, "charon.out"), env=self.env())
         wait_for(lambda: os.path.exists(vici_path), timeout, what=f"{self.name}'s vici socket")
         return self
-
-    def stop(self, sig=15):
-        if self.proc is not None:
-            Procs.stop(self.proc, sig)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
 
     def write_swanctl(self, conf):
         with open(self.swanctl_conf, "w") as f:

@@ -4,10 +4,10 @@ import json
 import os
 import socket
 
-from liveproc import Procs, run, wait_for
+from liveproc import Daemon, Procs, run, wait_for
 
 
-class Espd:
+class Espd(Daemon):
     def __init__(self, ns, workdir, binary, procs: Procs, config):
         self.ns = ns
         self.dir = workdir
@@ -40,13 +40,6 @@ class Espd:
 
         wait_for(up, timeout, what="espd's control socket")
         return self
-
-    def stop(self, sig=15):
-        if self.proc is not None:
-            Procs.stop(self.proc, sig)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
 
     def log(self):
         with open(self.log_path, errors="replace") as f:

@@ -85,3 +85,16 @@ class Procs:
         for p in reversed(self.procs):
             self.stop(p)
         self.procs.clear()
+
+
+class Daemon:
+    """A long-running process of a test (charon, espd) in `proc`, stopped by its own PID."""
+
+    proc = None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None:
+            Procs.stop(self.proc, sig)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None

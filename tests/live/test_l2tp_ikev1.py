@@ -12,7 +12,9 @@ floating to 4500. No key is written by hand.
 
 Both clients have the same TUN address (198.51.100.50) and send identical udp 1701 -> 1701 flows
 to the gateway's alias on their side; the gateway's service must see two different alias source
-addresses (from `transport_alias_pool`), and each client must get only its own replies.
+addresses (from `transport_alias_pool`), and each client must get only its own replies. Then c1
+leaves (only its tunnel goes on the gateway) and c2 rekeys its CHILD_SA (quick mode): its tunnel
+keeps its alias and takes the new SAs, and its traffic goes on.
 
     sudo ESPD=/path/to/espd python3 -m pytest tests/live/test_l2tp_ikev1.py
     (ESPD_SWAN_PLUGIN_DIR=DIR: use the plugins built in DIR instead of the installed ones;
@@ -172,6 +174,27 @@ def test_l2tp_ikev1_two_clients_behind_one_nat(lab, budget) -> None:
     assert left["alias"] == gw_alias["c2"], f"the gateway kept {left['alias']}, c2 is {gw_alias['c2']}"
     assert clients["c1"].espd.cli_list() == []
     c2, alias = clients["c2"], client_alias["c2"]
+
+    # c2 rekeys its CHILD_SA (IKEv1 quick mode, as Windows does every hour): the gateway's tunnel
+    # keeps its alias and takes the new SAs (charon keeps the rekeyed inbound SA until it expires,
+    # charon.delete_rekeyed = no), and c2's traffic goes on under the new outbound SA
+    old_in, old_out = spi_set(left)
+    r = c2.charon.swanctl("--rekey", "--child", "l2tp", check=False)
+    assert r.returncode == 0, f"c2: swanctl --rekey: {r.stdout}{r.stderr}"
+
+    def rekeyed():
+        (t,) = gw.espd.cli_list()
+        spi_in, spi_out = spi_set(t)
+        return t if spi_in - old_in and spi_out != old_out else None
+
+    try:
+        left = wait_for(rekeyed, 15, what="the gateway's tunnel to take c2's new SAs")
+    except TimeoutError:
+        raise AssertionError(f"gateway tunnel after c2's rekey: {gw.espd.cli_list()}") from None
+    assert left["alias"] == gw_alias["c2"], f"alias {left['alias']} after the rekey, was {gw_alias['c2']}"
+    new_pairs = {(child["spi_in"], child["spi_out"]) for child in children(gw.charon)}
+    (new_in,) = spi_set(left)[0] - old_in
+    assert (new_in, spi_set(left)[1]) in new_pairs, f"espd {spi_set(left)} vs swanctl {new_pairs}"
     flow = UdpFlow(c2.ns, CLIENT_TUN, 1701, alias, 1701, "c2b", lab.procs, lab.dir, count=10, linger=1)
     after = flow.result(30)
     assert len(after["replies"].get(f"{alias}:1701", [])) >= 8, f"c2 after c1 left: {after}"

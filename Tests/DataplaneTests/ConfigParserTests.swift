@@ -453,6 +453,9 @@ private let globalCases: [ConfigProblemCase] = [
     root(#""ike": {"punt": "unix:/run/ike.sock", "punt_local": "udp:127.0.0.1:4600"}"#),
     #"ike.punt_local: expected the same kind as punt (unix: or udp:), got "udp:127.0.0.1:4600""#),
   .init(
+    root(#""ike": {"punt": "unix:/run/ike.sock", "punt_local": "unix:ctl.sock"}, "control": "ctl.sock""#),
+    #"ike.punt_local: expected a path other than control's, got "unix:ctl.sock""#),
+  .init(
     root(#""ike": {"punt": "udp:127.0.0.1:500", "listen": ["0.0.0.0:500"]}"#),
     #"ike.punt: expected an endpoint that is not a listen socket, got "udp:127.0.0.1:500" (listen 0.0.0.0:500)"#),
   .init(root(#""control": """#), #"control: expected a Unix socket path of 1-107 bytes, got """#),

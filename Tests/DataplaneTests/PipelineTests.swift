@@ -143,6 +143,25 @@ import Testing
     #expect(addr?.remote == second)  // nothing more goes to the stale port
   }
 
+  /// A packet that arrives late from the old endpoint (reordered across a NAT rebinding) is
+  /// delivered but does not move the peer back: only the SA's newest packet moves it.
+  @Test func aLatePacketFromTheOldEndpointMovesNothing() throws {
+    let (c, g) = Fixture.pair(1, mode: .tunnel)
+    let client = Pipeline(table: try SATable(config: Fixture.clientConfig(c, tunAddress: IPAddress("203.0.113.11")!)))
+    let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig([g])))
+    let inner = TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [7])
+    let old = Endpoint(address: Fixture.natIP, port: 40001)
+    let new = Endpoint(address: Fixture.natIP, port: 40002)
+    let esp = (0..<3).map { _ in wire.send(inner, on: client).1 }
+    #expect(wire.receive(esp[0], on: gateway, from: old).0 == .decapsulated(tunnel: 0))
+    #expect(wire.receive(esp[2], on: gateway, from: new).0 == .decapsulated(tunnel: 0))
+    let tunnel = gateway.table.tunnels[0]
+    #expect(tunnel.peer == new && gateway.takePeerEvents().count == 1)
+    #expect(wire.receive(esp[1], on: gateway, from: old).0 == .decapsulated(tunnel: 0))
+    #expect(tunnel.peer == new, "a late packet moved the peer back")
+    #expect(gateway.takePeerEvents().isEmpty && tunnel.counters.endpointChanges == 1)
+  }
+
   @Test func classificationVerdicts() throws {
     let (_, g) = Fixture.pair(1, mode: .tunnel)
     let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig([g])))

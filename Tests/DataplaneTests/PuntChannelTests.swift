@@ -129,6 +129,74 @@ private func reply(from source: Endpoint, to peer: Endpoint, raw: Bool = false, 
     // A reply whose source is the port-500 socket is sent from it (the loop picks it).
     #expect(LoopCore.listener(for: listen, in: punt.listeners) === punt.listeners[0])
     #expect(LoopCore.listener(for: Endpoint(address: IPAddress("127.0.0.1")!, port: 4500), in: punt.listeners) == nil)
+    // a reply charon sends "from 0.0.0.0:500" (no address chosen yet) leaves from the port-500 socket
+    #expect(LoopCore.listener(for: Endpoint(address: .v4(0), port: port), in: punt.listeners) === punt.listeners[0])
+  }
+
+  /// `punt_local` is not taken from a process bound there, and at exit espd removes only its own
+  /// socket file (another espd may have bound the path since).
+  @Test func puntLocalIsNeverTakenFromAnotherProcess() throws {
+    let daemon = Daemon(tempPath("daemon"))
+    let busy = Daemon(tempPath("busy"))
+    #expect(throws: SystemError.self) { try PuntChannel(target: .unix(daemon.path), local: .unix(busy.path)) }
+    #expect(access(busy.path, F_OK) == 0, "the other process's socket file is still there")
+    let path = tempPath("espd")
+    var punt: PuntChannel? = try PuntChannel(target: .unix(daemon.path), local: .unix(path))
+    #expect(punt != nil && access(path, F_OK) == 0)
+    unlink(path)
+    let successor = Daemon(path)  // another espd bound the path meanwhile
+    punt = nil
+    #expect(access(successor.path, F_OK) == 0, "espd removed a socket file it did not bind")
+  }
+
+  /// The daemon's socket named through a symlinked directory (/var/run -> /run) is the same
+  /// socket: its replies are taken.
+  @Test func theDaemonUnderAnotherSpelling() throws {
+    let dir = "/tmp/espd-punt-dir-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let link = dir + "-link"
+    mkdir(dir, 0o700)
+    symlink(dir, link)
+    defer {
+      unlink(link)
+      rmdir(dir)
+    }
+    let daemon = Daemon(dir + "/ike.sock")
+    let espdEnd = tempPath("espd")
+    let punt = try PuntChannel(target: .unix(link + "/ike.sock"), local: .unix(espdEnd))
+    #expect(daemon.send(reply(from: Self.local, to: Self.peer, [2, 2]), to: espdEnd))
+    usleep(10_000)
+    let (_, m) = try #require(punt.receive())
+    #expect(Array(m) == [2, 2] && punt.foreign == 0 && punt.replies == 1)
+  }
+
+  /// A flood of strangers' datagrams costs a bounded batch per call (UDP: a deep queue); hellos
+  /// go every few seconds while the daemon takes them, so a restarted one learns espd's end.
+  @Test func aFloodCostsABoundedBatchAndHellosRepeat() throws {
+    let loopback = IPAddress("127.0.0.1")!
+    let base = UInt16.random(in: 40000...50000)
+    let daemon = try UDPSocket(listen: Endpoint(address: loopback, port: base), mark: nil)
+    let espdEnd = Endpoint(address: loopback, port: base + 1)
+    let punt = try PuntChannel(target: .udp(daemon.local), local: .udp(espdEnd))
+    let stranger = try UDPSocket(listen: Endpoint(address: loopback, port: base + 2), mark: nil)
+    for _ in 0..<100 {
+      _ = try reply(from: Self.local, to: Self.peer, [1]).withUnsafeBytes {
+        try stranger.send($0, to: espdEnd, from: loopback)
+      }
+    }
+    _ = try reply(from: Self.local, to: Self.peer, [2, 2]).withUnsafeBytes {
+      try daemon.send($0, to: espdEnd, from: loopback)
+    }
+    usleep(10_000)
+    #expect(punt.receive() == nil, "one call reads a batch of strangers at most")
+    #expect(punt.foreign == UInt64(PuntChannel.listenBatch))
+    let (_, m) = try #require(punt.receive())
+    #expect(Array(m) == [2, 2] && punt.foreign == 100 && punt.replies == 1)
+    punt.retryHello(now: LoopCore.now() + PuntChannel.helloInterval + 1)
+    usleep(10_000)
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
+    defer { buffer.deallocate() }
+    let (n, from, _) = try #require(daemon.receive(into: buffer, capacity: 2048))
+    #expect(n == PuntHeader.size && buffer.load(fromByteOffset: 3, as: UInt8.self) == 0 && from == espdEnd)
   }
 
   @Test func theRawBitAndTheHelloRoundTrip() throws {

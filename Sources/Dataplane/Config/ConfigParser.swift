@@ -68,6 +68,9 @@ public enum ConfigParser {
 
     var control = "/run/espd/control.sock"
     if let v = root["control"], let s = socketPath(v, "control", &problems) { control = s }
+    for (field, target) in [("ike.punt", ike.punt), ("ike.punt_local", ike.local)] where target == .unix(control) {
+      problems.add(field, expected: "a path other than control's", got: "\"unix:\(control)\"")
+    }
 
     var metrics: Endpoint? = nil
     if let v = root["metrics"] { metrics = endpoint(v, "metrics", wildcard: true, &problems) }

@@ -22,13 +22,17 @@ extension LoopCore {
   func forwardPuntReplies() {
     guard let punt else { return }
     var out = [UInt8](repeating: 0, count: 0)
-    while let (header, ike) = punt.receive() {
+    // At most a batch per wake-up: the poll descriptor stays readable for the rest.
+    for _ in 0..<PuntChannel.listenBatch {
+      guard let (header, ike) = punt.receive() else { return }
       let (source, destination) = PuntChannel.endpoints(header)
       if let l = LoopCore.listener(for: source, in: punt.listeners) {
         if !((try? l.send(ike, to: destination, from: source.address)) ?? false) { puntReplyDropped &+= 1 }
         continue
       }
-      guard let i = socketIndex(for: source) else {
+      // A listen socket of the reply's port, never another port's (a reply from port 500 sent
+      // from 4500 behind a marker would reach nobody).
+      guard let i = replySocketIndex(for: source) else {
         puntReplyDropped &+= 1
         continue
       }
@@ -41,12 +45,20 @@ extension LoopCore {
     }
   }
 
-  /// The `ike.listen` socket bound to `source`, or to the wildcard of its family on its port.
+  /// The listen socket for a reply from `source`: bound to it, else the wildcard of its family on
+  /// its port, else any of its family on its port; nil if none has that port.
+  func replySocketIndex(for source: Endpoint) -> Int? {
+    let port = sockets.indices.filter {
+      sockets[$0].local.port == source.port && sockets[$0].local.address.isV6 == source.address.isV6
+    }
+    return port.first { sockets[$0].local == source } ?? port.first { sockets[$0].local.address.isUnspecified }
+      ?? port.first
+  }
+
+  /// The `ike.listen` socket bound to `source`, else the wildcard of its family on its port, else
+  /// any of its family on its port (the address goes with the datagram: IP_PKTINFO).
   static func listener(for source: Endpoint, in listeners: [UDPSocket]) -> UDPSocket? {
-    listeners.first { $0.local == source }
-      ?? listeners.first {
-        $0.local.port == source.port && $0.local.address.isV6 == source.address.isV6
-          && $0.local.address.isUnspecified
-      }
+    let port = listeners.filter { $0.local.port == source.port && $0.local.address.isV6 == source.address.isV6 }
+    return port.first { $0.local == source } ?? port.first { $0.local.address.isUnspecified } ?? port.first
   }
 }

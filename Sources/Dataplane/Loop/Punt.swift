@@ -43,15 +43,20 @@ public final class PuntChannel {
   public private(set) var unreachable = false
   /// Called on the loop's thread when the daemon's address stops or starts taking datagrams.
   public var onReachability: (Bool) -> Void = { _ in }
-  let buffer = UnsafeMutableRawPointer.allocate(byteCount: 65536 + PuntHeader.size, alignment: 16)
+  let buffer: UnsafeMutableRawPointer
   /// Where a datagram from an `ike.listen` socket is read before it is punted.
-  let listenBuffer = UnsafeMutableRawPointer.allocate(byteCount: PuntChannel.listenCapacity, alignment: 16)
+  let listenBuffer: UnsafeMutableRawPointer
   /// The largest datagram read from an `ike.listen` socket (UDP's limit).
   static let listenCapacity = 65536
   /// The daemon's address, as sendto(2) takes it.
   var targetAddress = sockaddr_storage()
   var targetLength: socklen_t = 0
   var lastHello: UInt64 = 0
+  /// The inode of the `punt_local` socket file espd bound (unlinked at exit only if still its own).
+  var localInode: FileID? = nil
+  /// A Unix sender whose path names the daemon's socket another way (a symlink such as
+  /// /var/run -> /run): accepted once its inode matched.
+  var knownSender: [UInt8] = []
   /// The rate limits, per source address and in all.
   var limiter: IKERateLimiter
 
@@ -73,14 +78,21 @@ public final class PuntChannel {
     self.target = target
     self.local = local
     limiter = IKERateLimiter(perSecond: perSecond, perSource: perSource)
-    fd = try PuntChannel.open(target: target, local: local)
+    let fd = try PuntChannel.open(target: target, local: local)
+    let inode = PuntChannel.localInode(local)
+    func undo() {
+      close(fd)
+      if let inode, case .unix(let path)? = local, PuntChannel.inode(path) == inode { unlink(path) }
+    }
+    let listeners: [UDPSocket]
+    let pollFD: Int32
     do throws(SystemError) {
       listeners = try listen.map { (e) throws(SystemError) in
         try UDPSocket(listen: e, mark: mark, receiveBuffer: 1 << 21, sendBuffer: 1 << 21)
       }
       pollFD = try Sys.call("cannot create the IKE channel's epoll descriptor") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
     } catch {
-      close(fd)
+      undo()
       throw error
     }
     for d in [fd] + listeners.map(\.fd) {
@@ -90,12 +102,31 @@ public final class PuntChannel {
       if epoll_ctl(pollFD, EPOLL_CTL_ADD, d, &event) != 0 {
         let err = errno
         close(pollFD)
-        close(fd)
+        undo()
         throw SystemError("cannot watch the IKE channel's sockets", errno: err)
       }
     }
+    self.fd = fd
+    self.listeners = listeners
+    self.pollFD = pollFD
+    localInode = inode
     targetLength = withUnsafeMutableBytes(of: &targetAddress) { PuntChannel.address(target, to: $0.baseAddress!) }
     self.queueBytes = PuntChannel.bound(fd, queueBytes)
+    buffer = UnsafeMutableRawPointer.allocate(byteCount: 65536 + PuntHeader.size, alignment: 16)
+    listenBuffer = UnsafeMutableRawPointer.allocate(byteCount: PuntChannel.listenCapacity, alignment: 16)
+  }
+
+  /// The device and inode of a file (nil if there is none).
+  static func inode(_ path: String) -> FileID? {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return nil }
+    return FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+  }
+
+  /// The inode of the socket file `local` names, once bound.
+  static func localInode(_ local: PuntTarget?) -> FileID? {
+    guard case .unix(let path)? = local else { return nil }
+    return inode(path)
   }
 
   /// The channel socket, bound to `local` (a Unix path is replaced if a socket file is there).
@@ -117,10 +148,21 @@ public final class PuntChannel {
       length = socklen_t(MemoryLayout<sa_family_t>.size)
     case nil: return fd  // UDP: an ephemeral port at the first send
     case .unix(let path)?:
-      // A socket file left by a former espd is replaced; anything else there is an error.
-      var st = stat()
-      if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
       length = withUnsafeMutableBytes(of: &storage) { PuntChannel.address(.unix(path), to: $0.baseAddress!) }
+      // A socket file left by a former espd is replaced; one another process is bound to (a
+      // datagram connect succeeds) is not taken from it, and anything else there is an error.
+      var st = stat()
+      if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK {
+        let probe = socket(AF_UNIX, sockType, 0)
+        let live = probe >= 0 && withUnsafePointer(to: &storage) { CIO_connect(probe, $0, length) } == 0
+        if probe >= 0 { close(probe) }
+        if live {
+          close(fd)
+          throw SystemError(
+            "cannot bind the IKE punt socket to \(path): another process is bound there", errno: EADDRINUSE)
+        }
+        unlink(path)
+      }
     case .udp(let e)?:
       length = withUnsafeMutableBytes(of: &storage) { SocketAddress.write(e, to: $0.baseAddress!) }
     }
@@ -167,7 +209,10 @@ public final class PuntChannel {
   deinit {
     close(pollFD)
     close(fd)
-    if case .unix(let path)? = local { unlink(path) }
+    // Only our own socket file: another espd may have bound the path since.
+    if let localInode, case .unix(let path)? = local, let now = PuntChannel.inode(path), now == localInode {
+      unlink(path)
+    }
     buffer.deallocate()
     listenBuffer.deallocate()
   }
@@ -204,9 +249,15 @@ public final class PuntChannel {
     return sendToDaemon(PuntHeader.size)
   }
 
-  /// Sends a hello if the daemon was unreachable and the last try is a second old.
+  /// Seconds between hellos while the daemon takes datagrams: a daemon that restarted learns
+  /// espd's end of the channel within this (it needs it to initiate, unless it was told it).
+  static let helloInterval: UInt64 = 5_000_000_000
+
+  /// Sends a hello once a second while the daemon's address refuses datagrams, else every
+  /// ``helloInterval``.
   func retryHello(now: UInt64) {
-    guard unreachable, now &- lastHello >= 1_000_000_000 else { return }
+    let interval = unreachable ? 1_000_000_000 : PuntChannel.helloInterval
+    guard now &- lastHello >= interval else { return }
     lastHello = now
     hello()
   }
@@ -238,7 +289,9 @@ public final class PuntChannel {
   ///   (a reply without a valid header is counted in `dropped`, one from anyone but the daemon in
   ///   `foreign`).
   public func receive() -> (PuntHeader, UnsafeRawBufferPointer)? {
-    while true {
+    // Bounded: a flood of strangers' datagrams keeps the loop no longer than one batch (the poll
+    // descriptor stays readable for the rest).
+    for _ in 0..<PuntChannel.listenBatch {
       var from = sockaddr_storage()
       var fromLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
       let n = withUnsafeMutablePointer(to: &from) {
@@ -256,6 +309,7 @@ public final class PuntChannel {
       replies &+= 1
       return (h, UnsafeRawBufferPointer(start: buffer + PuntHeader.size, count: n - PuntHeader.size))
     }
+    return nil
   }
 
   /// Whether a datagram's sender is the daemon's address (a Unix sender is compared by path).
@@ -266,11 +320,15 @@ public final class PuntChannel {
     case .unix(let path):
       let offset = MemoryLayout<sa_family_t>.size
       guard Int(length) > offset, from.ss_family == sa_family_t(AF_UNIX) else { return false }
-      return withUnsafeBytes(of: &from) { b in
-        let name = b[offset..<min(Int(length), b.count)]
-        let trimmed = name.prefix { $0 != 0 }
-        return trimmed.elementsEqual(path.utf8)
-      }
+      let name = withUnsafeBytes(of: &from) { b in Array(b[offset..<min(Int(length), b.count)].prefix { $0 != 0 }) }
+      if name.elementsEqual(path.utf8) || (!knownSender.isEmpty && name == knownSender) { return true }
+      // The same socket under another spelling of its path (a symlinked directory, `//`, a
+      // relative path): the same inode. Abstract names (a leading NUL) are never the daemon's.
+      guard !name.isEmpty, let theirs = PuntChannel.inode(String(decoding: name, as: UTF8.self)),
+        let ours = PuntChannel.inode(path), theirs == ours
+      else { return false }
+      knownSender = name
+      return true
     }
   }
 
@@ -296,4 +354,10 @@ public final class PuntChannel {
       Endpoint(address: address(h.destinationAddress), port: h.destinationPort)
     )
   }
+}
+
+/// A file's identity: its device and inode.
+struct FileID: Equatable {
+  let device: UInt64
+  let inode: UInt64
 }

@@ -59,9 +59,13 @@ extension Pipeline {
     guard case .decapsulated = verdict else { return finish(verdict, tunnel: tunnel) }
 
     // Authenticated, replay-checked and accepted: only now may the peer endpoint move (NAT
-    // rebinding, RFC 3948 §3.5 leaves it to the implementation; INTERFACE.md `peer`).
+    // rebinding, RFC 3948 §3.5 leaves it to the implementation; INTERFACE.md `peer`), and only
+    // for the SA's newest packet: one that arrives late from before a move (reordered, or sent
+    // before a MOBIKE update) is delivered but moves nothing back.
     // Raw ESP in a capture (no UDP, port 0) says nothing about the peer's UDP endpoint.
-    if address.remote.port != 0 && tunnel.peer != address.remote {
+    if address.remote.port != 0 && tunnel.peer != address.remote
+      && payload.sequenceNumber >= sa.publishedSequence
+    {
       if let previous = tunnel.peer {
         tunnel.count(TunnelWord.endpointChanges)
         peerEvents.append(PeerEvent(tunnel: tunnel.name, spi: sa.spi, peer: address.remote, previous: previous))

@@ -79,6 +79,9 @@ struct private_kernel_espd_ipsec_t {
 	/** whether espd refused {"op":"list","names_only":true} */
 	bool no_names_only;
 
+	/** whether espd refused "nat_keepalive" in add_tunnel (an older espd) */
+	bool no_nat_keepalive;
+
 	/** whether to remove a former charon's tunnels from espd */
 	bool flush_on_start;
 
@@ -399,7 +402,7 @@ static status_t add_tunnel(private_kernel_espd_ipsec_t *this,
 	kernel_espd_sa_t *sa;
 	espd_buf_t req = {};
 	espd_json_t *answer = NULL;
-	const char *alias;
+	const char *alias, *refused;
 	char what[128];
 	bool first = TRUE;
 	uint32_t spi_in = 0;
@@ -418,7 +421,7 @@ static status_t add_tunnel(private_kernel_espd_ipsec_t *this,
 	{
 		espd_buf_printf(&req, ",\"remote_ts\":%s", tunnel->remote_ts.ptr);
 	}
-	if (!this->espd_keepalives)
+	if (!this->espd_keepalives && !this->no_nat_keepalive)
 	{	/* charon sends them itself when it is the side behind a NAT, through
 		 * socket-espd (RFC 3948 section 2.3) */
 		espd_buf_printf(&req, ",\"nat_keepalive\":false");
@@ -440,6 +443,20 @@ static status_t add_tunnel(private_kernel_espd_ipsec_t *this,
 	snprintf(what, sizeof(what), "adding tunnel %s", tunnel->name);
 	if (call(this, &req, &answer, what) != ANSWER_OK)
 	{
+		refused = NULL;
+		if (answer)
+		{
+			espd_json_ok(answer, &refused);
+		}
+		if (!this->espd_keepalives && !this->no_nat_keepalive && refused &&
+			strstr(refused, "nat_keepalive"))
+		{	/* an espd without per-tunnel keepalives: it sends its own */
+			DBG1(DBG_KNL, "kernel-espd: espd takes no nat_keepalive; it sends "
+				 "NAT-T keepalives of its own");
+			this->no_nat_keepalive = TRUE;
+			espd_json_destroy(answer);
+			return add_tunnel(this, tunnel);
+		}
 		espd_json_destroy(answer);
 		return FAILED;
 	}

@@ -42,6 +42,9 @@ extension Pipeline {
       return finish(.dropped(.unknownSPI), tunnel: nil)
     }
     let payload: ESPPayload
+    // The SA's highest sequence number before this packet: only a packet that raises it may move
+    // the peer (below).
+    let highestBefore = sa.publishedSequence
     do throws(ESPError) {
       payload = try sa.decapsulate(&packet)
     } catch {
@@ -60,11 +63,12 @@ extension Pipeline {
 
     // Authenticated, replay-checked and accepted: only now may the peer endpoint move (NAT
     // rebinding, RFC 3948 §3.5 leaves it to the implementation; INTERFACE.md `peer`), and only
-    // for the SA's newest packet: one that arrives late from before a move (reordered, or sent
-    // before a MOBIKE update) is delivered but moves nothing back.
+    // for a packet that raised its SA's highest sequence number: one that arrives late from
+    // before a move (reordered, or sent before a MOBIKE update), or a duplicate an SA without a
+    // replay window takes, is delivered but moves nothing (a first peer is learned from any).
     // Raw ESP in a capture (no UDP, port 0) says nothing about the peer's UDP endpoint.
     if address.remote.port != 0 && tunnel.peer != address.remote
-      && payload.sequenceNumber >= sa.publishedSequence
+      && (payload.sequenceNumber > highestBefore || tunnel.peer == nil)
     {
       if let previous = tunnel.peer {
         tunnel.count(TunnelWord.endpointChanges)

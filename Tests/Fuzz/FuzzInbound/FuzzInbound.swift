@@ -13,7 +13,8 @@
 // never grows past its end (ASan sees any stray byte); a datagram that was not authentic (raw, or
 // damaged) changes no state at all (windows, peers, endpoints, tunnel counters, flows); an
 // authentic one that is dropped after its ICV passed may advance its SA's window but moves no
-// peer and counts no packet in; the verdict counters add up.
+// peer and counts no packet in; an authentic one delivered moves the peer only if it was its SA's
+// newest; the verdict counters add up.
 import Dataplane
 import ESP
 import FuzzSupport
@@ -97,9 +98,17 @@ func datagram(_ input: inout FuzzInput, _ pipeline: Pipeline) {
   switch verdict {
   case .decapsulated(let index):
     require(authentic, "a datagram that was not sealed by a peer was decapsulated into tunnel \(index)")
-    // Port 0 (raw ESP in a capture) says nothing about the peer's UDP endpoint.
-    let peer = pipeline.table.tunnels[Int(index)].peer
-    require(remote.port == 0 || peer == remote, "an authentic packet did not set its peer")
+    // Port 0 (raw ESP in a capture) says nothing about the peer's UDP endpoint. Only the SA's
+    // newest packet (one that raised its highest sequence number) moves the peer; a late one
+    // leaves it where it was.
+    let i = Int(index)
+    let peer = pipeline.table.tunnels[i].peer
+    let newest = after.highest(i) != before.highest(i) || before.peer(i) == nil
+    if newest {
+      require(remote.port == 0 || peer == remote, "the newest authentic packet did not set its peer")
+    } else {
+      require(peer == before.peer(i), "a late authentic packet moved its peer")
+    }
   case .dropped where !authentic, .ike, .keepalive:
     require(after == before, "\(verdict) for an unauthenticated datagram changed the pipeline's state")
   case .dropped:

@@ -110,6 +110,10 @@ public struct PipelineState: Equatable {
   var tunnels: [TunnelState]
   var flows: Int
 
+  /// Tunnel `i`'s peer, and the highest sequence number of each of its inbound SAs.
+  public func peer(_ i: Int) -> Endpoint? { tunnels[i].peer }
+  public func highest(_ i: Int) -> [UInt64] { tunnels[i].highest }
+
   public init(_ p: Pipeline) {
     tunnels = p.table.tunnels.map { t in
       TunnelState(

@@ -114,13 +114,18 @@ import Testing
     #expect(wire.send(unknown, on: gateway).0 == .dropped(.noRoute))
   }
 
-  /// NAT rebinding: an authenticated packet from a new port moves the endpoint; a forgery (valid
-  /// SPI, bad ICV) or a replay from yet another address moves nothing and is counted.
-  @Test func rebindingAndForgery() throws {
+  /// A client (203.0.113.11) and a gateway with one tunnel mode tunnel, and a packet from the client.
+  static func oneClient() throws -> (client: Pipeline, gateway: Pipeline, inner: [UInt8]) {
     let (c, g) = Fixture.pair(1, mode: .tunnel)
     let client = Pipeline(table: try SATable(config: Fixture.clientConfig(c, tunAddress: IPAddress("203.0.113.11")!)))
     let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig([g])))
-    let inner = TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [7])
+    return (client, gateway, TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [7]))
+  }
+
+  /// NAT rebinding: an authenticated packet from a new port moves the endpoint; a forgery (valid
+  /// SPI, bad ICV) or a replay from yet another address moves nothing and is counted.
+  @Test func rebindingAndForgery() throws {
+    let (client, gateway, inner) = try Self.oneClient()
     let first = Endpoint(address: Fixture.natIP, port: 40001)
     let second = Endpoint(address: Fixture.natIP, port: 40002)
     let attacker = Endpoint(address: IPAddress("198.51.100.66")!, port: 4500)
@@ -146,10 +151,7 @@ import Testing
   /// A packet that arrives late from the old endpoint (reordered across a NAT rebinding) is
   /// delivered but does not move the peer back: only the SA's newest packet moves it.
   @Test func aLatePacketFromTheOldEndpointMovesNothing() throws {
-    let (c, g) = Fixture.pair(1, mode: .tunnel)
-    let client = Pipeline(table: try SATable(config: Fixture.clientConfig(c, tunAddress: IPAddress("203.0.113.11")!)))
-    let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig([g])))
-    let inner = TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [7])
+    let (client, gateway, inner) = try Self.oneClient()
     let old = Endpoint(address: Fixture.natIP, port: 40001)
     let new = Endpoint(address: Fixture.natIP, port: 40002)
     let esp = (0..<3).map { _ in wire.send(inner, on: client).1 }

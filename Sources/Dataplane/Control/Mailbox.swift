@@ -101,22 +101,22 @@ public final class Mailbox: @unchecked Sendable {
 
   /// Hands lifetime events to the control thread (bounded: beyond the bound they are counted).
   func post(events new: [SAEvent]) {
-    locked {
-      let room = max(0, Mailbox.maxQueuedEvents - events.count)
-      events.append(contentsOf: new.prefix(room))
-      eventsDropped &+= UInt64(new.count - min(room, new.count))
-    }
+    locked { eventsDropped &+= Mailbox.enqueue(new, to: &events) }
     Mailbox.signal(controlFD)
   }
 
   /// Hands peer moves to the control thread (bounded like the lifetime events).
   func post(peerEvents new: [PeerEvent]) {
-    locked {
-      let room = max(0, Mailbox.maxQueuedEvents - peerEvents.count)
-      peerEvents.append(contentsOf: new.prefix(room))
-      eventsDropped &+= UInt64(new.count - min(room, new.count))
-    }
+    locked { eventsDropped &+= Mailbox.enqueue(new, to: &peerEvents) }
     Mailbox.signal(controlFD)
+  }
+
+  /// Appends what fits under ``maxQueuedEvents`` to `queue`.
+  /// - Returns: how many did not fit (counted as dropped).
+  static func enqueue<T>(_ new: [T], to queue: inout [T]) -> UInt64 {
+    let room = max(0, maxQueuedEvents - queue.count)
+    queue.append(contentsOf: new.prefix(room))
+    return UInt64(new.count - min(room, new.count))
   }
 
   /// SIGHUP: the control thread re-reads the configuration.

@@ -24,6 +24,7 @@ let package = Package(
     .executable(name: "bench", targets: ["Bench"]),
     .library(name: "ESP", targets: ["ESP"]),
     .library(name: "UDPEncap", targets: ["UDPEncap"]),
+    .library(name: "Forwarding", targets: ["Forwarding"]),
     .library(name: "Dataplane", targets: ["Dataplane"]),
   ],
   dependencies: [
@@ -44,23 +45,28 @@ let package = Package(
     // MARK: Libraries
     .target(name: "ESP", dependencies: ["CCrypto", "CAtomics"], swiftSettings: hotPath + gnu),
     .target(name: "UDPEncap", swiftSettings: hotPath + gnu),
+    // The forwarding core: configuration, lookup tables, the packet paths, offloads. No I/O.
+    .target(name: "Forwarding", dependencies: ["ESP", "UDPEncap", "CAtomics"], swiftSettings: hotPath + gnu),
+    // The I/O module: TUN, sockets, netlink, the loops, workers, the control server, metrics, captures.
     .target(
       name: "Dataplane",
-      dependencies: ["ESP", "UDPEncap", "CIO", "CAtomics", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "Forwarding", "ESP", "UDPEncap", "CIO", "CAtomics", .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: hotPath + gnu),
 
     // MARK: Executables
     .executableTarget(
       name: "espd",
       dependencies: [
-        "Dataplane", "ESP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "Dataplane", "Forwarding", "ESP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: gnu),
     .executableTarget(
       name: "Bench",
       dependencies: [
-        "ESP", "UDPEncap", "Dataplane", "CCrypto", "CAllocCounter",
+        "ESP", "UDPEncap", "Forwarding", "Dataplane", "CCrypto", "CAllocCounter",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: hotPath + gnu),
@@ -70,7 +76,7 @@ let package = Package(
       name: "ESPTests", dependencies: ["ESP", "CAllocCounter"],
       resources: [.copy("Vectors")], swiftSettings: gnu),
     .testTarget(name: "UDPEncapTests", dependencies: ["UDPEncap"], swiftSettings: gnu),
-    .testTarget(name: "DataplaneTests", dependencies: ["Dataplane", "ESP"], swiftSettings: gnu),
+    .testTarget(name: "DataplaneTests", dependencies: ["Dataplane", "Forwarding", "ESP"], swiftSettings: gnu),
   ],
   swiftLanguageModes: [.v6]
 )
@@ -82,12 +88,13 @@ if Context.environment["ESPD_FUZZ"] != nil {
   let fuzzFlags: [SwiftSetting] = gnu + [.unsafeFlags(["-parse-as-library"])]
   package.targets.append(
     .target(
-      name: "FuzzSupport", dependencies: ["ESP", "UDPEncap", "Dataplane"], path: "Tests/Fuzz/Support",
+      name: "FuzzSupport", dependencies: ["ESP", "UDPEncap", "Forwarding", "Dataplane"], path: "Tests/Fuzz/Support",
       swiftSettings: gnu))
   for name in ["FuzzClassify", "FuzzESPOpen", "FuzzInbound", "FuzzPcap", "FuzzConfig", "FuzzControl"] {
     package.targets.append(
       .executableTarget(
-        name: name, dependencies: ["FuzzSupport", "ESP", "UDPEncap", "Dataplane"], path: "Tests/Fuzz/\(name)",
+        name: name, dependencies: ["FuzzSupport", "ESP", "UDPEncap", "Forwarding", "Dataplane"],
+        path: "Tests/Fuzz/\(name)",
         swiftSettings: fuzzFlags))
     package.products.append(.executable(name: name, targets: [name]))
   }

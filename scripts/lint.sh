@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Checks the layering rules (ESP and UDPEncap stay pure) and that the code is swift-format clean.
+# Checks the layering rules (ESP, UDPEncap and Forwarding stay pure) and that the code is swift-format clean.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,13 @@ fail=0
 if grep -rnE '^\s*(@_exported |internal |public |private |fileprivate )?import (Glibc|Foundation|FoundationEssentials|CIO|Dispatch|Musl)\b' \
     Sources/ESP Sources/UDPEncap; then
   echo "lint: ESP and UDPEncap must stay pure (no Glibc, Foundation, Dispatch or CIO imports)" >&2
+  fail=1
+fi
+# Forwarding (configuration, tables, packet paths, offloads) is pure too: it may import only the
+# other pure modules (ESP, UDPEncap) and CAtomics; every syscall belongs to Dataplane (docs/DESIGN.md).
+if grep -rnE '^\s*(@_exported |@testable |internal |public |package |private |fileprivate )?import ' Sources/Forwarding |
+    grep -vE 'import (ESP|UDPEncap|CAtomics)$'; then
+  echo "lint: Forwarding must stay pure (it may import only ESP, UDPEncap and CAtomics)" >&2
   fail=1
 fi
 # CCrypto types stay out of ESP's public API.

@@ -5,6 +5,7 @@
 // scripts/bench-control.sh drives all three in a network namespace.
 import ArgumentParser
 import Dataplane
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc

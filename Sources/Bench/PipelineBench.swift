@@ -4,6 +4,7 @@
 import ArgumentParser
 import Dataplane
 import ESP
+import Forwarding
 
 struct PipelineCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -72,7 +73,7 @@ enum PipelineBench {
   }
 
   static func encap(_ alg: ESPAlgorithm, _ size: Int) -> () -> UInt64 {
-    let gateway = Pipeline(table: orExit { try SATable(config: configs(alg).gateway) })
+    let gateway = Pipeline(table: orExit { try LookupTables(config: configs(alg).gateway) })
     let slab = Slab(count: CryptoBench.batch)
     // The reply direction: 198.51.100.1 -> 203.0.113.10, routed by the tunnel's remote_ts.
     var reply = innerPacket(size: size)
@@ -102,7 +103,7 @@ enum PipelineBench {
 
   static func decap(_ alg: ESPAlgorithm, _ size: Int) -> () -> UInt64 {
     let (gwConfig, clientConfig) = configs(alg)
-    let client = Pipeline(table: orExit { try SATable(config: clientConfig) })
+    let client = Pipeline(table: orExit { try LookupTables(config: clientConfig) })
     let pristine = Slab(count: CryptoBench.batch)
     let slab = Slab(count: CryptoBench.batch)
     var lengths = [Int](repeating: 0, count: CryptoBench.batch)
@@ -125,7 +126,7 @@ enum PipelineBench {
     return {
       // A fresh gateway per batch (its replay window has seen these numbers), built untimed.
       let paused = CAllocCounterPause()
-      let gateway = Pipeline(table: orExit { try SATable(config: gwConfig) }, flowCapacity: 64)
+      let gateway = Pipeline(table: orExit { try LookupTables(config: gwConfig) }, flowCapacity: 64)
       paused.resume()
       let t0 = nanoseconds()
       for i in 0..<CryptoBench.batch {

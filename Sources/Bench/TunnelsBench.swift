@@ -5,6 +5,7 @@ import ArgumentParser
 import CAllocCounter
 import Dataplane
 import ESP
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc
@@ -56,7 +57,7 @@ struct TunnelsCommand: ParsableCommand {
 enum TunnelsBench {
   static func spi(_ i: Int) -> UInt32 { UInt32(truncatingIfNeeded: i &* 2_654_435_761) | 1 }
 
-  static func build(_ n: Int) -> SATable {
+  static func build(_ n: Int) -> LookupTables {
     let key = CryptoBench.key(.aes128gcm16)
     var tunnels: [TunnelConfig] = []
     tunnels.reserveCapacity(n)
@@ -68,13 +69,13 @@ enum TunnelsBench {
           inbound: [SAConfig(spi: spi(i), algorithm: .aes128gcm16, key: key)],
           outbound: SAConfig(spi: spi(i) ^ 0x8000_0000, algorithm: .aes128gcm16, key: key)))
     }
-    return orExit { try SATable(config: Config(listen: [PipelineBench.gatewayEndpoint], tunnels: tunnels)) }
+    return orExit { try LookupTables(config: Config(listen: [PipelineBench.gatewayEndpoint], tunnels: tunnels)) }
   }
 
   /// Median ns per lookup over rounds of 4096 lookups, in the 10-tunnel table (its 10 SPIs) and in
   /// the large one (`active` SPIs spread over it), the rounds alternating so that machine noise
   /// hits both alike.
-  static func lookupNanos(small: SATable, large: SATable, tunnels: Int, active: Int) -> (Double, Double) {
+  static func lookupNanos(small: LookupTables, large: LookupTables, tunnels: Int, active: Int) -> (Double, Double) {
     var rng = UInt64(0x1234_5678)
     func keys(_ n: Int, _ total: Int) -> [UInt32] {
       (0..<4096).map { _ in
@@ -84,7 +85,7 @@ enum TunnelsBench {
     }
     let smallKeys = keys(min(active, 10), 10)
     let largeKeys = keys(active, tunnels)
-    func round(_ table: SATable, _ keys: [UInt32]) -> Double {
+    func round(_ table: LookupTables, _ keys: [UInt32]) -> Double {
       var found = 0
       let t0 = nanoseconds()
       for k in keys where table.hasInboundSA(spi: k) { found += 1 }

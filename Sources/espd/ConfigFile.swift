@@ -2,6 +2,7 @@
 // Loads and validates a configuration file for the subcommands, reporting problems the CLI way.
 import ArgumentParser
 import Dataplane
+import Forwarding
 
 enum ConfigFile {
   /// Reads and validates `path`; on any problem prints one line per problem to stderr

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `--log-format json`: one JSON object per log line on stderr (time, level, message, metadata).
 import Dataplane
+import Forwarding
 import Logging
 
 #if canImport(Glibc)

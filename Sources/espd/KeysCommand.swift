@@ -3,6 +3,7 @@
 import ArgumentParser
 import Dataplane
 import ESP
+import Forwarding
 
 struct KeysCommand: ParsableCommand {
   static let configuration = CommandConfiguration(

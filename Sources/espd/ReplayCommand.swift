@@ -2,6 +2,7 @@
 // `espd replay`: a capture through the packet paths offline, results to a raw-IP pcap.
 import ArgumentParser
 import Dataplane
+import Forwarding
 
 struct ReplayCommand: ParsableCommand {
   static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Dataplane
 import ESP
+import Forwarding
 import Logging
 
 #if canImport(Glibc)

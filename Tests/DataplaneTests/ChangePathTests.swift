@@ -8,6 +8,7 @@ import Synchronization
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct ChangePathTests {
   static func hex(_ bytes: [UInt8]) -> String {
@@ -20,7 +21,7 @@ import Testing
   static func clients(_ pairs: [(client: TunnelConfig, gateway: TunnelConfig)]) throws -> [Pipeline] {
     try pairs.enumerated().map { i, p in
       Pipeline(
-        table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("203.0.113.1\(i + 1)")!)))
+        table: try LookupTables(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("203.0.113.1\(i + 1)")!)))
     }
   }
 
@@ -57,7 +58,7 @@ import Testing
     rekeyed.outbound = newUp
     rekeyed.inbound = [newDown]
     let client2 = Pipeline(
-      table: try SATable(config: Fixture.clientConfig(rekeyed, tunAddress: IPAddress("203.0.113.12")!)))
+      table: try LookupTables(config: Fixture.clientConfig(rekeyed, tunAddress: IPAddress("203.0.113.12")!)))
     let sa = { (s: SAConfig) in
       "{\"spi\":\"0x\(String(s.spi, radix: 16))\",\"alg\":\"aes128gcm16\",\"key\":\"\(ChangePathTests.hex(s.key))\"}"
     }
@@ -97,7 +98,7 @@ import Testing
     let gateway = harness.gateway
     for (i, p) in pairs.enumerated() {
       let client = Pipeline(
-        table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
+        table: try LookupTables(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
       let pkt = TestPackets.udp4("192.0.2.200", "198.51.100.1", sport: UInt16(1701 + i), dport: 1701, payload: [1])
       let (_, esp, _) = wire.send(pkt, on: client)
       #expect(wire.receive(esp, on: gateway, from: Self.endpoint(31000 + i)).0 == .decapsulated(tunnel: Int32(i)))

@@ -5,6 +5,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct CoalescingTests {
   /// IPv4 TCP segments of one flow: `sizes` payload bytes each, consecutive sequence numbers and IDs.

@@ -4,6 +4,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 /// Builds configuration texts: a valid base, with the piece under test swapped in.
 private enum ConfigFixture {

@@ -6,6 +6,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct ControlExtensionTests {
   static let key = String(repeating: "ab", count: 20)
@@ -131,7 +132,7 @@ import Testing
     let pair = Fixture.pair(1, mode: .tunnel)
     let h = try ControlHarness(Fixture.gatewayConfig([pair.gateway]))
     let client = Pipeline(
-      table: try SATable(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.11")!)))
+      table: try LookupTables(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.11")!)))
     let q = { (spi: String, d: String, now: UInt64) in
       h.model.query(
         name: "client1", spi: UInt32(ConfigParser.hexOrInteger(.string(spi))!), direction: SADirection(rawValue: d)!,
@@ -168,7 +169,7 @@ import Testing
     let pair = Fixture.pair(1, mode: .tunnel)
     let h = try ControlHarness(Fixture.gatewayConfig([pair.gateway]))
     let client = Pipeline(
-      table: try SATable(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.11")!)))
+      table: try LookupTables(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.11")!)))
     let inner = TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [1])
     let first = Endpoint(address: Fixture.natIP, port: 40000)
     #expect(wire.receive(wire.send(inner, on: client).1, on: h.gateway, from: first).0 == .decapsulated(tunnel: 0))
@@ -193,9 +194,9 @@ import Testing
   @Test func aPeerMovedByAnAuthenticatedPacketRaisesOneEvent() throws {
     let wire = Wire()
     let pair = Fixture.pair(1, mode: .tunnel)
-    let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig([pair.gateway])))
+    let gateway = Pipeline(table: try LookupTables(config: Fixture.gatewayConfig([pair.gateway])))
     let client = Pipeline(
-      table: try SATable(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.11")!)))
+      table: try LookupTables(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.11")!)))
     let inner = TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [1])
     let a = Endpoint(address: Fixture.natIP, port: 40000)
     let b = Endpoint(address: Fixture.natIP, port: 40001)

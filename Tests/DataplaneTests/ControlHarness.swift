@@ -5,6 +5,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 /// A control model and its workers' pipelines.
 final class ControlHarness {

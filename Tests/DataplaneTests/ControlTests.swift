@@ -5,6 +5,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct ControlTests {
   static let keyHex = String(repeating: "a1", count: 20)
@@ -168,7 +169,7 @@ import Testing
     l.packetsHard = 2
     pair.client.outbound.lifetime = l
     let client = Pipeline(
-      table: try SATable(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.11")!)))
+      table: try LookupTables(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.11")!)))
     let wire = Wire()
     let inner = TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [1])
     for _ in 0..<3 { _ = wire.send(inner, on: client) }
@@ -189,7 +190,7 @@ import Testing
   }
 
   @Test func prometheusTextIsWellFormed() throws {
-    let gateway = Pipeline(table: try SATable(config: config))
+    let gateway = Pipeline(table: try LookupTables(config: config))
     let text = gateway.snapshot(loop: [("batches", 3)]).prometheusText(control: [("control_requests", 5)])
     var declared = Set<String>()
     for line in text.split(separator: "\n") {

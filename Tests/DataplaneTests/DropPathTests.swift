@@ -4,6 +4,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct DropPathTests {
   let wire = Wire()
@@ -11,8 +12,9 @@ import Testing
 
   func setup(_ mode: TunnelMode = .tunnel, window: Int = 1024) throws -> (Pipeline, Pipeline) {
     let (c, g) = Fixture.pair(1, mode: mode, window: window)
-    let client = Pipeline(table: try SATable(config: Fixture.clientConfig(c, tunAddress: IPAddress("203.0.113.11")!)))
-    let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig([g])))
+    let client = Pipeline(
+      table: try LookupTables(config: Fixture.clientConfig(c, tunAddress: IPAddress("203.0.113.11")!)))
+    let gateway = Pipeline(table: try LookupTables(config: Fixture.gatewayConfig([g])))
     return (client, gateway)
   }
 
@@ -72,14 +74,14 @@ import Testing
     g.peer = from
     g.outbound.sequenceNumber = 0xFFFF_FFFF
     _ = c
-    let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig([g])))
+    let gateway = Pipeline(table: try LookupTables(config: Fixture.gatewayConfig([g])))
     let toClient = TestPackets.udp4("198.51.100.1", "203.0.113.11", sport: 1, dport: 2, payload: [])
     #expect(wire.send(toClient, on: gateway).0 == .dropped(.sequenceExhausted))
     // A packet that leaves no tailroom for the ESP trailer.
     let (_, g2) = Fixture.pair(2, mode: .tunnel)
     var g3 = g2
     g3.peer = from
-    let gw2 = Pipeline(table: try SATable(config: Fixture.gatewayConfig([g3])))
+    let gw2 = Pipeline(table: try LookupTables(config: Fixture.gatewayConfig([g3])))
     let big = TestPackets.udp4(
       "198.51.100.1", "203.0.113.12", sport: 1, dport: 2,
       payload: [UInt8](repeating: 0, count: TestSlot.size - DataplaneConstants.headroom - 28 - 4))

@@ -4,6 +4,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct DropReasonTests {
   @Test func namesAreUniqueAndSnakeCase() {

@@ -3,6 +3,7 @@
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct JSONTests {
   private func parse(_ text: String, limits: JSONLimits = JSONLimits()) -> Result<JSONValue, JSONError> {

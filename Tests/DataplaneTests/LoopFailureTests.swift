@@ -7,6 +7,7 @@ import Synchronization
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite(.enabled(if: getuid() == 0)) struct LoopFailureTests {
   @Test func aRingErrorEndsTheLoopWithItsReason() throws {
@@ -23,7 +24,8 @@ import Testing
       do {
         let tun = try TunDevice(name: "espdfail0")
         let core = LoopCore(
-          pipeline: Pipeline(table: try SATable(config: Fixture.gatewayConfig([]))), tun: tun, sockets: [], punt: nil,
+          pipeline: Pipeline(table: try LookupTables(config: Fixture.gatewayConfig([]))), tun: tun, sockets: [],
+          punt: nil,
           keepaliveSeconds: 0)
         let loop = try URingLoop(core: core, signals: nil)
         ringFD.store(loop.uring.ring.ring_fd, ordering: .releasing)

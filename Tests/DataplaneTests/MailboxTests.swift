@@ -5,6 +5,7 @@ import Glibc
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct MailboxTests {
   @Test func eventsReloadAndPrintRequestsReachTheControlSide() throws {

@@ -5,6 +5,7 @@ import Glibc
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 /// Root only: each test runs its netlink work on a fresh thread that first moves into a new network
 /// namespace, so the machine's own links, routes and rules are never touched. Assertions are made

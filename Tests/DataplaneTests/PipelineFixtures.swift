@@ -3,6 +3,7 @@
 import ESP
 
 @testable import Dataplane
+@testable import Forwarding
 
 enum Fixture {
   static let gateway = Endpoint(address: IPAddress("192.0.2.1")!, port: 4500)

@@ -4,6 +4,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct PipelineTests {
   let wire = Wire()
@@ -11,8 +12,9 @@ import Testing
   @Test(arguments: ESPAlgorithm.allCases)
   func tunnelModeRoundTrip(_ alg: ESPAlgorithm) throws {
     let (c, g) = Fixture.pair(1, mode: .tunnel, alg: alg)
-    let client = Pipeline(table: try SATable(config: Fixture.clientConfig(c, tunAddress: IPAddress("203.0.113.11")!)))
-    let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig([g])))
+    let client = Pipeline(
+      table: try LookupTables(config: Fixture.clientConfig(c, tunAddress: IPAddress("203.0.113.11")!)))
+    let gateway = Pipeline(table: try LookupTables(config: Fixture.gatewayConfig([g])))
     let inner = TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 5000, dport: 53, payload: Array("hello".utf8))
     let (v, esp, addr) = wire.send(inner, on: client)
     #expect(v == .encapsulated(tunnel: 0))
@@ -49,11 +51,12 @@ import Testing
   /// gateway sees three distinct sources, and each reply goes to its own SA and NAT port.
   @Test func transportAliasesKeepIdenticalFlowsApart() throws {
     let pairs = (1...3).map { Fixture.pair($0, mode: .transport) }
-    let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig(pairs.map(\.gateway))))
+    let gateway = Pipeline(table: try LookupTables(config: Fixture.gatewayConfig(pairs.map(\.gateway))))
     var clients: [Pipeline] = []
     for (i, p) in pairs.enumerated() {
       clients.append(
-        Pipeline(table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!))))
+        Pipeline(table: try LookupTables(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
+      )
     }
     // Every client's TUN address is the same private address behind its own NAT (Windows L2TP).
     for (i, client) in clients.enumerated() {
@@ -93,10 +96,10 @@ import Testing
   @Test func sharedAliasSteersByLearnedFlow() throws {
     let alias = IPAddress("198.51.100.130")!
     let pairs = (1...3).map { Fixture.pair($0, mode: .transport, alias: alias) }
-    let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig(pairs.map(\.gateway))))
+    let gateway = Pipeline(table: try LookupTables(config: Fixture.gatewayConfig(pairs.map(\.gateway))))
     for (i, p) in pairs.enumerated() {
       let client = Pipeline(
-        table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
+        table: try LookupTables(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
       let pkt = TestPackets.udp4(
         "192.0.2.200", "198.51.100.1", sport: UInt16(1701 + i), dport: 1701, payload: [UInt8(i)])
       let (_, esp, _) = wire.send(pkt, on: client)
@@ -117,8 +120,9 @@ import Testing
   /// A client (203.0.113.11) and a gateway with one tunnel mode tunnel, and a packet from the client.
   static func oneClient() throws -> (client: Pipeline, gateway: Pipeline, inner: [UInt8]) {
     let (c, g) = Fixture.pair(1, mode: .tunnel)
-    let client = Pipeline(table: try SATable(config: Fixture.clientConfig(c, tunAddress: IPAddress("203.0.113.11")!)))
-    let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig([g])))
+    let client = Pipeline(
+      table: try LookupTables(config: Fixture.clientConfig(c, tunAddress: IPAddress("203.0.113.11")!)))
+    let gateway = Pipeline(table: try LookupTables(config: Fixture.gatewayConfig([g])))
     return (client, gateway, TestPackets.udp4("203.0.113.11", "198.51.100.1", sport: 1, dport: 2, payload: [7]))
   }
 
@@ -166,7 +170,7 @@ import Testing
 
   @Test func classificationVerdicts() throws {
     let (_, g) = Fixture.pair(1, mode: .tunnel)
-    let gateway = Pipeline(table: try SATable(config: Fixture.gatewayConfig([g])))
+    let gateway = Pipeline(table: try LookupTables(config: Fixture.gatewayConfig([g])))
     let from = Endpoint(address: Fixture.natIP, port: 4500)
     #expect(wire.receive([0xFF], on: gateway, from: from).0 == .keepalive)
     let ike = [0, 0, 0, 0] + [UInt8](repeating: 0x11, count: 28)

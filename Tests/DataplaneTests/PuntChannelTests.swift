@@ -7,6 +7,7 @@ import Testing
 import UDPEncap
 
 @testable import Dataplane
+@testable import Forwarding
 
 #if canImport(Glibc)
   import Glibc

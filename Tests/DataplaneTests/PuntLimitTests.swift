@@ -5,6 +5,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 #if canImport(Glibc)
   import Glibc

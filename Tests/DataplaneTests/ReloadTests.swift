@@ -4,6 +4,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct ReloadTests {
   let wire = Wire()
@@ -15,7 +16,7 @@ import Testing
     let gateway = harness.gateway
     var clients = try pairs.map {
       Pipeline(
-        table: try SATable(
+        table: try LookupTables(
           config: Fixture.clientConfig($0.client, tunAddress: IPAddress("203.0.113.1\($0.client.outbound.spi & 0xF)")!))
       )
     }
@@ -60,7 +61,7 @@ import Testing
     #expect(
       wire.receive(oldESP, on: gateway, from: Endpoint(address: Fixture.natIP, port: 31001)).0 == .dropped(.unknownSPI))
     clients[1] = Pipeline(
-      table: try SATable(config: Fixture.clientConfig(restarted.client, tunAddress: IPAddress("203.0.113.12")!)))
+      table: try LookupTables(config: Fixture.clientConfig(restarted.client, tunAddress: IPAddress("203.0.113.12")!)))
     let (_, newESP, _) = wire.send(
       TestPackets.udp4("203.0.113.12", "198.51.100.1", sport: 1, dport: 2, payload: [9]), on: clients[1])
     #expect(
@@ -85,7 +86,7 @@ import Testing
     let gateway = harness.gateway
     for (i, p) in pairs.enumerated() {
       let client = Pipeline(
-        table: try SATable(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
+        table: try LookupTables(config: Fixture.clientConfig(p.client, tunAddress: IPAddress("192.0.2.200")!)))
       let pkt = TestPackets.udp4(
         "192.0.2.200", "198.51.100.1", sport: UInt16(1701 + i), dport: 1701, payload: [UInt8(i)])
       let (_, esp, _) = wire.send(pkt, on: client)

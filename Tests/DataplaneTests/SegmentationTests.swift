@@ -4,6 +4,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct SegmentationTests {
   /// The RFC 1071 sum of a byte array, independently of the code under test (16 bits at a time).

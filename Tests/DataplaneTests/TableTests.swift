@@ -4,6 +4,7 @@ import ESP
 import Testing
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct TableTests {
   @Test func spiTableHoldsAMillion() {

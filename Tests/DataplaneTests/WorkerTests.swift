@@ -8,6 +8,7 @@ import Testing
 import UDPEncap
 
 @testable import Dataplane
+@testable import Forwarding
 
 @Suite struct WorkerTests {
   let wire = Wire()
@@ -20,7 +21,7 @@ import UDPEncap
     let shared = IPAddress("198.51.100.200")!
     let sharing = (30...32).map { Fixture.pair($0, mode: .transport, alias: shared) }
     tunnels += sharing.map(\.gateway)
-    let table = try SATable(config: Fixture.gatewayConfig(tunnels))
+    let table = try LookupTables(config: Fixture.gatewayConfig(tunnels))
     let pipelines = (0..<workers).map { Pipeline(table: table, worker: $0, workers: workers) }
     var perWorker = [Int](repeating: 0, count: workers)
     for t in table.tunnels {
@@ -50,7 +51,7 @@ import UDPEncap
 
   /// IKE goes to worker 0 (the punt channel's); what a worker can count and drop alone stays.
   @Test func ikeToTheFirstWorkerTheRestStays() throws {
-    let table = try SATable(config: Fixture.gatewayConfig([Fixture.pair(1, mode: .tunnel).gateway]))
+    let table = try LookupTables(config: Fixture.gatewayConfig([Fixture.pair(1, mode: .tunnel).gateway]))
     let p = Pipeline(table: table, worker: 1, workers: 2)
     let ike = [UInt8](repeating: 0, count: 4 + 28)
     #expect(ike.withUnsafeBytes { p.inboundOwner($0) } == 0)
@@ -67,11 +68,12 @@ import UDPEncap
   /// end to end, and the other worker's pipeline never touches its SAs.
   @Test func ownersCarryTheirTunnelsEndToEnd() throws {
     let pairs = (1...8).map { Fixture.pair($0, mode: .tunnel) }
-    let table = try SATable(config: Fixture.gatewayConfig(pairs.map(\.gateway)))
+    let table = try LookupTables(config: Fixture.gatewayConfig(pairs.map(\.gateway)))
     let pipelines = (0..<2).map { Pipeline(table: table, worker: $0, workers: 2) }
     for (i, pair) in pairs.enumerated() {
       let client = Pipeline(
-        table: try SATable(config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.\(11 + i)")!)))
+        table: try LookupTables(
+          config: Fixture.clientConfig(pair.client, tunAddress: IPAddress("203.0.113.\(11 + i)")!)))
       let inner = TestPackets.udp4("203.0.113.\(11 + i)", "198.51.100.1", sport: 7, dport: 7, payload: [UInt8(i)])
       let (_, esp, _) = wire.send(inner, on: client)
       let owner = esp.withUnsafeBytes { pipelines[0].inboundOwner($0) }
@@ -134,7 +136,7 @@ import UDPEncap
     lifetime.secondsSoft = 1
     lifetime.secondsHard = 2
     g.outbound.lifetime = lifetime
-    let table = try SATable(config: Fixture.gatewayConfig([g]), now: 0)
+    let table = try LookupTables(config: Fixture.gatewayConfig([g]), now: 0)
     let pipelines = (0..<2).map { Pipeline(table: table, worker: $0, workers: 2) }
     for p in pipelines { p.checkLifetimes(now: 5_000_000_000) }
     let events = pipelines.map { $0.takeEvents().count }
@@ -216,7 +218,7 @@ import UDPEncap
   @Test func datagramsReachTheSocketOfTheirOwner() throws {
     let workers = 2
     let pairs = (1...8).map { Fixture.pair($0, mode: .tunnel) }
-    let table = try SATable(config: Fixture.gatewayConfig(pairs.map(\.gateway)))
+    let table = try LookupTables(config: Fixture.gatewayConfig(pairs.map(\.gateway)))
     let steering = try SPISteering()
     steering.sync(to: table, workers: workers)
     #expect(steering.count == 9 && steering.lookup(0) == 0)

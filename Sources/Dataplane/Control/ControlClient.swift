@@ -1,7 +1,8 @@
-// SPDX-License-Identifier: Apache-2.0
-// The client side of the control socket, for the `espd tunnel|rekey|sa|stats|events` commands.
 import CIO
 import ESP
+// SPDX-License-Identifier: Apache-2.0
+// The client side of the control socket, for the `espd tunnel|rekey|sa|stats|events` commands.
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -1,8 +1,9 @@
+import ESP
 // SPDX-License-Identifier: Apache-2.0
 // SIGHUP: the configuration file's tunnels against those in force, and only the difference applied.
 // An unchanged tunnel is not touched; a changed one keeps its slot, its run-time state and every SA
 // whose configuration is unchanged (sequence numbers and replay windows go on).
-import ESP
+import Forwarding
 
 extension TunnelConfig {
   /// Whether the tunnel-level settings (not the SAs) are the same.
@@ -54,14 +55,14 @@ extension ControlModel {
           if let old, let j = old.config.inbound.firstIndex(of: sa) {
             inbound.append(old.inbound[j])
           } else {
-            inbound.append(try SATable.makeInbound(sa, now: now))
+            inbound.append(try LookupTables.makeInbound(sa, now: now))
           }
         }
         let outbound: OutboundSA
         if let old, old.config.outbound == t.outbound {
           outbound = old.outbound
         } else {
-          outbound = try SATable.makeOutbound(t.outbound, now: now)
+          outbound = try LookupTables.makeOutbound(t.outbound, now: now)
         }
         let ownerKey = Tunnel.ownerKey(name: t.name, mode: t.mode, alias: t.alias)
         let sameOwner =

@@ -1,14 +1,15 @@
+import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The workers' lookup tables as the control thread builds them: whole at start-up, and again, larger,
 // when the tunnels outgrow them (the workers swap them in between batches; the old ones are freed here).
-import ESP
+import Forwarding
 
 extension ControlModel {
   /// Each worker's first tables (`reserve`: slots to make room for without moving, e.g. limits.tunnels).
-  func initialTables(reserve: Int = 0) -> [SATable] {
+  func initialTables(reserve: Int = 0) -> [LookupTables] {
     let entries = records.map(\.entry)
     let tables = (0..<workers).map { w in
-      SATable(entries: entries, config: base, workers: workers, worker: w, reserve: reserve)
+      LookupTables(entries: entries, config: base, workers: workers, worker: w, reserve: reserve)
     }
     let t = tables[0]
     capacity = (
@@ -46,7 +47,7 @@ extension ControlModel {
     var aliases = OpenAddressingTable<MaskedAddress>(expected: 2 * max(16, aliasUsers.count))
     for r in records where r.config.mode == .tunnel { for p in r.config.remoteTS { routes.insert(p, r.tunnel.index) } }
     for (a, users) in aliasUsers {
-      aliases.insert(RouteTable.mask(a, a.isV6 ? 128 : 32), users.count > 1 ? SATable.sharedAlias : users[0])
+      aliases.insert(RouteTable.mask(a, a.isV6 ? 128 : 32), users.count > 1 ? LookupTables.sharedAlias : users[0])
     }
     return IndexTables(spiIndex: spiIndex, routes: routes, aliases: aliases)
   }

@@ -1,9 +1,10 @@
+import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The tunnels in force as the control thread keeps them, and every change to them in a time that
 // does not grow with their number: the rules across tunnels are checked against indexes (names,
 // SPIs, prefixes, aliases), only the SAs a request names are built, and each worker gets a few
 // table changes in its queue. A refused request changes nothing.
-import ESP
+import Forwarding
 
 /// What the model does outside itself, so that tests can run it without netlink, eBPF or workers.
 struct ControlEffects {
@@ -76,8 +77,8 @@ final class ControlModel {
   func record(named name: String) -> Record? { byName[name].flatMap { slots[Int($0)] } }
 
   /// The model of a validated configuration (aliases allocated), tunnel `i` in slot `i`.
-  /// - Throws: ``SATableError`` when an SA cannot be created.
-  init(config: Config, workers: Int, now: UInt64) throws(SATableError) {
+  /// - Throws: ``LookupTablesError`` when an SA cannot be created.
+  init(config: Config, workers: Int, now: UInt64) throws(LookupTablesError) {
     self.workers = max(1, workers)
     var b = config
     b.tunnels = []
@@ -87,13 +88,13 @@ final class ControlModel {
     var problems: [String] = []
     for (i, t) in config.tunnels.enumerated() {
       do throws(SAError) {
-        let tunnel = try SATable.makeTunnel(t, index: Int32(i), now: now)
+        let tunnel = try LookupTables.makeTunnel(t, index: Int32(i), now: now)
         register(Record(config: t, tunnel: tunnel), slot: Int32(i))
       } catch {
         problems.append("tunnels[\(i)]: \(error)")
       }
     }
-    guard problems.isEmpty else { throw SATableError(problems: problems) }
+    guard problems.isEmpty else { throw LookupTablesError(problems: problems) }
   }
 
   // MARK: the indexes
@@ -162,10 +163,11 @@ final class ControlModel {
     switch users.count {
     case 0, 1: return AliasChange(key: key, value: users.first)
     case 2:
-      return AliasChange(key: key, value: SATable.sharedAlias, sharing: users.compactMap { slots[Int($0)]?.tunnel })
+      return AliasChange(
+        key: key, value: LookupTables.sharedAlias, sharing: users.compactMap { slots[Int($0)]?.tunnel })
     default:
       return AliasChange(
-        key: key, value: SATable.sharedAlias, sharing: users.suffix(1).compactMap { slots[Int($0)]?.tunnel })
+        key: key, value: LookupTables.sharedAlias, sharing: users.suffix(1).compactMap { slots[Int($0)]?.tunnel })
     }
   }
 
@@ -176,7 +178,7 @@ final class ControlModel {
     switch users.count {
     case 0: return AliasChange(key: key, value: nil)
     case 1: return AliasChange(key: key, value: users[0], alone: users.compactMap { slots[Int($0)]?.tunnel })
-    default: return AliasChange(key: key, value: SATable.sharedAlias)
+    default: return AliasChange(key: key, value: LookupTables.sharedAlias)
     }
   }
 
@@ -220,7 +222,7 @@ final class ControlModel {
     let slot = takeSlot()
     let tunnel: Tunnel
     do throws(SAError) {
-      tunnel = try SATable.makeTunnel(t, index: slot, now: now)
+      tunnel = try LookupTables.makeTunnel(t, index: slot, now: now)
     } catch {
       if slot != Int32(slots.count) { freeSlots.append(slot) }
       if pooled, let a = t.alias { returnAlias(a) }
@@ -290,8 +292,8 @@ final class ControlModel {
     var newInbound: InboundSA? = nil
     var newOutbound: OutboundSA? = nil
     do throws(SAError) {
-      if let sa = inbound { newInbound = try SATable.makeInbound(sa, now: now) }
-      if let sa = outbound { newOutbound = try SATable.makeOutbound(sa, now: now) }
+      if let sa = inbound { newInbound = try LookupTables.makeInbound(sa, now: now) }
+      if let sa = outbound { newOutbound = try LookupTables.makeOutbound(sa, now: now) }
     } catch {
       return .failure(ControlError("\(inbound != nil && newInbound == nil ? "inbound" : "outbound"): \(error)"))
     }

@@ -1,7 +1,8 @@
+import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The ops charon's kernel-espd plugin added to the control protocol (integrations/strongswan/
 // ESPD-EXTENSIONS.md): their members, parsed and checked. Pure.
-import ESP
+import Forwarding
 
 extension ControlRequest {
   /// The lowest SPI `alloc_spi` hands out: 1-255 are reserved by IANA (RFC 4303 §2.1), 0 is none.

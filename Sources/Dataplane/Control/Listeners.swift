@@ -1,7 +1,8 @@
+import CIO
 // SPDX-License-Identifier: Apache-2.0
 // The control plane's listening sockets: the Unix control socket (mode 0600, owner-only) and the
 // TCP metrics endpoint.
-import CIO
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -1,7 +1,8 @@
-// SPDX-License-Identifier: Apache-2.0
-// The fallback loop (`--io mmsg`): poll, then batches through recvmmsg/sendmmsg and TUN read/write.
 import CIO
 import ESP
+// SPDX-License-Identifier: Apache-2.0
+// The fallback loop (`--io mmsg`): poll, then batches through recvmmsg/sendmmsg and TUN read/write.
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -1,6 +1,7 @@
+import CIO
 // SPDX-License-Identifier: Apache-2.0
 // A liburing ring and a provided-buffer ring, owned and torn down in deinit.
-import CIO
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc

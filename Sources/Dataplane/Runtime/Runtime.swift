@@ -1,8 +1,9 @@
+import CIO
+import ESP
 // SPDX-License-Identifier: Apache-2.0
 // `espd run`: sets up the TUN (addresses, MTU, link), routes and policy rules, the listen sockets
 // and the IKE punt channel from a configuration, runs a loop until SIGINT/SIGTERM, and tears down.
-import CIO
-import ESP
+import Forwarding
 import Logging
 
 #if canImport(Glibc)
@@ -55,7 +56,7 @@ public final class Runtime {
   /// - Parameters:
   ///   - workers: packet loops, each with its own io_uring, TUN queue and SO_REUSEPORT sockets,
   ///     owning a share of the tunnels (io_uring only; the mmsg loop runs alone).
-  /// - Throws: ``SystemError`` / ``NetlinkError`` with a one-line reason, or ``SATableError``.
+  /// - Throws: ``SystemError`` / ``NetlinkError`` with a one-line reason, or ``LookupTablesError``.
   public init(
     config: Config, configPath: String? = nil, backend requested: IOBackend,
     offloads: OffloadOptions = OffloadOptions(), workers requestedWorkers: Int = 1,
@@ -181,7 +182,7 @@ public final class Runtime {
   /// Attaches SPI steering to each listen entry's SO_REUSEPORT group (worker w's socket is index w).
   /// - Returns: nil, with a warning, when the kernel refuses eBPF here: datagrams are then spread
   ///   by the kernel's 4-tuple hash and handed over to their owner.
-  static func steer(_ sockets: [[UDPSocket]], table: SATable, logger: Logger) -> SPISteering? {
+  static func steer(_ sockets: [[UDPSocket]], table: LookupTables, logger: Logger) -> SPISteering? {
     do throws(SystemError) {
       let steering = try SPISteering()
       for s in sockets[0] { try steering.attach(to: s) }

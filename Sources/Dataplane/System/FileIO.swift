@@ -1,3 +1,5 @@
+import Forwarding
+
 // SPDX-License-Identifier: Apache-2.0
 // Reading whole small files (configurations, /proc entries) without Foundation.
 #if canImport(Glibc)

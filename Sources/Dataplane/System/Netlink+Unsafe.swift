@@ -1,6 +1,7 @@
+import CIO
 // SPDX-License-Identifier: Apache-2.0
 // The netlink socket's system calls (open, options, send, receive): the pointer and errno code.
-import CIO
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc

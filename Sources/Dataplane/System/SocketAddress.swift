@@ -1,7 +1,8 @@
-// SPDX-License-Identifier: Apache-2.0
-// Endpoint <-> sockaddr_in / sockaddr_in6, and IP_PKTINFO / IPV6_PKTINFO control messages.
 import CIO
 import ESP
+// SPDX-License-Identifier: Apache-2.0
+// Endpoint <-> sockaddr_in / sockaddr_in6, and IP_PKTINFO / IPV6_PKTINFO control messages.
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc

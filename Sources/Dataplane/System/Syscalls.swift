@@ -1,3 +1,5 @@
+import Forwarding
+
 // SPDX-License-Identifier: Apache-2.0
 // Every libc call the Dataplane makes goes through here: EINTR retried, EAGAIN as a value, other
 // errors as a typed error naming the operation (STYLE.md §3).

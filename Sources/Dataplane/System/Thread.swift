@@ -1,3 +1,5 @@
+import Forwarding
+
 // SPDX-License-Identifier: Apache-2.0
 // A POSIX thread running one closure, joined explicitly (the control plane's thread).
 #if canImport(Glibc)

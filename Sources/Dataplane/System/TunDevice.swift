@@ -1,6 +1,7 @@
+import CIO
 // SPDX-License-Identifier: Apache-2.0
 // The TUN device: opened on /dev/net/tun (IFF_TUN | IFF_NO_PI), non-blocking, gone when closed.
-import CIO
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -1,55 +1,14 @@
+import ESP
 // SPDX-License-Identifier: Apache-2.0
 // How a change reaches a worker without stopping it: the control thread appends it to the worker's
 // queue; the worker applies everything queued before it processes packets it collected (so a packet
 // that arrives after the control socket said "ok" always meets the change), and publishes how far it
 // got. No worker waits for the control thread, and the control thread waits for no worker.
-import ESP
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc
 #endif
-
-/// One change to a worker's tables. Every worker applies every change, in order; the parts that
-/// touch a tunnel's own state (its SAs, its sweep lists, its learned flows) only the owner applies.
-enum TableChange {
-  /// A new tunnel in its slot, its SPIs and routes; `alias`: its alias's entry afterwards.
-  case addTunnel(TableEntry, alias: AliasChange?)
-  /// A tunnel leaves its slot, with its SPIs and routes; `alias`: its alias's entry afterwards.
-  case removeTunnel(TableEntry, alias: AliasChange?)
-  /// A tunnel changed by a reload: `old`'s entries out of the slot, `new`'s in; the owner carries
-  /// the run-time state over (both have the same owner; otherwise the control thread removes,
-  /// waits and adds).
-  case replaceTunnel(old: TableEntry, new: TableEntry, aliases: [AliasChange])
-  /// An inbound SA joins a tunnel (a rekey).
-  case addInbound(Tunnel, InboundSA)
-  /// An inbound SA leaves a tunnel.
-  case removeInbound(Tunnel, spi: UInt32)
-  /// A tunnel's outbound SA is switched.
-  case setOutbound(Tunnel, OutboundSA)
-  /// A tunnel's peer moved (`update_tunnel`), and its local address if given (owner only).
-  case setPeer(Tunnel, Endpoint, local: IPAddress?)
-  /// Larger lookup tables with the same contents, built by the control thread for this worker alone.
-  case tables(IndexTables)
-  /// The NAT-keepalive interval changed (ns; 0: off).
-  case keepalive(UInt64)
-}
-
-/// An alias's entry in the alias table after a change, and the tunnels whose `sharesAlias` flips.
-struct AliasChange {
-  var key: MaskedAddress
-  /// The slot, ``SATable/sharedAlias``, or nil (the alias is gone).
-  var value: Int32?
-  /// Tunnels that share the alias from now on, and tunnels that no longer do (owner: same for all).
-  var sharing: [Tunnel] = []
-  var alone: [Tunnel] = []
-}
-
-/// The lookup tables of a worker, replaced whole when they must grow.
-struct IndexTables {
-  var spiIndex: OpenAddressingTable<SPIKey>
-  var routes: RouteTable
-  var aliases: OpenAddressingTable<MaskedAddress>
-}
 
 /// The changes waiting for one worker. The control thread pushes; the worker takes them all between
 /// batches. The lock is taken only when something is queued: the worker's check per batch is one

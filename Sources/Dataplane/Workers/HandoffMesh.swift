@@ -1,7 +1,8 @@
+import CIO
 // SPDX-License-Identifier: Apache-2.0
 // What the workers of one dataplane share: a handoff ring for every ordered pair of workers, an
 // eventfd per worker to wake it, and the stop flag.
-import CIO
+import Forwarding
 import Synchronization
 
 #if canImport(Glibc)

@@ -2,6 +2,7 @@
 // Packets one worker passes to another: a single-producer, single-consumer ring of packet copies
 // with their addressing. The producer publishes once per batch and the consumer releases once per
 // drain: two atomic stores per batch, no lock (DESIGN.md "Speed": each SA has a single writer).
+import Forwarding
 import Synchronization
 
 /// Which path a packet handed over takes at its owner.

@@ -1,3 +1,5 @@
+import CIO
+import ESP
 // SPDX-License-Identifier: Apache-2.0
 // Inbound steering by SPI (`--workers N`): an eBPF program on each SO_REUSEPORT group reads a
 // datagram's SPI and picks the socket of the worker that owns its tunnel, from a map the control
@@ -5,8 +7,7 @@
 // also when many tunnels share one outer 4-tuple (two gateways, many SAs), which the kernel's
 // 4-tuple hash would put on one socket. An SPI the map does not hold falls back to that hash,
 // and a datagram that lands on the wrong worker is still handed over: steering is only a shortcut.
-import CIO
-import ESP
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc
@@ -62,7 +63,7 @@ final class SPISteering {
 
   /// Fills the map from `table`: each inbound SPI to its tunnel's owner among `workers`, SPI 0 (IKE)
   /// to worker 0.
-  func sync(to table: SATable, workers: Int) {
+  func sync(to table: LookupTables, workers: Int) {
     set(0, worker: 0)
     for t in table.tunnels {
       let w = Tunnel.owner(t.ownerKey, workers: workers)

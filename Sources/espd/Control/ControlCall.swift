@@ -2,6 +2,7 @@
 // What the control-socket commands share: `--control`, reading a JSON body, one request and its answer.
 import ArgumentParser
 import Dataplane
+import Forwarding
 
 /// `--control PATH`.
 struct ControlOptions: ParsableArguments {

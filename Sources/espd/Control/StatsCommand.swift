@@ -2,6 +2,7 @@
 // `espd stats` and `espd events`: counters and lifetime events of a running espd.
 import ArgumentParser
 import Dataplane
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -2,6 +2,7 @@
 // `espd tunnel add|delete|list`: tunnels of a running espd, over its control socket.
 import ArgumentParser
 import Dataplane
+import Forwarding
 
 struct TunnelCommand: ParsableCommand {
   static let configuration = CommandConfiguration(

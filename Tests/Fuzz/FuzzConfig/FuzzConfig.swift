@@ -4,6 +4,7 @@
 // that is accepted validates again unchanged, and the dataplane can build every SA in it (whatever
 // `check` passes, `run` can start).
 import Dataplane
+import Forwarding
 import FuzzSupport
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -22,7 +23,7 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     }
     require(again.tunnels.count == config.tunnels.count, "validation changed the tunnels")
     do {
-      _ = try SATable(config: config)
+      _ = try LookupTables(config: config)
     } catch {
       require(false, "an accepted configuration cannot be built: \(error)")
     }

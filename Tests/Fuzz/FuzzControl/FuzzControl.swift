@@ -10,6 +10,7 @@
 import FuzzSupport
 
 @testable import Dataplane
+@testable import Forwarding
 
 let base = FuzzGateway.config()
 

@@ -17,9 +17,11 @@
 // newest; the verdict counters add up.
 import Dataplane
 import ESP
+import Forwarding
 import FuzzSupport
 
 @testable import Dataplane
+@testable import Forwarding
 
 let config = FuzzGateway.config()
 
@@ -44,7 +46,7 @@ public func fuzzInbound(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
   inputs += 1
   if inputs & 8191 == 0 { printVerdicts() }
   var input = FuzzInput(data, size)
-  let pipeline = Pipeline(table: try! SATable(config: config), flowCapacity: 64)
+  let pipeline = Pipeline(table: try! LookupTables(config: config), flowCapacity: 64)
   for _ in 0..<16 where !input.isEmpty {
     datagram(&input, pipeline)
   }

@@ -4,6 +4,7 @@
 // both directions. Invariants: no trap, nothing outside the replay slot (ASan), an error from
 // libpcap or the link type is a thrown ReplayError, and the verdicts add up to the packets read.
 import Dataplane
+import Forwarding
 import FuzzSupport
 
 #if canImport(Glibc)

@@ -4,6 +4,7 @@
 // piece of state an unauthenticated packet must leave alone.
 @testable import Dataplane
 @testable import ESP
+@testable import Forwarding
 
 /// The gateway the inbound-path targets run.
 public enum FuzzGateway {

@@ -1,6 +1,7 @@
+import CIO
 // SPDX-License-Identifier: Apache-2.0
 // libpcap file reading (pcap and pcapng) and raw-IP pcap writing, wrapped for `espd replay`.
-import CIO
+import Forwarding
 
 /// Reads packets from a pcap or pcapng file through libpcap. Not thread-safe.
 public final class PcapReader {

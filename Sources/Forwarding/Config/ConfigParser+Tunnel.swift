@@ -153,7 +153,7 @@ extension ConfigParser {
   }
 
   /// `[A-Za-z0-9._-]{1,64}`: safe in metrics labels, log lines and file names.
-  static func validTunnelName(_ s: String) -> Bool {
+  package static func validTunnelName(_ s: String) -> Bool {
     guard !s.isEmpty, s.utf8.count <= 64 else { return false }
     return s.utf8.allSatisfy { c in
       (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))

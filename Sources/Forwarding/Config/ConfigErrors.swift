@@ -21,13 +21,15 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
 }
 
 /// Collects problems while parsing; parsing goes on after each one so that all are reported.
-struct Problems {
-  var lines: [String] = []
+package struct Problems {
+  package var lines: [String] = []
 
-  var isEmpty: Bool { lines.isEmpty }
+  package init() {}
+
+  package var isEmpty: Bool { lines.isEmpty }
 
   /// Adds `<path>: expected <expected>, got <got>`.
-  mutating func add(_ path: String, expected: String, got: String) {
+  package mutating func add(_ path: String, expected: String, got: String) {
     lines.append("\(path): expected \(expected), got \(got)")
   }
 
@@ -57,7 +59,7 @@ enum ConfigPath {
 
 /// How a value reads in a message: `null`, `true`, `1400`, `"espd0"`, `an array`, `an object`.
 /// Long numbers and strings are cut short; strings are escaped.
-func describe(_ value: JSONValue?) -> String {
+package func describe(_ value: JSONValue?) -> String {
   switch value {
   case nil: return "nothing"
   case .null: return "null"

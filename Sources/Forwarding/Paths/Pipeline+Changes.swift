@@ -9,7 +9,7 @@ extension Pipeline {
   /// freed here: SAs (their OpenSSL contexts, wiped), tunnels and old tables go to `discard`, and
   /// the control thread frees them.
   /// - Parameter discard: takes what this worker lets go of, for the control thread to free.
-  func apply(_ change: TableChange, discard: (Any) -> Void) {
+  package func apply(_ change: TableChange, discard: (Any) -> Void) {
     switch change {
     case .addTunnel(let e, let alias):
       place(e)

@@ -1,7 +1,8 @@
+import ESP
 // SPDX-License-Identifier: Apache-2.0
 // `espd replay`: runs every packet of a capture through the same inbound and outbound paths as the
 // live dataplane, with no TUN and no sockets, and writes what they produce to a raw-IP pcap.
-import ESP
+import Forwarding
 import UDPEncap
 
 /// What a replay saw: packets read and the count of every verdict (they add up to `packets`).
@@ -45,8 +46,8 @@ public final class Replayer {
   let slot = UnsafeMutableRawPointer.allocate(byteCount: Replayer.slotSize, alignment: 64)
 
   /// Builds the SAs of `config` (fresh state: sequence numbers from `seq`, windows from `replay_seq`).
-  public init(config: Config) throws(SATableError) {
-    pipeline = Pipeline(table: try SATable(config: config))
+  public init(config: Config) throws(LookupTablesError) {
+    pipeline = Pipeline(table: try LookupTables(config: config))
     listen = config.listen
   }
 

@@ -1,6 +1,7 @@
+import CIO
 // SPDX-License-Identifier: Apache-2.0
 // SIGINT, SIGTERM and SIGUSR1 as readable events (signalfd), so the loop handles them between batches.
-import CIO
+import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The counters in the Prometheus text exposition format (version 0.0.4), for `GET /metrics`.
 
+import Forwarding
+
 extension StatsSnapshot {
   /// The whole exposition: global verdicts and drops by reason, loop counters, SA and tunnel
   /// gauges, lifetime events, control-plane counters, and per tunnel packets, bytes, endpoint

@@ -6,11 +6,11 @@ import ESP
 /// I/O: the live loop and `espd replay` both drive it. Not thread-safe; owned by one loop.
 public final class Pipeline {
   /// This worker's lookup tables, changed in place between batches (``apply(_:discard:)``).
-  public private(set) var table: SATable
+  public private(set) var table: LookupTables
   /// Learned inner flows for tunnels that share an alias.
   public internal(set) var flows: FlowTable
   /// Verdict counts of this loop.
-  public internal(set) var counters = VerdictCounters()
+  public package(set) var counters = VerdictCounters()
   /// Lifetime events raised and not yet taken by the loop (``takeEvents()``).
   public internal(set) var events: [SAEvent] = []
   /// Peer moves seen on authenticated packets and not yet taken by the loop (``takePeerEvents()``).
@@ -23,7 +23,7 @@ public final class Pipeline {
   public internal(set) var hardEvents: UInt64 = 0
   /// This pipeline's worker, and how many workers share the tunnels (``owns(_:)``).
   public let worker: Int
-  public internal(set) var workers: Int
+  public package(set) var workers: Int
 
   /// - Parameters:
   ///   - table: this worker's own tables (each worker has its own copy).
@@ -31,7 +31,7 @@ public final class Pipeline {
   ///   - worker: this pipeline's worker (0 ..< workers).
   ///   - workers: how many workers split the tunnels between them.
   public init(
-    table: SATable, flowCapacity: Int = DataplaneConstants.flowTableCapacity, worker: Int = 0, workers: Int = 1
+    table: LookupTables, flowCapacity: Int = DataplaneConstants.flowTableCapacity, worker: Int = 0, workers: Int = 1
   ) {
     self.table = table
     self.worker = worker
@@ -73,7 +73,7 @@ public final class Pipeline {
   }
 
   /// Raises the time-based lifetime events that are due on one tunnel this worker owns.
-  func checkLifetimes(_ t: Tunnel, now: UInt64) {
+  package func checkLifetimes(_ t: Tunnel, now: UInt64) {
     for sa in t.inbound where sa.limits.isTimed {
       sa.checkLifetime(now: now)
       if sa.hasLifetimeEvent { noteEvents(sa, tunnel: t) }
@@ -125,7 +125,7 @@ public struct SAEvent: Sendable, Equatable {
 
   /// `{"event":"expire","spi":"0x…","hard":false,"reason":"packets","direction":"inbound","tunnel":"alice"}`.
   public var json: String {
-    "{\"event\":\"expire\",\"spi\":\"\(SATable.hexSPI(spi))\",\"hard\":\(event.hard),\"reason\":\"\(event.reason.name)\""
+    "{\"event\":\"expire\",\"spi\":\"\(LookupTables.hexSPI(spi))\",\"hard\":\(event.hard),\"reason\":\"\(event.reason.name)\""
       + ",\"direction\":\"\(direction.rawValue)\",\"tunnel\":\(JSONValue.string(tunnel).jsonText)}"
   }
 }

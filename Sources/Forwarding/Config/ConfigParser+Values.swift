@@ -3,7 +3,7 @@
 import ESP
 
 extension ConfigParser {
-  static let endpointSyntax = "ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)"
+  package static let endpointSyntax = "ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)"
 
   static func string(_ v: JSONValue, _ path: String, expected: String, _ problems: inout Problems) -> String? {
     guard case .string(let s) = v else {
@@ -45,7 +45,7 @@ extension ConfigParser {
 
   /// A number given as a JSON integer or as a hex string with or without `0x` (`spi`, `seq`).
   /// - Returns: nil if it is neither, or above `UInt64.max`.
-  static func hexOrInteger(_ v: JSONValue) -> UInt64? {
+  package static func hexOrInteger(_ v: JSONValue) -> UInt64? {
     switch v {
     case .number: return v.integerValue
     case .string(let s):
@@ -122,7 +122,7 @@ extension ConfigParser {
     return IPAddress(text)
   }
 
-  static func address(_ v: JSONValue, _ path: String, _ problems: inout Problems) -> IPAddress? {
+  package static func address(_ v: JSONValue, _ path: String, _ problems: inout Problems) -> IPAddress? {
     let expected = "an IPv4 or IPv6 address"
     guard let s = string(v, path, expected: expected, &problems) else { return nil }
     guard let a = parseAddress(s) else {
@@ -196,7 +196,8 @@ extension ConfigParser {
   }
 
   /// An endpoint; `wildcard` allows the unspecified address (`0.0.0.0`, `::`) for local sockets.
-  static func endpoint(_ v: JSONValue, _ path: String, wildcard: Bool, _ problems: inout Problems) -> Endpoint? {
+  package static func endpoint(_ v: JSONValue, _ path: String, wildcard: Bool, _ problems: inout Problems) -> Endpoint?
+  {
     guard let s = string(v, path, expected: endpointSyntax, &problems) else { return nil }
     switch parseEndpoint(s) {
     case .ok(let e):
@@ -215,7 +216,7 @@ extension ConfigParser {
 
 extension IPAddress {
   /// `0.0.0.0` or `::`.
-  var isUnspecified: Bool { self == .v4(0) || self == .v6(0, 0) }
+  package var isUnspecified: Bool { self == .v4(0) || self == .v6(0, 0) }
 }
 
 extension Prefix {

@@ -5,56 +5,63 @@
 import ESP
 
 /// Why a configuration could not be turned into SAs (key material OpenSSL refused, and the like).
-public struct SATableError: Error, CustomStringConvertible {
+public struct LookupTablesError: Error, CustomStringConvertible {
   public let problems: [String]
+  package init(problems: [String]) { self.problems = problems }
   public var description: String { problems.joined(separator: "\n") }
 }
 
 /// What one tunnel puts in the lookup tables: its SPIs, its routes and its alias.
-struct TableEntry {
-  var tunnel: Tunnel
-  var spis: [UInt32]
+package struct TableEntry {
+  package var tunnel: Tunnel
+  package var spis: [UInt32]
   /// Tunnel mode: its `remote_ts`; transport mode: none (it is reached by its alias).
-  var routes: [Prefix]
+  package var routes: [Prefix]
+
+  package init(tunnel: Tunnel, spis: [UInt32], routes: [Prefix]) {
+    self.tunnel = tunnel
+    self.spis = spis
+    self.routes = routes
+  }
 }
 
 /// Everything the packet paths look up. Owned by one worker (not thread-safe): the control thread
 /// builds the first one and hands each worker its own copy; after that the worker changes it in
 /// place with ``Pipeline/apply(_:)``. The tunnels and SA objects inside are shared by the workers;
 /// each is mutated only by its owner (Ownership.swift).
-public final class SATable {
+public final class LookupTables {
   /// Tunnels by slot (``Tunnel/index``); nil marks a free slot.
   public internal(set) var slots: [Tunnel?]
   /// Inbound SPI → tunnel slot (the SA itself is found in the tunnel's few inbound SAs).
-  var spiIndex: OpenAddressingTable<SPIKey>
-  var routes: RouteTable
+  package var spiIndex: OpenAddressingTable<SPIKey>
+  package var routes: RouteTable
   /// Alias → tunnel slot, or ``sharedAlias`` when several tunnels share it.
-  var aliases: OpenAddressingTable<MaskedAddress>
-  static let sharedAlias: Int32 = -2
+  package var aliases: OpenAddressingTable<MaskedAddress>
+  package static let sharedAlias: Int32 = -2
   public let listen: [Endpoint]
   /// The TUN's own addresses by family: transport-mode packets are delivered to them.
   public let tunAddress4: IPAddress?
   public let tunAddress6: IPAddress?
   /// Tunnels this worker owns that have an SA with a time limit, and initiator tunnels (they send
   /// NAT-keepalives): swept a slice at a time (``Pipeline/sweep(now:)``).
-  var timed: [Tunnel] = []
-  var initiators: [Tunnel] = []
+  package var timed: [Tunnel] = []
+  package var initiators: [Tunnel] = []
   /// Tunnels in the table.
   public internal(set) var tunnelCount = 0
 
   /// Builds the SAs and tables for a validated configuration, tunnel `i` in slot `i` (replay,
   /// benchmarks, tests; `espd run` builds them through ``ControlModel``).
   /// - Parameter now: the monotonic clock in ns, from which SAs' time limits count.
-  /// - Throws: ``SATableError`` with one line per SA that could not be created.
-  public convenience init(config: Config, now: UInt64 = 0) throws(SATableError) {
+  /// - Throws: ``LookupTablesError`` with one line per SA that could not be created.
+  public convenience init(config: Config, now: UInt64 = 0) throws(LookupTablesError) {
     var problems: [String] = []
     var entries: [TableEntry] = []
     var seen = Set<UInt32>()
     for (i, t) in config.tunnels.enumerated() {
       do throws(SAError) {
-        let made = try SATable.makeTunnel(t, index: Int32(i), now: now)
+        let made = try LookupTables.makeTunnel(t, index: Int32(i), now: now)
         for (j, sa) in t.inbound.enumerated() where !seen.insert(sa.spi).inserted {
-          problems.append("tunnels[\(i)].inbound[\(j)].spi: duplicate SPI \(SATable.hexSPI(sa.spi))")
+          problems.append("tunnels[\(i)].inbound[\(j)].spi: duplicate SPI \(LookupTables.hexSPI(sa.spi))")
         }
         entries.append(
           TableEntry(tunnel: made, spis: t.inbound.map(\.spi), routes: t.mode == .tunnel ? t.remoteTS : []))
@@ -62,12 +69,12 @@ public final class SATable {
         problems.append("tunnels[\(i)]: \(error)")
       }
     }
-    guard problems.isEmpty else { throw SATableError(problems: problems) }
+    guard problems.isEmpty else { throw LookupTablesError(problems: problems) }
     self.init(entries: entries, config: config, workers: 1, worker: 0)
   }
 
   /// The tables for `entries`, as worker `worker` of `workers` sees them.
-  init(entries: [TableEntry], config: Config, workers: Int, worker: Int, reserve: Int = 0) {
+  package init(entries: [TableEntry], config: Config, workers: Int, worker: Int, reserve: Int = 0) {
     var spis = 0
     var r4 = 0
     var r6 = 0
@@ -98,7 +105,7 @@ public final class SATable {
         let key = RouteTable.mask(a, a.isV6 ? 128 : 32)
         if aliasCount[key, default: 0] > 1 {
           if worker == 0 { t.sharesAlias = true }  // (set once, before any worker runs)
-          aliases.insert(key, SATable.sharedAlias)
+          aliases.insert(key, LookupTables.sharedAlias)
         } else {
           aliases.insert(key, t.index)
         }
@@ -108,13 +115,13 @@ public final class SATable {
   }
 
   /// Creates a tunnel and its SAs from its configuration.
-  static func makeTunnel(_ t: TunnelConfig, index: Int32, now: UInt64) throws(SAError) -> Tunnel {
+  package static func makeTunnel(_ t: TunnelConfig, index: Int32, now: UInt64) throws(SAError) -> Tunnel {
     var inbound: [InboundSA] = []
     for sa in t.inbound { inbound.append(try makeInbound(sa, now: now)) }
     return Tunnel(index: index, config: t, outbound: try makeOutbound(t.outbound, now: now), inbound: inbound)
   }
 
-  static func makeInbound(_ sa: SAConfig, now: UInt64) throws(SAError) -> InboundSA {
+  package static func makeInbound(_ sa: SAConfig, now: UInt64) throws(SAError) -> InboundSA {
     let s = try InboundSA(
       spi: sa.spi, algorithm: sa.algorithm, key: sa.key, authKey: sa.authKey, esn: sa.esn,
       replayWindow: sa.replayWindow, replaySequence: sa.replaySequence)
@@ -122,7 +129,7 @@ public final class SATable {
     return s
   }
 
-  static func makeOutbound(_ sa: SAConfig, now: UInt64) throws(SAError) -> OutboundSA {
+  package static func makeOutbound(_ sa: SAConfig, now: UInt64) throws(SAError) -> OutboundSA {
     let s = try OutboundSA(
       spi: sa.spi, algorithm: sa.algorithm, key: sa.key, authKey: sa.authKey, esn: sa.esn,
       sequenceNumber: sa.sequenceNumber)
@@ -150,8 +157,8 @@ public final class SATable {
 
   /// Takes a tunnel off the sweep lists (it is removed or replaced).
   func release(_ t: Tunnel) {
-    SATable.swapRemove(&initiators, t, \.initiatorPosition)
-    SATable.swapRemove(&timed, t, \.timedPosition)
+    LookupTables.swapRemove(&initiators, t, \.initiatorPosition)
+    LookupTables.swapRemove(&timed, t, \.timedPosition)
   }
 
   private static func swapRemove(
@@ -203,7 +210,7 @@ public final class SATable {
     spiIndex.memoryBytes + routes.memoryBytes + aliases.memoryBytes + slots.capacity * 8
   }
 
-  static func hexSPI(_ spi: UInt32) -> String {
+  package static func hexSPI(_ spi: UInt32) -> String {
     let h = String(spi, radix: 16)
     return "0x" + String(repeating: "0", count: max(0, 8 - h.count)) + h
   }

@@ -10,7 +10,7 @@ extension Tunnel {
   /// alias then share an owner, which keeps their learned flows in one table), its name otherwise.
   /// Stable for the life of the process (FNV-1a, not Swift's seeded hash), so that a reloaded
   /// tunnel keeps its owner.
-  static func ownerKey(name: String, mode: TunnelMode, alias: IPAddress?) -> UInt64 {
+  package static func ownerKey(name: String, mode: TunnelMode, alias: IPAddress?) -> UInt64 {
     if mode == .transport, let alias { return aliasOwnerKey(alias) }
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x0100_0000_01b3 }
@@ -19,7 +19,7 @@ extension Tunnel {
 
   /// The worker, of `workers`, that owns keys with this hash.
   @inline(__always)
-  static func owner(_ key: UInt64, workers: Int) -> Int { workers <= 1 ? 0 : Int(key % UInt64(workers)) }
+  package static func owner(_ key: UInt64, workers: Int) -> Int { workers <= 1 ? 0 : Int(key % UInt64(workers)) }
 
   /// The owner key of an alias (see ``ownerKey(name:mode:alias:)``).
   static func aliasOwnerKey(_ alias: IPAddress) -> UInt64 {

@@ -32,7 +32,7 @@ extension Pipeline {
   @inline(__always)
   func routeTarget(_ destination: IPAddress) -> RouteTarget {
     if let t = table.aliases.lookup(RouteTable.mask(destination, destination.isV6 ? 128 : 32)) {
-      return t == SATable.sharedAlias ? .sharedAlias : .tunnel(t)
+      return t == LookupTables.sharedAlias ? .sharedAlias : .tunnel(t)
     }
     if let t = table.routes.lookup(destination) { return .tunnel(t) }
     return .none
@@ -45,7 +45,7 @@ extension Pipeline {
   public func route(_ header: IPHeader, _ packet: PacketBuffer) -> Tunnel? {
     let key = RouteTable.mask(header.destination, header.destination.isV6 ? 128 : 32)
     if let t = table.aliases.lookup(key) {
-      if t != SATable.sharedAlias { return table.slots[Int(t)] }
+      if t != LookupTables.sharedAlias { return table.slots[Int(t)] }
       guard let ports = Pipeline.ports(packet, proto: header.proto),
         let learned = flows.lookup(
           FlowKey(
@@ -101,7 +101,7 @@ extension Pipeline {
 
   /// Where a tunnel's datagrams leave from: the local endpoint the peer last reached, else the
   /// tunnel's `local` address on the first listen port of the peer's family, else that listen entry.
-  func sourceEndpoint(for tunnel: Tunnel, peer: Endpoint) -> Endpoint {
+  package func sourceEndpoint(for tunnel: Tunnel, peer: Endpoint) -> Endpoint {
     if let l = tunnel.localEndpoint, l.address.isV6 == peer.address.isV6 { return l }
     let listen = table.listen.first { $0.address.isV6 == peer.address.isV6 } ?? table.listen.first
     let port = listen?.port ?? 4500

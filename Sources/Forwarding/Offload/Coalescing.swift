@@ -6,10 +6,6 @@
 // Pure: indices in, groups out.
 import ESP
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 /// Groups one batch's decapsulated packets into TUN writes. Allocation-free after init.
 public struct TCPCoalescer {
   /// A run of segments of one flow: `head` carries the headers; the others add their payloads.
@@ -157,14 +153,14 @@ public struct TCPCoalescer {
       // version, traffic class, flow label; next header and hop limit; addresses
       guard a.load(as: UInt32.self) == b.load(as: UInt32.self),
         a.load(fromByteOffset: 6, as: UInt16.self) == b.load(fromByteOffset: 6, as: UInt16.self),
-        memcmp(a + 8, b + 8, 32) == 0
+        bytesEqual(a + 8, b + 8, 32)
       else { return false }
     } else {
       // TOS; DF (flags); TTL and protocol; addresses
       guard a.load(fromByteOffset: 1, as: UInt8.self) == b.load(fromByteOffset: 1, as: UInt8.self),
         a.load(fromByteOffset: 6, as: UInt8.self) & 0x40 == b.load(fromByteOffset: 6, as: UInt8.self) & 0x40,
         a.load(fromByteOffset: 8, as: UInt16.self) == b.load(fromByteOffset: 8, as: UInt16.self),
-        memcmp(a + 12, b + 12, 8) == 0
+        bytesEqual(a + 12, b + 12, 8)
       else { return false }
     }
     let l4 = s.l4Start
@@ -173,11 +169,11 @@ public struct TCPCoalescer {
     }
     guard s.tcp else { return true }
     // ack; data offset, flags (but PSH) and window; options
-    guard memcmp(a + l4 + 8, b + l4 + 8, 4) == 0,
+    guard bytesEqual(a + l4 + 8, b + l4 + 8, 4),
       a.load(fromByteOffset: l4 + 12, as: UInt8.self) == b.load(fromByteOffset: l4 + 12, as: UInt8.self),
       a.load(fromByteOffset: l4 + 13, as: UInt8.self) | 0x08 == b.load(fromByteOffset: l4 + 13, as: UInt8.self) | 0x08,
-      memcmp(a + l4 + 14, b + l4 + 14, 2) == 0,
-      s.headerLength - l4 == 20 || memcmp(a + l4 + 20, b + l4 + 20, s.headerLength - l4 - 20) == 0
+      bytesEqual(a + l4 + 14, b + l4 + 14, 2),
+      s.headerLength - l4 == 20 || bytesEqual(a + l4 + 20, b + l4 + 20, s.headerLength - l4 - 20)
     else { return false }
     return true
   }
@@ -219,4 +215,21 @@ public struct TCPCoalescer {
     header.checksumStart = UInt16(g.l4Start)
     header.checksumOffset = UInt16(checksumOffset)
   }
+}
+
+/// `n` bytes at `a` equal those at `b` (memcmp's answer, without libc: Forwarding imports no I/O).
+@inline(__always)
+private func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
+  var i = 0
+  while i + 8 <= n {
+    if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+      return false
+    }
+    i += 8
+  }
+  while i < n {
+    if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
+    i += 1
+  }
+  return true
 }

@@ -16,13 +16,13 @@ public struct TunnelCounters: Sendable, Equatable {
 }
 
 /// Indices of a tunnel's ``SharedWords``: counters, then the published peer (a sequence lock).
-enum TunnelWord {
+package enum TunnelWord {
   static let packetsIn = 0
   static let bytesIn = 1
   static let packetsOut = 2
   static let bytesOut = 3
   static let endpointChanges = 4
-  static let keepalivesSent = 5
+  package static let keepalivesSent = 5
   static let drops = 6
   /// Even: the peer words are stable; odd: the owner is writing them.
   static let peerSequence = drops + DropReason.allCases.count
@@ -61,16 +61,16 @@ public final class Tunnel {
   /// `nat_keepalive`: false keeps an initiator out of the keepalive sweep (the IKE daemon sends them).
   public let natKeepalive: Bool
   /// Monotonic ns of the last datagram sent to the peer (ESP or keepalive), set by the loop.
-  var lastSent: UInt64 = 0
+  package var lastSent: UInt64 = 0
   /// NAT-keepalives sent.
   public var keepalivesSent: UInt64 { published.load(TunnelWord.keepalivesSent) }
-  /// Its place in its owner's sweep lists (``SATable/timed``, ``SATable/initiators``), or -1.
+  /// Its place in its owner's sweep lists (``LookupTables/timed``, ``LookupTables/initiators``), or -1.
   var timedPosition: Int32 = -1
   var initiatorPosition: Int32 = -1
   /// Chooses the worker that owns this tunnel (``ownerKey(name:mode:alias:)``).
-  let ownerKey: UInt64
+  package let ownerKey: UInt64
 
-  init(index: Int32, config: TunnelConfig, outbound: OutboundSA, inbound: [InboundSA]) {
+  package init(index: Int32, config: TunnelConfig, outbound: OutboundSA, inbound: [InboundSA]) {
     self.index = index
     name = config.name
     mode = config.mode
@@ -106,7 +106,7 @@ public final class Tunnel {
 
   /// Counts into word `w` (owner only).
   @inline(__always)
-  func count(_ w: Int, _ n: UInt64 = 1) { published.add(w, n) }
+  package func count(_ w: Int, _ n: UInt64 = 1) { published.add(w, n) }
 
   /// Writes the peer into the published words (owner only, when it changes).
   private func publishPeer() {
@@ -149,7 +149,7 @@ public final class Tunnel {
 
   /// Carries a reloaded tunnel's run-time state over from its previous incarnation: the learned
   /// peer (unless the configuration names one), the local endpoint, counters and timers.
-  func takeState(from old: Tunnel) {
+  package func takeState(from old: Tunnel) {
     // A tunnel whose every SA is new is a peer that restarted: its old NAT mapping may belong to
     // someone else by now, so wait for its first authenticated packet instead.
     let keptAnSA = outbound === old.outbound || inbound.contains { sa in old.inbound.contains { $0 === sa } }

@@ -1,7 +1,8 @@
+import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The counters of a running dataplane, copied out of the loop as one value (between batches), and
 // printed as the stats JSON (`espd stats`, SIGUSR1, exit) and the `list` answer. Keys never appear.
-import ESP
+import Forwarding
 
 /// One SA as `list` shows it: identity, use, and lifetime state. No key material.
 public struct SASummary: Sendable, Equatable {
@@ -40,7 +41,7 @@ public struct SASummary: Sendable, Equatable {
   }
 
   func json(outbound: Bool) -> String {
-    "{\"spi\":\"\(SATable.hexSPI(spi))\",\"alg\":\"\(algorithm.rawValue)\",\"esn\":\(esn)"
+    "{\"spi\":\"\(LookupTables.hexSPI(spi))\",\"alg\":\"\(algorithm.rawValue)\",\"esn\":\(esn)"
       + ",\"\(outbound ? "seq" : "replay_seq")\":\(sequence),\"packets\":\(packets),\"bytes\":\(bytes),\"state\":\"\(state)\"}"
   }
 }

@@ -19,7 +19,7 @@ public struct PeerEvent: Sendable, Equatable {
 
   /// The event line.
   public var json: String {
-    "{\"event\":\"peer\",\"tunnel\":\(JSONValue.string(tunnel).jsonText),\"spi\":\"\(SATable.hexSPI(spi))\""
+    "{\"event\":\"peer\",\"tunnel\":\(JSONValue.string(tunnel).jsonText),\"spi\":\"\(LookupTables.hexSPI(spi))\""
       + ",\"peer\":\"\(peer)\",\"previous\":\"\(previous)\"}"
   }
 }

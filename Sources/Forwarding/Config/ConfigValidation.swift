@@ -145,7 +145,7 @@ extension ConfigParser {
   }
 
   /// `0xc1a0b001`: eight hex digits, as `ip xfrm` prints SPIs.
-  static func spiText(_ spi: UInt32) -> String {
+  package static func spiText(_ spi: UInt32) -> String {
     let h = String(spi, radix: 16)
     return "0x" + String(repeating: "0", count: 8 - h.count) + h
   }
@@ -154,12 +154,12 @@ extension ConfigParser {
 /// Hands out the addresses of a pool in ascending order, skipping the network address (and for
 /// IPv4 the broadcast address) unless the pool is a /31, /32, /127 or /128 (RFC 3021, RFC 6164).
 /// Addresses are 128-bit (high, low) pairs, so an IPv6 pool of any size works without overflow.
-struct AliasAllocator {
+package struct AliasAllocator {
   private let v6: Bool
   private var cursor: (UInt64, UInt64)?
   private let last: (UInt64, UInt64)
 
-  init(pool: Prefix) {
+  package init(pool: Prefix) {
     let network = pool.network
     v6 = pool.address.isV6
     let first: (UInt64, UInt64)
@@ -181,7 +181,7 @@ struct AliasAllocator {
   }
 
   /// The next address of the pool not in `used`, or nil when the pool is exhausted.
-  mutating func next(skipping used: Set<IPAddress>) -> IPAddress? {
+  package mutating func next(skipping used: Set<IPAddress>) -> IPAddress? {
     while let c = cursor, c <= last {
       cursor = Self.successor(c)
       let a: IPAddress = v6 ? .v6(c.0, c.1) : .v4(UInt32(truncatingIfNeeded: c.1))

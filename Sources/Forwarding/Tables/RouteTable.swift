@@ -19,8 +19,8 @@ public struct MaskedAddress: TableKey, Hashable {
 /// distinct lengths in use, longest first. A lookup probes once per distinct length present (a
 /// handful in practice: /32 hosts, a few subnets, /0), whatever the number of tunnels.
 public struct RouteTable {
-  var table4: OpenAddressingTable<MaskedAddress>
-  var table6: OpenAddressingTable<MaskedAddress>
+  package var table4: OpenAddressingTable<MaskedAddress>
+  package var table6: OpenAddressingTable<MaskedAddress>
   /// Distinct prefix lengths present, longest first.
   var lengths4: [UInt8] = []
   var lengths6: [UInt8] = []

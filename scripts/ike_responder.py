@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""A tiny test IKE responder on espd's punt socket (INTERFACE.md `ike.punt`, README "The IKE punt header").
+"""A tiny test IKE responder on espd's punt socket (docs/INTERFACE.md "The IKE punt channel").
 
     ike_responder.py [--listen udp:127.0.0.1:4501 | unix:PATH] [--count N] [--timeout S]
     ike_responder.py --selftest

@@ -2,8 +2,8 @@ import CIO
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The IKE punt channel: IKE datagrams (marker stripped) go to the IKE daemon behind a 40-byte
-// header, and its replies come back the same way to be sent with the marker (INTERFACE.md ike.punt;
-// README "The IKE punt header"). The channel socket is not connected: each datagram is addressed to
+// header, and its replies come back the same way to be sent with the marker (docs/INTERFACE.md
+// "The IKE punt channel"). The channel socket is not connected: each datagram is addressed to
 // the daemon, so a daemon that restarts and binds its address again gets the next one.
 import Forwarding
 import UDPEncap

@@ -13,7 +13,7 @@
  */
 
 /**
- * espd's IKE punt header (README "The IKE punt header"): 40 bytes in front of
+ * espd's IKE punt header (docs/INTERFACE.md "The IKE punt channel"): 40 bytes in front of
  * each IKE message between espd and the IKE daemon, and where the punt
  * channel is (unix:PATH or udp:HOST:PORT).
  *

@@ -3,19 +3,6 @@
 // espd: a userspace ESP-in-UDP (RFC 4303, RFC 3948) dataplane.
 import PackageDescription
 
-/// Release builds of the packet-path modules drop the dynamic exclusivity checks: the hot path
-/// mutates SA state (sequence counter, replay window) through `final class` properties, and each
-/// such access would otherwise cost a runtime begin/end-access pair per packet. Exclusivity is still
-/// enforced statically, and debug builds (and the test suite) keep the dynamic checks.
-let hotPath: [SwiftSetting] = [
-  .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
-]
-
-/// Every Swift target sees glibc with _GNU_SOURCE, as the C shims do (recvmmsg, in6_pktinfo and
-/// liburing need it): Clang modules that include the same glibc headers under different feature
-/// macros (fd_set's member is `fds_bits` with them, `__fds_bits` without) cannot be loaded together.
-let gnu: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-D_GNU_SOURCE"])]
-
 let package = Package(
   name: "espd",
   platforms: [.macOS(.v15)],
@@ -35,25 +22,28 @@ let package = Package(
     // MARK: C shims (system libraries found through pkg-config)
     .systemLibrary(
       name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-    .systemLibrary(
-      name: "CIO", pkgConfig: "liburing", providers: [.apt(["liburing-dev", "libpcap-dev"])]),
+    .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+    .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+    // Linux headers Swift cannot use directly, the GNU-only calls, and the SPI-steering eBPF program.
+    // Only CLinux.c sees glibc with _GNU_SOURCE; no Swift module does (see CLinux.h).
+    .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
     // Counts heap allocations per thread (interposes malloc); linked only by tests and `bench`.
     .target(name: "CAllocCounter"),
     // Relaxed atomics on plain words: counters one loop writes and the control thread reads.
     .target(name: "CAtomics"),
 
     // MARK: Libraries
-    .target(name: "ESP", dependencies: ["CCrypto", "CAtomics"], swiftSettings: hotPath + gnu),
-    .target(name: "UDPEncap", swiftSettings: hotPath + gnu),
+    .target(name: "ESP", dependencies: ["CCrypto", "CAtomics"]),
+    .target(name: "UDPEncap"),
     // The forwarding core: configuration, lookup tables, the packet paths, offloads. No I/O.
-    .target(name: "Forwarding", dependencies: ["ESP", "UDPEncap", "CAtomics"], swiftSettings: hotPath + gnu),
+    .target(name: "Forwarding", dependencies: ["ESP", "UDPEncap", "CAtomics"]),
     // The I/O module: TUN, sockets, netlink, the loops, workers, the control server, metrics, captures.
     .target(
       name: "Dataplane",
       dependencies: [
-        "Forwarding", "ESP", "UDPEncap", "CIO", "CAtomics", .product(name: "Logging", package: "swift-log"),
-      ],
-      swiftSettings: hotPath + gnu),
+        "Forwarding", "ESP", "UDPEncap", "CURing", "CLinux", "CPcap", "CAtomics",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
 
     // MARK: Executables
     .executableTarget(
@@ -61,22 +51,20 @@ let package = Package(
       dependencies: [
         "Dataplane", "Forwarding", "ESP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
-      ],
-      swiftSettings: gnu),
+      ]),
     .executableTarget(
       name: "Bench",
       dependencies: [
         "ESP", "UDPEncap", "Forwarding", "Dataplane", "CCrypto", "CAllocCounter",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ],
-      swiftSettings: hotPath + gnu),
+      ]),
 
     // MARK: Tests
     .testTarget(
       name: "ESPTests", dependencies: ["ESP", "CAllocCounter"],
-      resources: [.copy("Vectors")], swiftSettings: gnu),
-    .testTarget(name: "UDPEncapTests", dependencies: ["UDPEncap"], swiftSettings: gnu),
-    .testTarget(name: "DataplaneTests", dependencies: ["Dataplane", "Forwarding", "ESP"], swiftSettings: gnu),
+      resources: [.copy("Vectors")]),
+    .testTarget(name: "UDPEncapTests", dependencies: ["UDPEncap"]),
+    .testTarget(name: "DataplaneTests", dependencies: ["Dataplane", "Forwarding", "ESP", "CLinux"]),
   ],
   swiftLanguageModes: [.v6]
 )
@@ -85,11 +73,10 @@ let package = Package(
 // Each is an executable exporting LLVMFuzzerTestOneInput; without libFuzzer it would have no main,
 // so ordinary builds leave them out.
 if Context.environment["ESPD_FUZZ"] != nil {
-  let fuzzFlags: [SwiftSetting] = gnu + [.unsafeFlags(["-parse-as-library"])]
+  let fuzzFlags: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
   package.targets.append(
     .target(
-      name: "FuzzSupport", dependencies: ["ESP", "UDPEncap", "Forwarding", "Dataplane"], path: "Tests/Fuzz/Support",
-      swiftSettings: gnu))
+      name: "FuzzSupport", dependencies: ["ESP", "UDPEncap", "Forwarding", "Dataplane"], path: "Tests/Fuzz/Support"))
   for name in ["FuzzClassify", "FuzzESPOpen", "FuzzInbound", "FuzzPcap", "FuzzConfig", "FuzzControl"] {
     package.targets.append(
       .executableTarget(

@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 
 fail=0
 # ESP and UDPEncap: no I/O, no Foundation, no C I/O shims (DESIGN.md, STYLE.md §1).
-if grep -rnE '^\s*(@_exported |internal |public |private |fileprivate )?import (Glibc|Foundation|FoundationEssentials|CIO|Dispatch|Musl)\b' \
+if grep -rnE '^\s*(@_exported |internal |public |private |fileprivate )?import (Glibc|Foundation|FoundationEssentials|CURing|CLinux|CPcap|Dispatch|Musl)\b' \
     Sources/ESP Sources/UDPEncap; then
-  echo "lint: ESP and UDPEncap must stay pure (no Glibc, Foundation, Dispatch or CIO imports)" >&2
+  echo "lint: ESP and UDPEncap must stay pure (no Glibc, Foundation, Dispatch or C I/O shim imports)" >&2
   fail=1
 fi
 # Forwarding (configuration, tables, packet paths, offloads) is pure too: it may import only the

@@ -41,9 +41,10 @@ final class LineSocket {
     }
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw BenchIOError("socket(AF_UNIX)", errno: errno) }
-    // With _GNU_SOURCE (every target here) glibc declares connect's address as a transparent union.
     let rc = withUnsafePointer(to: &addr) {
-      connect(fd, __CONST_SOCKADDR_ARG(__sockaddr_un__: $0), socklen_t(MemoryLayout<sockaddr_un>.size))
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
     }
     guard rc == 0 else {
       let e = errno

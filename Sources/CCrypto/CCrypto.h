@@ -3,11 +3,8 @@
 #ifndef CCRYPTO_H
 #define CCRYPTO_H
 
-// The same feature macros as CIO: glibc's structs (fd_set) differ with and without _GNU_SOURCE, and
-// two Clang modules must agree on them.
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
+// No feature macro: glibc's structs (fd_set) differ with and without _GNU_SOURCE, and this module
+// must see them as Swift's Glibc module does (CLinux.h says more).
 
 // The low-level SHA256_* API is deprecated in OpenSSL 3 but is the only allocation-free way to
 // restart an HMAC per packet: EVP_MAC_init(NULL key) duplicates a provider context (malloc) each time.

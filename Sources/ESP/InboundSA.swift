@@ -23,7 +23,7 @@ public final class InboundSA {
   /// Whether 64-bit extended sequence numbers are used. RFC 4303 §2.2.1.
   public let esn: Bool
   /// The anti-replay window.
-  public private(set) var replay: ReplayWindow
+  @exclusivity(unchecked) public private(set) var replay: ReplayWindow
   /// Packets and payload bytes accepted so far (for lifetimes).
   public var packets: UInt64 { packetsWord.load(ordering: .relaxed) }
   public var bytes: UInt64 { bytesWord.load(ordering: .relaxed) }
@@ -46,7 +46,7 @@ public final class InboundSA {
   public var publishedState: UInt64 { stateWord.load(ordering: .relaxed) }
 
   let context: AEADContext
-  var lifetime = LifetimeTracker()
+  @exclusivity(unchecked) var lifetime = LifetimeTracker()
   private let ivLength: Int
   private let blockSize: Int
 

@@ -46,7 +46,7 @@ public final class OutboundSA {
   private let blockSize: Int
   private let maxSequence: UInt64
   private let softSequence: UInt64
-  var lifetime = LifetimeTracker()
+  @exclusivity(unchecked) var lifetime = LifetimeTracker()
 
   /// Creates an outbound SA.
   /// - Parameters:

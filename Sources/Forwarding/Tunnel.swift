@@ -45,15 +45,15 @@ public final class Tunnel {
   /// Transport mode: the address that stands for the remote end on the TUN side.
   public let alias: IPAddress?
   /// Whether another tunnel has the same alias (replies are then steered by learned flows).
-  public internal(set) var sharesAlias = false
+  @exclusivity(unchecked) public internal(set) var sharesAlias = false
   /// The configured outer source address, if any (`update_tunnel` may change it: owner only).
-  public internal(set) var local: IPAddress?
+  @exclusivity(unchecked) public internal(set) var local: IPAddress?
   /// The peer's outer endpoint: configured, or learned from authenticated packets (NAT rebinding).
-  public internal(set) var peer: Endpoint? { didSet { publishPeer() } }
+  @exclusivity(unchecked) public internal(set) var peer: Endpoint? { didSet { publishPeer() } }
   /// The local endpoint the peer last reached (IP_PKTINFO): replies leave from it.
-  public internal(set) var localEndpoint: Endpoint?
-  public internal(set) var outbound: OutboundSA
-  public internal(set) var inbound: [InboundSA]
+  @exclusivity(unchecked) public internal(set) var localEndpoint: Endpoint?
+  @exclusivity(unchecked) public internal(set) var outbound: OutboundSA
+  @exclusivity(unchecked) public internal(set) var inbound: [InboundSA]
   /// Counters and the published peer (``TunnelWord``); written by the owner only.
   let published = SharedWords(count: TunnelWord.count)
   /// Whether the peer was configured (an initiator): such a tunnel sends NAT-keepalives when idle.
@@ -61,12 +61,12 @@ public final class Tunnel {
   /// `nat_keepalive`: false keeps an initiator out of the keepalive sweep (the IKE daemon sends them).
   public let natKeepalive: Bool
   /// Monotonic ns of the last datagram sent to the peer (ESP or keepalive), set by the loop.
-  package var lastSent: UInt64 = 0
+  @exclusivity(unchecked) package var lastSent: UInt64 = 0
   /// NAT-keepalives sent.
   public var keepalivesSent: UInt64 { published.load(TunnelWord.keepalivesSent) }
   /// Its place in its owner's sweep lists (``LookupTables/timed``, ``LookupTables/initiators``), or -1.
-  var timedPosition: Int32 = -1
-  var initiatorPosition: Int32 = -1
+  @exclusivity(unchecked) var timedPosition: Int32 = -1
+  @exclusivity(unchecked) var initiatorPosition: Int32 = -1
   /// Chooses the worker that owns this tunnel (``ownerKey(name:mode:alias:)``).
   package let ownerKey: UInt64
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A packet loop whose ring fails stops with the reason recorded (espd run then exits 1 and logs it),
 // instead of leaving quietly. Root only: the loop runs on a TUN in a network namespace of its own.
+import CLinux
 import ESP
 import Glibc
 import Synchronization
@@ -16,7 +17,7 @@ import Testing
     let setup = Mutex<String?>(nil)
     let thread = try PThread(name: "test-loop") {
       // This thread alone moves to a new network namespace: the TUN is made and removed there.
-      guard unshare(Int32(CLONE_NEWNET)) == 0 else {
+      guard CLinux_unshare_net() == 0 else {
         setup.withLock { $0 = "unshare: errno \(errno)" }
         ringFD.store(-2, ordering: .releasing)
         return

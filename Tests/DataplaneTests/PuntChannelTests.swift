@@ -32,7 +32,7 @@ extension Daemon {
       withUnsafePointer(to: &a) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
           sendto(
-            fd, b.baseAddress, b.count, 0, __CONST_SOCKADDR_ARG(__sockaddr__: $0),
+            fd, b.baseAddress, b.count, 0, $0,
             socklen_t(MemoryLayout<sockaddr_un>.size))
         }
       }

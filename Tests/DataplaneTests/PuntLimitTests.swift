@@ -24,7 +24,7 @@ final class Daemon {
     var a = Daemon.address(path)
     _ = withUnsafePointer(to: &a) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        bind(fd, __CONST_SOCKADDR_ARG(__sockaddr__: $0), socklen_t(MemoryLayout<sockaddr_un>.size))
+        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
       }
     }
   }

@@ -1,4 +1,5 @@
-import CIO
+import CLinux
+import CPcap
 // SPDX-License-Identifier: Apache-2.0
 // libpcap file reading (pcap and pcapng) and raw-IP pcap writing, wrapped for `espd replay`.
 import Forwarding

@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The client side of the control socket, for the `espd tunnel|rekey|sa|stats|events` commands.
@@ -34,7 +34,7 @@ public final class ControlClient {
       var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
       _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
-    let r = withUnsafePointer(to: &address) { CIO_connect(fd, $0, length) }
+    let r = withUnsafePointer(to: &address) { CLinux_connect(fd, $0, length) }
     guard r == 0 else {
       let e = errno
       close(fd)

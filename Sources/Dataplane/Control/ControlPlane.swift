@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The control plane: the model of the tunnels in force (ControlModel), wired to what it changes
@@ -120,7 +120,7 @@ final class ControlPlane {
     let keepalive = new.natKeepaliveSeconds != config.natKeepaliveSeconds
     switch model.reload(new, now: LoopCore.now()) {
     case .success(let summary):
-      malloc_trim(0)  // the parsed file's heap
+      CLinux_malloc_trim(0)  // the parsed file's heap
       logger.info("reloaded \(configPath): \(model.count) tunnels (\(summary))")
       if keepalive { logger.info("reload: nat_keepalive_seconds is now \(new.natKeepaliveSeconds)") }
     case .failure(let e): logger.error("reload failed: \(e)")

@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The control thread: serves the control socket (JSON lines) and the metrics endpoint (HTTP), and
@@ -103,7 +103,7 @@ public final class ControlServer: @unchecked Sendable {
   private func run() {
     // The packet loops come first: under a storm of requests on a busy machine the scheduler gives
     // this thread the CPU the workers leave (nice 10 for this thread only; workers keep theirs).
-    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(gettid()), 10)
+    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(CLinux_gettid()), 10)
     while true {
       var fds = [
         pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
@@ -175,7 +175,7 @@ public final class ControlServer: @unchecked Sendable {
 
   private func accept(_ listener: Int32, kind: Connection.Kind) {
     while true {
-      let fd = CIO_accept(listener, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
+      let fd = CLinux_accept(listener, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
       if fd < 0 { return }
       let now = LoopCore.now()
       let c = Connection(fd: fd, kind: kind, now: now)

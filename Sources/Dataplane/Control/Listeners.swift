@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 // SPDX-License-Identifier: Apache-2.0
 // The control plane's listening sockets: the Unix control socket (mode 0600, owner-only) and the
 // TCP metrics endpoint.
@@ -39,7 +39,7 @@ enum Listeners {
       let probe = try Sys.call("cannot create a socket") {
         socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
       }
-      let alive = withUnsafePointer(to: &address) { CIO_connect(probe, $0, length) } == 0
+      let alive = withUnsafePointer(to: &address) { CLinux_connect(probe, $0, length) } == 0
       close(probe)
       if alive { throw SystemError("another espd is listening on the control socket \(path)", errno: EADDRINUSE) }
       unlink(path)
@@ -47,7 +47,7 @@ enum Listeners {
     let fd = try Sys.call("cannot create the control socket") { socket(AF_UNIX, type, 0) }
     do throws(SystemError) {
       _ = try Sys.call("cannot bind the control socket \(path)") {
-        withUnsafePointer(to: &address) { CIO_bind(fd, $0, length) }
+        withUnsafePointer(to: &address) { CLinux_bind(fd, $0, length) }
       }
       _ = try Sys.call("cannot set mode 0600 on the control socket \(path)") { chmod(path, 0o600) }
       _ = try Sys.call("cannot listen on the control socket \(path)") { listen(fd, 64) }
@@ -70,7 +70,7 @@ enum Listeners {
       var storage = SocketAddressStorage()
       let length = withUnsafeMutableBytes(of: &storage) { SocketAddress.write(endpoint, to: $0.baseAddress!) }
       _ = try Sys.call("cannot bind the metrics endpoint tcp \(endpoint)") {
-        withUnsafePointer(to: &storage) { CIO_bind(fd, $0, length) }
+        withUnsafePointer(to: &storage) { CLinux_bind(fd, $0, length) }
       }
       _ = try Sys.call("cannot listen on the metrics endpoint tcp \(endpoint)") { listen(fd, 16) }
     } catch {
@@ -82,8 +82,8 @@ enum Listeners {
 
   /// The uid of the process at the other end of a Unix socket (SO_PEERCRED).
   static func peerUID(_ fd: Int32) -> uid_t? {
-    var cred = ucred()
-    var length = socklen_t(MemoryLayout<ucred>.size)
+    var cred = CLinux_ucred()
+    var length = socklen_t(MemoryLayout<CLinux_ucred>.size)
     guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0 else { return nil }
     return cred.uid
   }

@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 // SPDX-License-Identifier: Apache-2.0
 // Where the packet workers hand things to the control thread: lifetime events, reload and print
 // requests; and the eventfds that wake each side. Changes go the other way through each worker's

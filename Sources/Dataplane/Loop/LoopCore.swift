@@ -20,70 +20,70 @@ public final class LoopCore {
   public let sockets: [UDPSocket]
   public let punt: PuntChannel?
   /// NAT-keepalive interval in ns (0: off); a reload can change it (``TableChange/keepalive(_:)``).
-  var keepaliveInterval: UInt64
+  @exclusivity(unchecked) var keepaliveInterval: UInt64
   /// The changes the control thread queued for this worker (nil: no control plane, e.g. in tests).
-  var changes: ChangeQueue?
+  @exclusivity(unchecked) var changes: ChangeQueue?
   /// What this worker publishes for `stats` and metrics (``WorkerStats``), refreshed every round.
   public let stats = WorkerStats()
   /// The longest time (ns) the loop spent between two batches on anything but packets (applying
   /// changes, timers, requests), in this thread's CPU time: what espd itself kept the packets
   /// waiting for. Published as `loop_stall_max_ns`.
-  public internal(set) var stallMax: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var stallMax: UInt64 = 0
   /// The same stretch in wall-clock time, which also counts the time the thread waited for a CPU
   /// (preempted by other threads or processes): `loop_gap_max_ns`.
-  public internal(set) var gapMax: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var gapMax: UInt64 = 0
   /// Where the owner's once-a-second sweeps of timed and initiator tunnels are (a slice per round).
-  var sweepTimed = Int.max
-  var sweepInitiators = Int.max
-  var sweepNow: UInt64 = 0
+  @exclusivity(unchecked) var sweepTimed = Int.max
+  @exclusivity(unchecked) var sweepInitiators = Int.max
+  @exclusivity(unchecked) var sweepNow: UInt64 = 0
   /// Tunnels swept per round (the rest wait for the next round, a few microseconds later).
   static let sweepSlice = 256
   /// Set by a signal: leave the loop after the current batch.
-  public internal(set) var stopRequested = false
+  @exclusivity(unchecked) public internal(set) var stopRequested = false
   /// Set by SIGUSR1: print the counters after the current batch.
-  var statsRequested = false
+  @exclusivity(unchecked) var statsRequested = false
   /// Set by SIGHUP: reload the configuration after the current batch.
-  var reloadRequested = false
+  @exclusivity(unchecked) var reloadRequested = false
   /// The handoff with the control thread (nil: no control plane, e.g. in tests).
   public let mailbox: Mailbox?
   /// The rings and wake-ups shared with the other workers (nil with one worker).
-  var mesh: HandoffMesh?
+  @exclusivity(unchecked) var mesh: HandoffMesh?
   /// Bytes per packet slot (``DataplaneConstants/slotSize(mtu:)`` of the TUN's MTU).
   public let slotSize: Int
   /// Set when the mailbox's eventfd fired: changes may be queued (applied after the current batch).
-  var mailboxSignalled = false
+  @exclusivity(unchecked) var mailboxSignalled = false
   /// Error that ended the loop (a ring or poll failure), for `espd run` to report and exit 1.
-  public internal(set) var failure: String? = nil
+  @exclusivity(unchecked) public internal(set) var failure: String? = nil
   /// Receives the stats JSON when SIGUSR1 asks for it.
-  public var onStats: (String) -> Void = { _ in }
+  @exclusivity(unchecked) public var onStats: (String) -> Void = { _ in }
   /// Loop-level drops (kernel buffers full), and keepalives sent.
-  public internal(set) var tunWriteDropped: UInt64 = 0
-  public internal(set) var udpSendDropped: UInt64 = 0
-  public internal(set) var keepalivesSent: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var tunWriteDropped: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var udpSendDropped: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var keepalivesSent: UInt64 = 0
   /// Offloads: GSO packets read from the TUN and the segments cut from them, sendmsgs that carried
   /// several datagrams (UDP GSO), segments dropped for want of a free slot.
-  public internal(set) var tunGSOPackets: UInt64 = 0
-  public internal(set) var tunGSOSegments: UInt64 = 0
-  public internal(set) var udpGSOSends: UInt64 = 0
-  public internal(set) var offloadDropped: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var tunGSOPackets: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var tunGSOSegments: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var udpGSOSends: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var offloadDropped: UInt64 = 0
   /// TUN writes that carried several decrypted TCP segments as one GSO packet, and those segments.
-  public internal(set) var tunGROPackets: UInt64 = 0
-  public internal(set) var tunGROSegments: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var tunGROPackets: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var tunGROSegments: UInt64 = 0
   /// UDP GRO: receives that carried several datagrams, and those datagrams.
-  public internal(set) var udpGROReceives: UInt64 = 0
-  public internal(set) var udpGRODatagrams: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var udpGROReceives: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var udpGRODatagrams: UInt64 = 0
   /// Set when the kernel refused a UDP GSO send (GSO is then off, or off above that size).
-  public internal(set) var udpGSODisabled = false
+  @exclusivity(unchecked) public internal(set) var udpGSODisabled = false
   /// Packets handed to the worker that owns their tunnel, and those lost because its ring was full.
-  public internal(set) var handoffPackets: UInt64 = 0
-  public internal(set) var handoffDropped: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var handoffPackets: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var handoffDropped: UInt64 = 0
   /// Replies of the IKE daemon that could not be sent (no socket for their source, or the kernel
   /// refused them).
-  public internal(set) var puntReplyDropped: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var puntReplyDropped: UInt64 = 0
   /// Batches handled and packets in them (mean batch size = packets / batches).
-  public internal(set) var batches: UInt64 = 0
-  public internal(set) var batchedPackets: UInt64 = 0
-  var nextTick: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var batches: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var batchedPackets: UInt64 = 0
+  @exclusivity(unchecked) var nextTick: UInt64 = 0
 
   /// - Parameters:
   ///   - tunFD: the TUN queue this worker reads and writes (default: the device's first).

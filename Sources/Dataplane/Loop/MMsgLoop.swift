@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The fallback loop (`--io mmsg`): poll, then batches through recvmmsg/sendmmsg and TUN read/write.
@@ -18,12 +18,12 @@ public final class MMsgLoop {
   let packets: UnsafeMutablePointer<PacketBuffer>
   let addresses: UnsafeMutablePointer<DatagramAddress>
   let verdicts: UnsafeMutablePointer<Verdict>
-  let messages: UnsafeMutablePointer<mmsghdr>
+  let messages: UnsafeMutablePointer<CLinux_mmsghdr>
   let iovecs: UnsafeMutablePointer<iovec>
   let names: UnsafeMutablePointer<SocketAddressStorage>
   let controls: UnsafeMutableRawPointer
   /// Indices of the packets to send, per socket.
-  var sendIndices: [[Int]]
+  @exclusivity(unchecked) var sendIndices: [[Int]]
 
   public init(core: LoopCore, signals: SignalEvents, batch: Int = DataplaneConstants.batchSize) {
     self.core = core
@@ -42,7 +42,7 @@ public final class MMsgLoop {
     addresses.initialize(repeating: DatagramAddress(remote: zero, local: zero), count: batch)
     verdicts.initialize(repeating: .passed, count: batch)
     packets.initialize(repeating: PacketBuffer(base: slab, capacity: slotSize, start: 0, count: 0), count: batch)
-    messages.initialize(repeating: mmsghdr(), count: batch)
+    messages.initialize(repeating: CLinux_mmsghdr(), count: batch)
     iovecs.initialize(repeating: iovec(), count: batch)
     names.initialize(repeating: SocketAddressStorage(), count: batch)
     sendIndices = Array(repeating: [], count: core.sockets.count)
@@ -161,7 +161,7 @@ public final class MMsgLoop {
     }
     var sent = 0
     while sent < indices.count {
-      let r = sendmmsg(socket.fd, messages + sent, UInt32(indices.count - sent), 0)
+      let r = CLinux_sendmmsg(socket.fd, messages + sent, UInt32(indices.count - sent), 0)
       if r < 0 {
         if errno == EINTR { continue }
         core.udpSendDropped &+= UInt64(indices.count - sent)  // EAGAIN/ENOBUFS: the kernel is full
@@ -181,7 +181,7 @@ public final class MMsgLoop {
         msg_iov: iovecs + i, msg_iovlen: 1, msg_control: controls + i * SocketAddress.controlSpace,
         msg_controllen: SocketAddress.controlSpace, msg_flags: 0)
     }
-    let r = recvmmsg(socket.fd, messages, UInt32(batch), Int32(MSG_DONTWAIT), nil)
+    let r = CLinux_recvmmsg(socket.fd, messages, UInt32(batch), Int32(MSG_DONTWAIT), nil)
     guard r > 0 else { return }
     let n = Int(r)
     core.batches &+= 1

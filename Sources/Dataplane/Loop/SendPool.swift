@@ -1,4 +1,5 @@
-import CIO
+import CLinux
+import CURing
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // Buffers the io_uring loop's outbound side hands out and takes back: 2 KiB slots for segments cut
@@ -59,9 +60,9 @@ final class SendPool {
   let origins: UnsafeMutablePointer<UInt32>
   let counts: UnsafeMutablePointer<Int>
   /// Where each descriptor goes (kept to send its datagrams again one by one if GSO is refused).
-  var destinations: [(socket: Int, remote: Endpoint, source: IPAddress?)]
+  @exclusivity(unchecked) var destinations: [(socket: Int, remote: Endpoint, source: IPAddress?)]
   private let free: UnsafeMutablePointer<Int32>
-  private(set) var available: Int
+  @exclusivity(unchecked) private(set) var available: Int
 
   init(capacity: Int) {
     self.capacity = capacity

@@ -1,4 +1,5 @@
-import CIO
+import CLinux
+import CURing
 // SPDX-License-Identifier: Apache-2.0
 // A liburing ring and a provided-buffer ring, owned and torn down in deinit.
 import Forwarding
@@ -9,7 +10,7 @@ import Forwarding
 
 /// An io_uring instance. Single issuer: only the loop's thread touches it.
 final class URing {
-  var ring = io_uring()
+  @exclusivity(unchecked) var ring = io_uring()
   /// The setup flags the kernel accepted.
   let flags: UInt32
 

@@ -1,4 +1,5 @@
-import CIO
+import CLinux
+import CURing
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The io_uring loop with several workers (`--workers N`): before a batch is processed, the packets

@@ -1,4 +1,5 @@
-import CIO
+import CLinux
+import CURing
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The io_uring loop's inbound side: multishot receives parsed into a batch (a UDP GRO receive split

@@ -1,4 +1,5 @@
-import CIO
+import CLinux
+import CURing
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The io_uring loop: multishot recvmsg into provided buffers on every listen socket, a set of
@@ -50,24 +51,24 @@ public final class URingLoop {
   /// TUN writev descriptors (virtio-net header, then one packet or a coalesced TCP run).
   let tunWrites: SendPool
   /// Groups decapsulated TCP segments into GSO writes (with a virtio-net header only).
-  var coalescer: TCPCoalescer
+  @exclusivity(unchecked) var coalescer: TCPCoalescer
   /// Whether runs of same-size datagrams to one peer go out as one UDP GSO sendmsg.
-  var udpGSO: Bool
+  @exclusivity(unchecked) var udpGSO: Bool
   /// The largest datagram sent with GSO (lowered when the kernel refuses a size).
-  var gsoSizeLimit = Int.max
+  @exclusivity(unchecked) var gsoSizeLimit = Int.max
   /// One batch in each direction, in separate arrays: a round's completions mix both.
   let inbound: BatchArrays
   let outbound: BatchArrays
   let outboundCapacity: Int
-  var inboundCount = 0
-  var outboundCount = 0
+  @exclusivity(unchecked) var inboundCount = 0
+  @exclusivity(unchecked) var outboundCount = 0
   let signalInfo = UnsafeMutablePointer<signalfd_siginfo>.allocate(capacity: 1)
   let mailboxValue = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
   let handoffValue = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
   /// The value written to another worker's wake eventfd (read by the kernel when the write runs).
   let wakeOne = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
   /// Workers this one published packets for since it last woke them.
-  var wakePending: [Bool]
+  @exclusivity(unchecked) var wakePending: [Bool]
   let completions = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: 256)
 
   /// What the ring was set up with, for the log.
@@ -146,7 +147,7 @@ public final class URingLoop {
   func armReceive(_ socket: Int) {
     guard let sqe = uring.sqe() else { return }
     io_uring_prep_recvmsg_multishot(sqe, core.sockets[socket].fd, receiveHeaders + socket, 0)
-    CIO_sqe_set_buffer_select(sqe, UInt16(socket))
+    CURing_sqe_set_buffer_select(sqe, UInt16(socket))
     io_uring_sqe_set_data64(sqe, userData(.receive, UInt32(socket)))
   }
 
@@ -259,7 +260,7 @@ public final class URingLoop {
     switch Kind(rawValue: data >> 56) {
     case .receive:
       if res >= 0 && cqe.pointee.flags & UInt32(IORING_CQE_F_BUFFER) != 0 {
-        collectDatagram(socket: index, buffer: UInt16(truncatingIfNeeded: CIO_cqe_buffer_id(cqe)), length: Int(res))
+        collectDatagram(socket: index, buffer: UInt16(truncatingIfNeeded: CURing_cqe_buffer_id(cqe)), length: Int(res))
       }
       // Multishot stops on errors (ENOBUFS when every buffer is in use) and says so: re-arm.
       if cqe.pointee.flags & UInt32(IORING_CQE_F_MORE) == 0 { armReceive(index) }

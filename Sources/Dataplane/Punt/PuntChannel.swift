@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The IKE punt channel: IKE datagrams (marker stripped) go to the IKE daemon behind a 40-byte
@@ -155,7 +155,7 @@ public final class PuntChannel {
       var st = stat()
       if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK {
         let probe = socket(AF_UNIX, sockType, 0)
-        let live = probe >= 0 && withUnsafePointer(to: &storage) { CIO_connect(probe, $0, length) } == 0
+        let live = probe >= 0 && withUnsafePointer(to: &storage) { CLinux_connect(probe, $0, length) } == 0
         if probe >= 0 { close(probe) }
         if live {
           close(fd)
@@ -167,7 +167,7 @@ public final class PuntChannel {
     case .udp(let e)?:
       length = withUnsafeMutableBytes(of: &storage) { SocketAddress.write(e, to: $0.baseAddress!) }
     }
-    guard withUnsafePointer(to: &storage, { CIO_bind(fd, $0, length) }) == 0 else {
+    guard withUnsafePointer(to: &storage, { CLinux_bind(fd, $0, length) }) == 0 else {
       let err = errno
       close(fd)
       throw SystemError("cannot bind the IKE punt socket to \(local.map { "\($0)" } ?? "an address")", errno: err)
@@ -267,7 +267,7 @@ public final class PuntChannel {
   /// taking datagrams (ECONNREFUSED, ENOENT: nobody there).
   private func sendToDaemon(_ length: Int) -> Bool {
     let n = withUnsafePointer(to: &targetAddress) {
-      CIO_sendto(fd, buffer, length, Int32(MSG_DONTWAIT), $0, targetLength)
+      CLinux_sendto(fd, buffer, length, Int32(MSG_DONTWAIT), $0, targetLength)
     }
     if n >= 0 {
       if unreachable {
@@ -296,7 +296,7 @@ public final class PuntChannel {
       var from = sockaddr_storage()
       var fromLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
       let n = withUnsafeMutablePointer(to: &from) {
-        CIO_recvfrom(fd, buffer, 65536 + PuntHeader.size, Int32(MSG_DONTWAIT), $0, &fromLength)
+        CLinux_recvfrom(fd, buffer, 65536 + PuntHeader.size, Int32(MSG_DONTWAIT), $0, &fromLength)
       }
       if n < 0 { return nil }
       guard fromDaemon(&from, fromLength) else {

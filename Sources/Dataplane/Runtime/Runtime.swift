@@ -1,4 +1,5 @@
-import CIO
+import CLinux
+import CURing
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // `espd run`: sets up the TUN (addresses, MTU, link), routes and policy rules, the listen sockets
@@ -175,7 +176,7 @@ public final class Runtime {
     backend = requested
     // Parsing the file and building the tables left freed heap behind (hundreds of MB for a million
     // tunnels): give it back to the kernel before the loops start.
-    malloc_trim(0)
+    CLinux_malloc_trim(0)
     logger.info("\(model.count) tunnels, \(model.inboundSPIs.count) inbound SAs")
   }
 

@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 // SPDX-License-Identifier: Apache-2.0
 // SIGINT, SIGTERM and SIGUSR1 as readable events (signalfd), so the loop handles them between batches.
 import Forwarding

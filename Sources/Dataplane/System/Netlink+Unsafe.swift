@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 // SPDX-License-Identifier: Apache-2.0
 // The netlink socket's system calls (open, options, send, receive): the pointer and errno code.
 import Forwarding
@@ -88,7 +88,7 @@ extension Netlink {
   /// Runs `body` with a `msghdr` for one buffer and a netlink address.
   ///
   /// sendmsg/recvmsg rather than sendto/recvfrom: `msghdr` takes the address as a plain pointer,
-  /// where sendto's becomes a transparent union once a module sets _GNU_SOURCE (CIO does).
+  /// the same on every libc whatever its feature macros (sendto takes a transparent union with _GNU_SOURCE).
   private static func withMessageHeader<R>(
     _ bytes: UnsafeMutableRawBufferPointer, _ address: UnsafeMutablePointer<NetlinkSocketAddress>,
     _ body: (UnsafeMutablePointer<msghdr>) -> R

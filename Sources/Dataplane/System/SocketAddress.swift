@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // Endpoint <-> sockaddr_in / sockaddr_in6, and IP_PKTINFO / IPV6_PKTINFO control messages.
@@ -89,9 +89,9 @@ enum SocketAddress {
       return .v4(UInt32(bigEndian: data.loadUnaligned(as: in_pktinfo.self).ipi_addr.s_addr))
     }
     if let (data, n) = controlMessage(Int32(IPPROTO_IPV6), Int32(IPV6_PKTINFO), control: control, length: length),
-      n >= MemoryLayout<in6_pktinfo>.size
+      n >= MemoryLayout<CLinux_in6_pktinfo>.size
     {
-      let info = data.loadUnaligned(as: in6_pktinfo.self)
+      let info = data.loadUnaligned(as: CLinux_in6_pktinfo.self)
       return withUnsafeBytes(of: info.ipi6_addr) {
         .v6(
           UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)),
@@ -147,14 +147,14 @@ enum SocketAddress {
       var c = cmsghdr()
       c.cmsg_level = Int32(IPPROTO_IPV6)
       c.cmsg_type = Int32(IPV6_PKTINFO)
-      c.cmsg_len = headerSize + MemoryLayout<in6_pktinfo>.size
+      c.cmsg_len = headerSize + MemoryLayout<CLinux_in6_pktinfo>.size
       control.storeBytes(of: c, as: cmsghdr.self)
-      var info = in6_pktinfo()
+      var info = CLinux_in6_pktinfo()
       withUnsafeMutableBytes(of: &info.ipi6_addr) { b in
         b.storeBytes(of: h.bigEndian, toByteOffset: 0, as: UInt64.self)
         b.storeBytes(of: l.bigEndian, toByteOffset: 8, as: UInt64.self)
       }
-      (control + headerSize).storeBytes(of: info, as: in6_pktinfo.self)
+      (control + headerSize).storeBytes(of: info, as: CLinux_in6_pktinfo.self)
       return align(Int(c.cmsg_len))
     }
   }

@@ -1,3 +1,4 @@
+import CLinux
 import Forwarding
 
 // SPDX-License-Identifier: Apache-2.0
@@ -32,7 +33,7 @@ final class PThread {
       Unmanaged<Box>.fromOpaque(box).release()
       throw SystemError("cannot start the \(name) thread", errno: r)
     }
-    _ = pthread_setname_np(thread, String(name.prefix(15)))
+    _ = CLinux_pthread_setname(thread, String(name.prefix(15)))
   }
 
   /// Waits for the thread to finish.

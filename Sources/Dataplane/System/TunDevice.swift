@@ -1,4 +1,5 @@
-import CIO
+import CLinux
+import CURing
 // SPDX-License-Identifier: Apache-2.0
 // The TUN device: opened on /dev/net/tun (IFF_TUN | IFF_NO_PI), non-blocking, gone when closed.
 import Forwarding
@@ -48,7 +49,7 @@ public final class TunDevice {
     }
     ifr.ifr_ifru.ifru_flags = Int16(
       IFF_TUN | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0) | (vnetHeader ? IFF_VNET_HDR : 0))
-    guard CIO_ioctl(fd, CIO_TUNSETIFF(), &ifr) == 0 else {
+    guard CLinux_ioctl(fd, CLinux_TUNSETIFF(), &ifr) == 0 else {
       let e = errno
       Glibc.close(fd)
       throw SystemError("cannot create TUN device \(name)", errno: e)
@@ -86,12 +87,12 @@ public final class TunDevice {
   /// - Returns: the flags in force (0 when the kernel refused them all, or for 0 itself).
   @discardableResult
   public func setOffloads(_ choices: [UInt32]) -> UInt32 {
-    for flags in choices where CIO_ioctl(fd, CIO_TUNSETOFFLOAD(), UnsafeMutableRawPointer(bitPattern: UInt(flags))) == 0
-    {
+    for flags in choices
+    where CLinux_ioctl(fd, CLinux_TUNSETOFFLOAD(), UnsafeMutableRawPointer(bitPattern: UInt(flags))) == 0 {
       offloads = flags
       return flags
     }
-    _ = CIO_ioctl(fd, CIO_TUNSETOFFLOAD(), nil)
+    _ = CLinux_ioctl(fd, CLinux_TUNSETOFFLOAD(), nil)
     offloads = 0
     return 0
   }
@@ -127,13 +128,13 @@ public final class TunDevice {
       for (i, c) in name.utf8.prefix(Int(IFNAMSIZ) - 1).enumerated() { b[i] = c }
     }
     ifr.ifr_ifru.ifru_mtu = Int32(mtu)
-    _ = try Sys.call("cannot set the MTU of \(name) to \(mtu)") { CIO_ioctl(s, UInt(SIOCSIFMTU), &ifr) }
+    _ = try Sys.call("cannot set the MTU of \(name) to \(mtu)") { CLinux_ioctl(s, UInt(SIOCSIFMTU), &ifr) }
     ifr.ifr_ifru.ifru_ivalue = Int32(txQueueLength)
     _ = try Sys.call("cannot set the txqueuelen of \(name) to \(txQueueLength)") {
-      CIO_ioctl(s, UInt(SIOCSIFTXQLEN), &ifr)
+      CLinux_ioctl(s, UInt(SIOCSIFTXQLEN), &ifr)
     }
-    _ = try Sys.call("cannot read the flags of \(name)") { CIO_ioctl(s, UInt(SIOCGIFFLAGS), &ifr) }
+    _ = try Sys.call("cannot read the flags of \(name)") { CLinux_ioctl(s, UInt(SIOCGIFFLAGS), &ifr) }
     ifr.ifr_ifru.ifru_flags |= Int16(IFF_UP | IFF_RUNNING)
-    _ = try Sys.call("cannot bring \(name) up") { CIO_ioctl(s, UInt(SIOCSIFFLAGS), &ifr) }
+    _ = try Sys.call("cannot bring \(name) up") { CLinux_ioctl(s, UInt(SIOCSIFFLAGS), &ifr) }
   }
 }

@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // One UDP socket per `listen` entry: bound, non-blocking, reporting each datagram's destination
@@ -64,7 +64,7 @@ public final class UDPSocket {
       var storage = SocketAddressStorage()
       let length = withUnsafeMutableBytes(of: &storage) { SocketAddress.write(listen, to: $0.baseAddress!) }
       _ = try withUnsafePointer(to: &storage) { (p) throws(SystemError) in
-        try Sys.call("cannot listen on udp \(listen)") { CIO_bind(fd, p, length) }
+        try Sys.call("cannot listen on udp \(listen)") { CLinux_bind(fd, p, length) }
       }
     } catch {
       close(fd)

@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 // SPDX-License-Identifier: Apache-2.0
 // What the workers of one dataplane share: a handoff ring for every ordered pair of workers, an
 // eventfd per worker to wake it, and the stop flag.

@@ -28,11 +28,11 @@ final class HandoffRing: @unchecked Sendable {
   /// Entries released by the consumer (monotonic count).
   private let tail = Atomic<Int>(0)
   // Producer's own: the next entry to fill, and the last tail it saw.
-  private var filled = 0
-  private var seenTail = 0
+  @exclusivity(unchecked) private var filled = 0
+  @exclusivity(unchecked) private var seenTail = 0
   // Consumer's own: the next entry to read, and the last head it saw.
-  private var read = 0
-  private var seenHead = 0
+  @exclusivity(unchecked) private var read = 0
+  @exclusivity(unchecked) private var seenHead = 0
 
   /// - Parameters:
   ///   - capacity: entries, rounded up to a power of two.

@@ -1,4 +1,4 @@
-import CIO
+import CLinux
 import ESP
 // SPDX-License-Identifier: Apache-2.0
 // Inbound steering by SPI (`--workers N`): an eBPF program on each SO_REUSEPORT group reads a
@@ -27,10 +27,10 @@ final class SPISteering {
   /// - Throws: ``SystemError`` when the kernel refuses (no eBPF, no CAP_BPF, ...).
   init() throws(SystemError) {
     let map = try Sys.call("cannot create the SPI steering map (bpf)") {
-      CIO_bpf_spi_map_create(SPISteering.maxEntries)
+      CLinux_bpf_spi_map_create(SPISteering.maxEntries)
     }
     var log = [CChar](repeating: 0, count: 4096)
-    let fd = log.withUnsafeMutableBufferPointer { CIO_bpf_reuseport_spi_prog(map, $0.baseAddress, UInt32($0.count)) }
+    let fd = log.withUnsafeMutableBufferPointer { CLinux_bpf_reuseport_spi_prog(map, $0.baseAddress, UInt32($0.count)) }
     guard fd >= 0 else {
       let e = errno
       close(map)
@@ -75,20 +75,20 @@ final class SPISteering {
   func set(_ spi: UInt32, worker: Int) {
     let w = UInt32(worker)
     guard installed[spi] != w else { return }
-    if CIO_bpf_map_update_u32(mapFD, spi, w) == 0 { installed[spi] = w } else { refused += 1 }
+    if CLinux_bpf_map_update_u32(mapFD, spi, w) == 0 { installed[spi] = w } else { refused += 1 }
   }
 
   /// Forgets one SPI (its datagrams then go by the kernel's hash and are handed over if need be).
   func remove(_ spi: UInt32) {
     guard installed[spi] != nil else { return }
-    _ = CIO_bpf_map_delete_u32(mapFD, spi)
+    _ = CLinux_bpf_map_delete_u32(mapFD, spi)
     installed[spi] = nil
   }
 
   /// The socket index the map holds for `spi` (tests).
   func lookup(_ spi: UInt32) -> UInt32? {
     var v: UInt32 = 0
-    return CIO_bpf_map_lookup_u32(mapFD, spi, &v) == 0 ? v : nil
+    return CLinux_bpf_map_lookup_u32(mapFD, spi, &v) == 0 ? v : nil
   }
 
   /// Entries in the map.

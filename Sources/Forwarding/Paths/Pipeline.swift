@@ -6,24 +6,24 @@ import ESP
 /// I/O: the live loop and `espd replay` both drive it. Not thread-safe; owned by one loop.
 public final class Pipeline {
   /// This worker's lookup tables, changed in place between batches (``apply(_:discard:)``).
-  public private(set) var table: LookupTables
+  @exclusivity(unchecked) public private(set) var table: LookupTables
   /// Learned inner flows for tunnels that share an alias.
-  public internal(set) var flows: FlowTable
+  @exclusivity(unchecked) public internal(set) var flows: FlowTable
   /// Verdict counts of this loop.
-  public package(set) var counters = VerdictCounters()
+  @exclusivity(unchecked) public package(set) var counters = VerdictCounters()
   /// Lifetime events raised and not yet taken by the loop (``takeEvents()``).
-  public internal(set) var events: [SAEvent] = []
+  @exclusivity(unchecked) public internal(set) var events: [SAEvent] = []
   /// Peer moves seen on authenticated packets and not yet taken by the loop (``takePeerEvents()``).
-  public internal(set) var peerEvents: [PeerEvent] = []
+  @exclusivity(unchecked) public internal(set) var peerEvents: [PeerEvent] = []
   /// The loop's timestamp (monotonic ns) of the batch being processed, set by the loop once per
   /// batch: what an SA records as its last use (never a clock read per packet; 0: not set).
-  public var batchTime: UInt64 = 0
+  @exclusivity(unchecked) public var batchTime: UInt64 = 0
   /// Lifetime events raised in all (soft, hard).
-  public internal(set) var softEvents: UInt64 = 0
-  public internal(set) var hardEvents: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var softEvents: UInt64 = 0
+  @exclusivity(unchecked) public internal(set) var hardEvents: UInt64 = 0
   /// This pipeline's worker, and how many workers share the tunnels (``owns(_:)``).
   public let worker: Int
-  public package(set) var workers: Int
+  @exclusivity(unchecked) public package(set) var workers: Int
 
   /// - Parameters:
   ///   - table: this worker's own tables (each worker has its own copy).

@@ -31,12 +31,12 @@ package struct TableEntry {
 /// each is mutated only by its owner (Ownership.swift).
 public final class LookupTables {
   /// Tunnels by slot (``Tunnel/index``); nil marks a free slot.
-  public internal(set) var slots: [Tunnel?]
+  @exclusivity(unchecked) public internal(set) var slots: [Tunnel?]
   /// Inbound SPI → tunnel slot (the SA itself is found in the tunnel's few inbound SAs).
-  package var spiIndex: OpenAddressingTable<SPIKey>
-  package var routes: RouteTable
+  @exclusivity(unchecked) package var spiIndex: OpenAddressingTable<SPIKey>
+  @exclusivity(unchecked) package var routes: RouteTable
   /// Alias → tunnel slot, or ``sharedAlias`` when several tunnels share it.
-  package var aliases: OpenAddressingTable<MaskedAddress>
+  @exclusivity(unchecked) package var aliases: OpenAddressingTable<MaskedAddress>
   package static let sharedAlias: Int32 = -2
   public let listen: [Endpoint]
   /// The TUN's own addresses by family: transport-mode packets are delivered to them.
@@ -44,10 +44,10 @@ public final class LookupTables {
   public let tunAddress6: IPAddress?
   /// Tunnels this worker owns that have an SA with a time limit, and initiator tunnels (they send
   /// NAT-keepalives): swept a slice at a time (``Pipeline/sweep(now:)``).
-  package var timed: [Tunnel] = []
-  package var initiators: [Tunnel] = []
+  @exclusivity(unchecked) package var timed: [Tunnel] = []
+  @exclusivity(unchecked) package var initiators: [Tunnel] = []
   /// Tunnels in the table.
-  public internal(set) var tunnelCount = 0
+  @exclusivity(unchecked) public internal(set) var tunnelCount = 0
 
   /// Builds the SAs and tables for a validated configuration, tunnel `i` in slot `i` (replay,
   /// benchmarks, tests; `espd run` builds them through ``ControlModel``).

@@ -45,6 +45,9 @@ bash scripts/nat-test.sh --espd .build/debug/espd
 step "release build (the 200 Mbit/s control-plane tests, the benchmarks and the hostile tests use it)"
 swift build -c release
 
+step "another package depends on ESP and UDPEncap (by path, and by version from a tagged clone)"
+bash scripts/dependent.sh
+
 step "live: the control plane (CLI, hitless rekeys at 200 Mbit/s each way, a storm of 20,000 rekey steps on 100,000 tunnels under load, 1,000-tunnel churn, bad requests, lifetimes, metrics, owner check)"
 bash scripts/control-test.sh --espd .build/debug/espd --espd-release .build/release/espd
 

@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // `espd replay`: runs every packet of a capture through the same inbound and outbound paths as the
 // live dataplane, with no TUN and no sockets, and writes what they produce to a raw-IP pcap.
+import ESP
 import Forwarding
 import UDPEncap
 

@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // Builds the outer IP and UDP headers of an ESP-in-UDP datagram in front of it (replay output; the
 // live path gives the payload to a UDP socket and the kernel builds these).
+import ESP
 import Forwarding
 
 public enum OuterHeader {

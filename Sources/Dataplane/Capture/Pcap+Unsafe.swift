@@ -1,7 +1,7 @@
-import CLinux
-import CPcap
 // SPDX-License-Identifier: Apache-2.0
 // libpcap file reading (pcap and pcapng) and raw-IP pcap writing, wrapped for `espd replay`.
+import CLinux
+import CPcap
 import Forwarding
 
 /// Reads packets from a pcap or pcapng file through libpcap. Not thread-safe.

@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // One client connection of the control plane (control socket or metrics): buffered, non-blocking,
 // bounded both ways.
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

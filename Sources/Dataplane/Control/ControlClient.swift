@@ -1,7 +1,7 @@
-import CLinux
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The client side of the control socket, for the `espd tunnel|rekey|sa|stats|events` commands.
+import CLinux
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

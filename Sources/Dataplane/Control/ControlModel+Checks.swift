@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The rules across tunnels, checked against the control model's indexes (names, SPIs, prefixes,
 // aliases, limits) for a tunnel or SA about to be added: no pass over the tunnels.
+import ESP
 import Forwarding
 
 extension ControlModel {

@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // `query_sa`, `list` with `names_only`, and `update_tunnel`: one tunnel at a time, through the
 // indexes (constant time in the number of tunnels, except the names list).
+import ESP
 import Forwarding
 
 extension ControlModel {

@@ -1,8 +1,8 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // SIGHUP: the configuration file's tunnels against those in force, and only the difference applied.
 // An unchanged tunnel is not touched; a changed one keeps its slot, its run-time state and every SA
 // whose configuration is unchanged (sequence numbers and replay windows go on).
+import ESP
 import Forwarding
 
 extension TunnelConfig {

@@ -1,8 +1,8 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // `alloc_spi` / `release_spi`: inbound SPIs reserved for a controller before it installs them, so
 // that two controllers (or a controller and the configuration file) do not pick the same one.
 // Bounded in number (limits.tunnels) and in time (300 s, as Linux lets a larval SA expire).
+import ESP
 import Forwarding
 
 extension ControlModel {

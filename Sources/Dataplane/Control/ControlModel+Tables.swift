@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The workers' lookup tables as the control thread builds them: whole at start-up, and again, larger,
 // when the tunnels outgrow them (the workers swap them in between batches; the old ones are freed here).
+import ESP
 import Forwarding
 
 extension ControlModel {

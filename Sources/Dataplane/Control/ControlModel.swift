@@ -1,9 +1,9 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The tunnels in force as the control thread keeps them, and every change to them in a time that
 // does not grow with their number: the rules across tunnels are checked against indexes (names,
 // SPIs, prefixes, aliases), only the SAs a request names are built, and each worker gets a few
 // table changes in its queue. A refused request changes nothing.
+import ESP
 import Forwarding
 
 /// What the model does outside itself, so that tests can run it without netlink, eBPF or workers.

@@ -1,9 +1,9 @@
-import CLinux
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The control plane: the model of the tunnels in force (ControlModel), wired to what it changes
 // outside itself (routes, the SPI steering map, the workers' change queues), plus SIGHUP reloads and
 // SIGUSR1 prints. Runs on the control thread; never stops a worker.
+import CLinux
+import ESP
 import Forwarding
 import Logging
 

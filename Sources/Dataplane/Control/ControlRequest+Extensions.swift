@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The ops charon's kernel-espd plugin added to the control protocol (integrations/strongswan/
 // ESPD-EXTENSIONS.md): their members, parsed and checked. Pure.
+import ESP
 import Forwarding
 
 extension ControlRequest {

@@ -1,6 +1,6 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // One control-socket request line (INTERFACE.md "Control socket"), parsed and checked. Pure.
+import ESP
 import Forwarding
 
 /// A request on the control socket.

@@ -1,8 +1,8 @@
-import CLinux
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The control thread: serves the control socket (JSON lines) and the metrics endpoint (HTTP), and
 // passes the loop's lifetime events to subscribers. One poll(2) loop; nothing here touches packets.
+import CLinux
+import ESP
 import Forwarding
 import Logging
 

@@ -1,7 +1,7 @@
-import CLinux
 // SPDX-License-Identifier: Apache-2.0
 // The control plane's listening sockets: the Unix control socket (mode 0600, owner-only) and the
 // TCP metrics endpoint.
+import CLinux
 import Forwarding
 
 #if canImport(Glibc)

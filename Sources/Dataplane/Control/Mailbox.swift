@@ -1,8 +1,8 @@
-import CLinux
 // SPDX-License-Identifier: Apache-2.0
 // Where the packet workers hand things to the control thread: lifetime events, reload and print
 // requests; and the eventfds that wake each side. Changes go the other way through each worker's
 // ChangeQueue; counters are read from what the workers publish. Nothing here stops a worker.
+import CLinux
 import Forwarding
 
 #if canImport(Glibc)

@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The IKE side of a loop: the daemon's replies go out (with the marker on the listen ports, as
 // they are on the `ike.listen` ports), and datagrams to the `ike.listen` ports go to the daemon.
+import ESP
 import Forwarding
 import UDPEncap
 

@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // What the io_uring and recvmmsg loops share: the sockets, the TUN, the punt channel, socket
 // choice, NAT-keepalive timing, and the loop-level counters.
+import ESP
 import Forwarding
 import UDPEncap
 

@@ -1,7 +1,7 @@
-import CLinux
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The fallback loop (`--io mmsg`): poll, then batches through recvmmsg/sendmmsg and TUN read/write.
+import CLinux
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

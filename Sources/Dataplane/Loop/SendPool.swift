@@ -1,9 +1,9 @@
-import CLinux
-import CURing
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // Buffers the io_uring loop's outbound side hands out and takes back: 2 KiB slots for segments cut
 // from GSO packets, and sendmsg descriptors that carry up to 64 ESP datagrams each (UDP GSO).
+import CLinux
+import CURing
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

@@ -1,7 +1,7 @@
-import CLinux
-import CURing
 // SPDX-License-Identifier: Apache-2.0
 // A liburing ring and a provided-buffer ring, owned and torn down in deinit.
+import CLinux
+import CURing
 import Forwarding
 
 #if canImport(Glibc)

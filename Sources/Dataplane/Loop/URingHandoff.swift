@@ -1,11 +1,11 @@
-import CLinux
-import CURing
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The io_uring loop with several workers (`--workers N`): before a batch is processed, the packets
 // another worker owns are copied into the ring to that worker and leave the batch; after every
 // round, the rings from the other workers are read into this worker's batches, and the workers
 // this one published packets for are woken with an eventfd write that rides on the next submit.
+import CLinux
+import CURing
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

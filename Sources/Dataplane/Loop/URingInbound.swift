@@ -1,10 +1,10 @@
-import CLinux
-import CURing
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The io_uring loop's inbound side: multishot receives parsed into a batch (a UDP GRO receive split
 // into its datagrams), decapsulated, and written to the TUN one packet each, or, with a virtio-net
 // header, one GSO write per run of TCP segments or same-size UDP datagrams of a flow.
+import CLinux
+import CURing
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

@@ -1,9 +1,9 @@
-import CLinux
-import CURing
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The io_uring loop: multishot recvmsg into provided buffers on every listen socket, a set of
 // outstanding TUN reads, batched TUN writes and UDP sends, one io_uring_enter per round.
+import CLinux
+import CURing
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

@@ -1,10 +1,10 @@
-import CLinux
-import CURing
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The io_uring loop's outbound side: TUN packets in (GSO packets cut into segments, partial
 // checksums completed), sealed as a batch, and sent as runs of same-size datagrams per peer: one
 // sendmsg with UDP_SEGMENT for each run when UDP GSO is on, one per datagram otherwise.
+import CLinux
+import CURing
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

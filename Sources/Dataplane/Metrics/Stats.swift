@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The counters of a running dataplane, copied out of the loop as one value (between batches), and
 // printed as the stats JSON (`espd stats`, SIGUSR1, exit) and the `list` answer. Keys never appear.
+import ESP
 import Forwarding
 
 /// One SA as `list` shows it: identity, use, and lifetime state. No key material.

@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // A worker's counters as it publishes them every round, for `stats`, `list`, SIGUSR1 and metrics to
 // read from the control thread without stopping the worker.
+import ESP
 import Forwarding
 
 /// One worker's published counters: the loop-level counters, the verdict counts, lifetime events

@@ -1,10 +1,10 @@
-import CLinux
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The IKE punt channel: IKE datagrams (marker stripped) go to the IKE daemon behind a 40-byte
 // header, and its replies come back the same way to be sent with the marker (docs/INTERFACE.md
 // "The IKE punt channel"). The channel socket is not connected: each datagram is addressed to
 // the daemon, so a daemon that restarts and binds its address again gets the next one.
+import CLinux
+import ESP
 import Forwarding
 import UDPEncap
 

@@ -1,9 +1,9 @@
-import CLinux
-import CURing
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // `espd run`: sets up the TUN (addresses, MTU, link), routes and policy rules, the listen sockets
 // and the IKE punt channel from a configuration, runs a loop until SIGINT/SIGTERM, and tears down.
+import CLinux
+import CURing
+import ESP
 import Forwarding
 import Logging
 

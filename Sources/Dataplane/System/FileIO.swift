@@ -1,7 +1,7 @@
-import Forwarding
-
 // SPDX-License-Identifier: Apache-2.0
 // Reading whole small files (configurations, /proc entries) without Foundation.
+import Forwarding
+
 #if canImport(Glibc)
   import Glibc
 #endif

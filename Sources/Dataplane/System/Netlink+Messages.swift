@@ -1,6 +1,6 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The rtnetlink wire format: kernel constants, request encoding and reply decoding, with no I/O.
+import ESP
 import Forwarding
 
 // Glibc imports none of linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h or linux/fib_rules.h,

@@ -1,6 +1,6 @@
-import CLinux
 // SPDX-License-Identifier: Apache-2.0
 // The netlink socket's system calls (open, options, send, receive): the pointer and errno code.
+import CLinux
 import Forwarding
 
 #if canImport(Glibc)

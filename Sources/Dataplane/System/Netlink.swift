@@ -1,6 +1,6 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // rtnetlink requests for links, addresses, routes and policy rules, acknowledged one by one.
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

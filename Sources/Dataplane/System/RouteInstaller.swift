@@ -1,6 +1,6 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The routes and policy rules espd installs through its TUN at start-up and removes at exit.
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

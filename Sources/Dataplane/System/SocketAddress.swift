@@ -1,7 +1,7 @@
-import CLinux
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // Endpoint <-> sockaddr_in / sockaddr_in6, and IP_PKTINFO / IPV6_PKTINFO control messages.
+import CLinux
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

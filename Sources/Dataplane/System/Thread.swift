@@ -1,8 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
+// A POSIX thread running one closure, joined explicitly (the control plane's thread).
 import CLinux
 import Forwarding
 
-// SPDX-License-Identifier: Apache-2.0
-// A POSIX thread running one closure, joined explicitly (the control plane's thread).
 #if canImport(Glibc)
   import Glibc
 #endif

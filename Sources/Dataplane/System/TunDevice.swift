@@ -1,7 +1,7 @@
-import CLinux
-import CURing
 // SPDX-License-Identifier: Apache-2.0
 // The TUN device: opened on /dev/net/tun (IFF_TUN | IFF_NO_PI), non-blocking, gone when closed.
+import CLinux
+import CURing
 import Forwarding
 
 #if canImport(Glibc)

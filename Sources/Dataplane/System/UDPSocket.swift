@@ -1,8 +1,8 @@
-import CLinux
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // One UDP socket per `listen` entry: bound, non-blocking, reporting each datagram's destination
 // address (IP_PKTINFO / IPV6_RECVPKTINFO) so replies leave from the address the peer used.
+import CLinux
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

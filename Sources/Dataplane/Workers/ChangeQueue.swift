@@ -1,9 +1,9 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // How a change reaches a worker without stopping it: the control thread appends it to the worker's
 // queue; the worker applies everything queued before it processes packets it collected (so a packet
 // that arrives after the control socket said "ok" always meets the change), and publishes how far it
 // got. No worker waits for the control thread, and the control thread waits for no worker.
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

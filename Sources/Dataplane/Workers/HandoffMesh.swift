@@ -1,7 +1,7 @@
-import CLinux
 // SPDX-License-Identifier: Apache-2.0
 // What the workers of one dataplane share: a handoff ring for every ordered pair of workers, an
 // eventfd per worker to wake it, and the stop flag.
+import CLinux
 import Forwarding
 import Synchronization
 

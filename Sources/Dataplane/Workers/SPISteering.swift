@@ -1,5 +1,3 @@
-import CLinux
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // Inbound steering by SPI (`--workers N`): an eBPF program on each SO_REUSEPORT group reads a
 // datagram's SPI and picks the socket of the worker that owns its tunnel, from a map the control
@@ -7,6 +5,8 @@ import ESP
 // also when many tunnels share one outer 4-tuple (two gateways, many SAs), which the kernel's
 // 4-tuple hash would put on one socket. An SPI the map does not hold falls back to that hash,
 // and a datagram that lands on the wrong worker is still handed over: steering is only a shortcut.
+import CLinux
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

@@ -1,7 +1,7 @@
-import ESP
 // SPDX-License-Identifier: Apache-2.0
 // The workers as the control thread sees them: a change queue each, the counters each publishes,
 // and the SPI steering map. Nothing here stops a worker.
+import ESP
 import Forwarding
 
 #if canImport(Glibc)

@@ -1,9 +1,9 @@
-import ESP
-import UDPEncap
-
 // SPDX-License-Identifier: Apache-2.0
 // Seals one packet with espd's ESP library, opens it again, and checks UDPEncap classifies the
 // sealed bytes as ESP with the SA's SPI. Prints one line; exits 1 when anything differs.
+import ESP
+import UDPEncap
+
 #if canImport(Glibc)
   import Glibc
 #endif

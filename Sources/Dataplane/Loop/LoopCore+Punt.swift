@@ -40,7 +40,7 @@ extension LoopCore {
       out.removeAll(keepingCapacity: true)
       if !header.raw { out += [0, 0, 0, 0] }
       out += ike
-      if !(out.withUnsafeBytes { (try? sockets[i].send($0, to: destination, from: source.address)) ?? false }) {
+      if !(out.withUnsafeBytes { (try? outer[i].send($0, to: destination, from: source.address)) ?? false }) {
         puntReplyDropped &+= 1
       }
     }
@@ -49,8 +49,8 @@ extension LoopCore {
   /// The listen socket for a reply from `source`: bound to it, else the wildcard of its family on
   /// its port, else any of its family on its port; nil if none has that port.
   func replySocketIndex(for source: Endpoint) -> Int? {
-    let port = sockets.indices.filter {
-      sockets[$0].local.port == source.port && sockets[$0].local.address.isV6 == source.address.isV6
+    let port = outer.indices.filter {
+      outer[$0].local.port == source.port && outer[$0].local.address.isV6 == source.address.isV6
     }
     return port.first { sockets[$0].local == source } ?? port.first { sockets[$0].local.address.isUnspecified }
       ?? port.first

@@ -13,11 +13,20 @@ import UDPEncap
 /// Not thread-safe; owned by the loop's thread.
 public final class LoopCore {
   public let pipeline: Pipeline
-  public let tun: TunDevice
-  /// This worker's TUN queue (the device's only descriptor with one worker).
+  /// The TUN device (nil when the loop runs on an in-memory device, in tests).
+  public let tun: TunDevice?
+  /// This worker's TUN queue (the device's only descriptor with one worker; -1 in memory).
   public let tunFD: Int32
-  /// This worker's listen sockets, one per `listen` entry (SO_REUSEPORT siblings with several).
+  /// The offloads the TUN accepted (``TunDevice/offloads``; 0 in memory).
+  public let tunOffloads: UInt32
+  /// This worker's listen sockets, one per `listen` entry (SO_REUSEPORT siblings with several);
+  /// empty in memory. The io_uring loop submits on their descriptors.
   public let sockets: [UDPSocket]
+  /// The inner side as the recvmmsg loop reads and writes it: this worker's TUN queue, or a fake.
+  public let device: any PacketDevice
+  /// The outer sockets as the recvmmsg loop, keepalives and IKE replies use them: ``sockets``, or
+  /// fakes (same order: socket indices are the same in both).
+  public let outer: [any DatagramSocket]
   public let punt: PuntChannel?
   /// NAT-keepalive interval in ns (0: off); a reload can change it (``TableChange/keepalive(_:)``).
   @exclusivity(unchecked) var keepaliveInterval: UInt64
@@ -107,9 +116,33 @@ public final class LoopCore {
     self.pipeline = pipeline
     self.tun = tun
     self.tunFD = tunFD ?? tun.fd
+    tunOffloads = tun.offloads
     self.mesh = mesh
     self.sockets = sockets
+    device = TunQueue(fd: self.tunFD, vnetHeader: tun.vnetHeader)
+    outer = sockets
     self.punt = punt
+    keepaliveInterval = UInt64(max(0, keepaliveSeconds)) * 1_000_000_000
+  }
+
+  /// A loop core on other devices and sockets than the kernel's (the unit tests' in-memory ones):
+  /// for the recvmmsg loop's ``MMsgLoop/step()``, without punt channel or mailbox.
+  init(
+    pipeline: Pipeline, device: any PacketDevice, outer: [any DatagramSocket], keepaliveSeconds: Int,
+    changes: ChangeQueue? = nil, mtu: Int = 1500
+  ) {
+    slotSize = DataplaneConstants.slotSize(mtu: mtu)
+    mailbox = nil
+    self.pipeline = pipeline
+    tun = nil
+    tunFD = -1
+    tunOffloads = 0
+    mesh = nil
+    sockets = []
+    self.device = device
+    self.outer = outer
+    punt = nil
+    self.changes = changes
     keepaliveInterval = UInt64(max(0, keepaliveSeconds)) * 1_000_000_000
   }
 
@@ -118,7 +151,7 @@ public final class LoopCore {
   func socketIndex(for local: Endpoint) -> Int? {
     var wildcard: Int? = nil
     var family: Int? = nil
-    for (i, s) in sockets.enumerated() where s.local.address.isV6 == local.address.isV6 {
+    for (i, s) in outer.enumerated() where s.local.address.isV6 == local.address.isV6 {
       if s.local == local { return i }
       if s.local.port == local.port && s.local.address.isUnspecifiedAddress { wildcard = wildcard ?? i }
       family = family ?? i
@@ -205,7 +238,7 @@ public final class LoopCore {
       let local = pipeline.sourceEndpoint(for: t, peer: peer)
       guard let i = socketIndex(for: local) else { continue }
       let sent = UDPEncap.natKeepalive.withUnsafeBytes {
-        (try? sockets[i].send($0, to: peer, from: local.address)) ?? false
+        (try? outer[i].send($0, to: peer, from: local.address)) ?? false
       }
       if sent {
         t.lastSent = now

@@ -93,8 +93,8 @@ public final class URingLoop {
     wakeOne.initialize(to: 1)
     // Packets handed over by other workers are copied into arena slots (inbound and outbound).
     inboundArena = SlotArena(count: udpGRO ? 4096 : workers > 1 ? 2048 : 0, size: core.slotSize)
-    vnetLength = core.tun.vnetHeader ? VirtioNetHeader.size : 0
-    let gsoTUN = core.tun.offloads & (TunDevice.offloadTSO4 | TunDevice.offloadTSO6 | TunDevice.offloadUSO4) != 0
+    vnetLength = core.device.vnetHeader ? VirtioNetHeader.size : 0
+    let gsoTUN = core.tunOffloads & (TunDevice.offloadTSO4 | TunDevice.offloadTSO6 | TunDevice.offloadUSO4) != 0
     tunSlotSize = gsoTUN ? max(65536 + 4096, core.slotSize) : core.slotSize
     arena = SlotArena(count: gsoTUN || workers > 1 ? 2048 : 0, size: core.slotSize)
     // A descriptor for every datagram that can be in flight (each TUN slot and each arena slot),
@@ -103,7 +103,7 @@ public final class URingLoop {
     tunWrites = SendPool(capacity: vnetLength > 0 ? 512 : 0)
     coalescer = TCPCoalescer(
       capacity: DataplaneConstants.batchSize,
-      udp: core.tun.offloads & (TunDevice.offloadUSO4 | TunDevice.offloadUSO6) == TunDevice.offloadUSO4
+      udp: core.tunOffloads & (TunDevice.offloadUSO4 | TunDevice.offloadUSO6) == TunDevice.offloadUSO4
         | TunDevice.offloadUSO6)
     outboundCapacity = gsoTUN || workers > 1 ? 1024 : tunReads
     uring = try URing(entries: 1024)

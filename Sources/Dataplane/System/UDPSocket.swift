@@ -14,6 +14,8 @@ public final class UDPSocket {
   public let fd: Int32
   /// The endpoint it is bound to (the address may be a wildcard).
   public let local: Endpoint
+  /// The message arrays of the batch calls (UDPSocket+Batch.swift), made on first use.
+  var batchScratch: MMsgScratch?
 
   /// Opens and binds a socket for `listen`.
   /// - Parameters:

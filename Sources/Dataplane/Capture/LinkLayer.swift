@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Finds the IP packet inside a captured frame, for the link types `espd replay` reads.
 
-import Forwarding
-
 /// Capture link types (libpcap DLT_* values as `pcap_datalink` returns them on Linux).
 public enum LinkType: Int32, Sendable {
   case null = 0  // BSD loopback: 4-byte host-order address family

@@ -2,7 +2,6 @@
 // libpcap file reading (pcap and pcapng) and raw-IP pcap writing, wrapped for `espd replay`.
 import CLinux
 import CPcap
-import Forwarding
 
 /// Reads packets from a pcap or pcapng file through libpcap. Not thread-safe.
 public final class PcapReader {

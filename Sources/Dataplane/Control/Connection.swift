@@ -2,7 +2,6 @@
 // One client connection of the control plane (control socket or metrics): buffered, non-blocking,
 // bounded both ways.
 import ESP
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -2,7 +2,6 @@
 // The client side of the control socket, for the `espd tunnel|rekey|sa|stats|events` commands.
 import CLinux
 import ESP
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -2,7 +2,6 @@
 // A liburing ring and a provided-buffer ring, owned and torn down in deinit.
 import CLinux
 import CURing
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

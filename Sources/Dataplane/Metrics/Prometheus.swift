@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // The counters in the Prometheus text exposition format (version 0.0.4), for `GET /metrics`.
-
 import Forwarding
 
 extension StatsSnapshot {

@@ -2,7 +2,6 @@
 // How much IKE reaches the IKE daemon: a token bucket per source address, so that one flooding
 // address cannot take the whole budget and shut every other peer's IKE out, and one for all.
 import ESP
-import Forwarding
 
 /// A token bucket: `perSecond` tokens a second, at most `perSecond` saved (one second of burst).
 struct TokenBucket {

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // SIGINT, SIGTERM and SIGUSR1 as readable events (signalfd), so the loop handles them between batches.
 import CLinux
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

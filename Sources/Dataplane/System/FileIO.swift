@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // Reading whole small files (configurations, /proc entries) without Foundation.
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The netlink socket's system calls (open, options, send, receive): the pointer and errno code.
 import CLinux
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

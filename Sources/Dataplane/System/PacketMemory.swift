@@ -5,8 +5,6 @@
 // receive that lands in it, which can be minutes into a run: RSS then creeps up (5 MB on a soak's
 // gateway) and each such page fault lands on the packet path.
 
-import Forwarding
-
 enum PacketMemory {
   /// `bytes` of zeroed, page-aligned memory, every page resident. Release with `deallocate()`.
   static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {

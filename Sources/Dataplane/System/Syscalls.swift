@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Every libc call the Dataplane makes goes through here: EINTR retried, EAGAIN as a value, other
 // errors as a typed error naming the operation (STYLE.md §3).
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // A POSIX thread running one closure, joined explicitly (the control plane's thread).
 import CLinux
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

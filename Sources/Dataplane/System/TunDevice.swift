@@ -2,7 +2,6 @@
 // The TUN device: opened on /dev/net/tun (IFF_TUN | IFF_NO_PI), non-blocking, gone when closed.
 import CLinux
 import CURing
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // One queue of the TUN device as a loop's packet device: read(2) and write(2) of whole packets.
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Starting several workers together: each sets up its io_uring on its own thread (a SINGLE_ISSUER
 // ring belongs to the thread that made it), reports, and waits for the word to run.
-import Forwarding
 
 #if canImport(Glibc)
   import Glibc

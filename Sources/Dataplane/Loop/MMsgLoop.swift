@@ -83,7 +83,7 @@ public final class MMsgLoop {
       core.tick(now: now)
       let timeout = core.sweeping ? 0 : Int32(max(1, min(1000, (core.nextTick &- now) / 1_000_000)))
       core.noteStall(cpu: LoopCore.threadCPU() &- sinceCPU, wall: LoopCore.now() &- since)
-      let n = poll(&fds, nfds_t(fds.count), timeout)
+      let n = Sys.poll(&fds, timeout: timeout)
       if n < 0 && errno != EINTR {
         core.failure = "poll failed: \(String(cString: strerror(errno))) (errno \(errno))"
         break
@@ -107,7 +107,7 @@ public final class MMsgLoop {
     let vnet = core.tun.vnetHeader ? VirtioNetHeader.size : 0
     let room = slotSize - DataplaneConstants.headroom - DataplaneConstants.tailroom + vnet
     while n < batch {
-      let r = read(core.tunFD, slot(n) + DataplaneConstants.headroom - vnet, room)
+      let r = Sys.read(core.tunFD, slot(n) + DataplaneConstants.headroom - vnet, room)
       if r <= vnet { break }
       if vnet > 0 {
         // Offloads are off for this loop; a packet left over from before is completed or dropped.
@@ -161,7 +161,7 @@ public final class MMsgLoop {
     }
     var sent = 0
     while sent < indices.count {
-      let r = CLinux_sendmmsg(socket.fd, messages + sent, UInt32(indices.count - sent), 0)
+      let r = Sys.sendMessages(socket.fd, messages + sent, indices.count - sent)
       if r < 0 {
         if errno == EINTR { continue }
         core.udpSendDropped &+= UInt64(indices.count - sent)  // EAGAIN/ENOBUFS: the kernel is full
@@ -181,7 +181,7 @@ public final class MMsgLoop {
         msg_iov: iovecs + i, msg_iovlen: 1, msg_control: controls + i * SocketAddress.controlSpace,
         msg_controllen: SocketAddress.controlSpace, msg_flags: 0)
     }
-    let r = CLinux_recvmmsg(socket.fd, messages, UInt32(batch), Int32(MSG_DONTWAIT), nil)
+    let r = Sys.receiveMessages(socket.fd, messages, batch)
     guard r > 0 else { return }
     let n = Int(r)
     core.batches &+= 1
@@ -205,7 +205,7 @@ public final class MMsgLoop {
         let vnet = core.tun.vnetHeader ? VirtioNetHeader.size : 0
         let data = packets[i].data - vnet
         if vnet > 0 { VirtioNetHeader.writeNone(to: data) }
-        if write(core.tunFD, data, packets[i].count + vnet) < 0 { core.tunWriteDropped &+= 1 }
+        if Sys.write(core.tunFD, data, packets[i].count + vnet) < 0 { core.tunWriteDropped &+= 1 }
       case .ike:
         core.punt?.punt(packets[i].bytes, from: addresses[i].remote, to: addresses[i].local)
       default:

@@ -18,6 +18,26 @@ if grep -rnE '^\s*(@_exported |@testable |internal |public |package |private |fi
   echo "lint: Forwarding must stay pure (it may import only ESP, UDPEncap and CAtomics)" >&2
   fail=1
 fi
+# One syscall layer: Dataplane makes its system calls through `Sys` (System/Syscalls.swift and
+# System/Sys+*.swift), which owns errno handling and hands out descriptors as OwnedFD (closed once).
+# Anywhere else a raw call is an error: a libc call below, or any function of the CLinux shim (its
+# lower-case ones; upper-case ones are ioctl numbers). `x.read(`, `func read(`, `case open(` are not
+# libc; comments are skipped.
+clinux_calls=$(grep -oE '^(static inline )?(int|ssize_t|unsigned long) CLinux_[a-z][A-Za-z0-9_]*' \
+  Sources/CLinux/include/CLinux.h | awk '{print $NF}' | paste -sd'|')
+syscalls="close|read|write|poll|ppoll|epoll_create1|epoll_wait|epoll_ctl|sendto|recvfrom|sendmsg|recvmsg|sendmmsg"
+syscalls+="|recvmmsg|setsockopt|getsockopt|socket|bind|connect|listen|accept|accept4|shutdown|ioctl|eventfd|signalfd"
+syscalls+="|fcntl|open|unlink|chmod|mkdir|lstat|fstat|dup|dup2|pipe|pipe2|setpriority|pthread_sigmask|sigprocmask"
+syscalls+="|${clinux_calls}"
+raw=$(find Sources/Dataplane -name '*.swift' -not -path 'Sources/Dataplane/System/Sys*.swift' \
+  -not -path 'Sources/Dataplane/System/OwnedFD.swift' -print0 |
+  xargs -0 perl -ne 'BEGIN { $re = shift @ARGV } s{//.*}{};
+    print "$ARGV:$.: $_" if /(?<![\w.])(?<!func )(?<!case )(?:$re)\(/; close ARGV if eof' "$syscalls")
+if [[ -n $raw ]]; then
+  printf '%s\n' "$raw" >&2
+  echo "lint: raw system call outside the Sys layer (use or add a wrapper in Sources/Dataplane/System/Sys+*.swift)" >&2
+  fail=1
+fi
 # CCrypto types stay out of ESP's public API.
 if grep -rnE '^\s*(@_exported )?import CCrypto\b' Sources/ESP; then
   echo "lint: ESP must import CCrypto as 'internal import CCrypto'" >&2

@@ -12,7 +12,8 @@ import ESP
 final class Connection {
   enum Kind { case control, metrics }
 
-  let fd: Int32
+  private let owned: OwnedFD
+  var fd: Int32 { owned.raw }
   let kind: Kind
   /// When it was accepted (monotonic ns): idle metrics clients are closed.
   let opened: UInt64
@@ -28,15 +29,14 @@ final class Connection {
   /// The client shut its side down: no more requests will come.
   private(set) var inputClosed = false
 
-  init(fd: Int32, kind: Kind, now: UInt64) {
-    self.fd = fd
+  init(fd: consuming OwnedFD, kind: Kind, now: UInt64) {
+    owned = fd
     self.kind = kind
     self.opened = now
   }
 
   deinit {
     wipeInput(input.count)
-    close(fd)
   }
 
   /// Whether there is output waiting for the socket to take it.
@@ -60,7 +60,7 @@ final class Connection {
   func refuse(_ line: String, now: UInt64) {
     send(line)
     flush()
-    shutdown(fd, Int32(SHUT_WR))
+    Sys.shutdownWrite(fd)  // a client already gone is closed at the next round anyway
     drainingUntil = now + 2_000_000_000
   }
 
@@ -75,7 +75,7 @@ final class Connection {
     let chunk = Connection.chunk
     let before = input.count
     while input.count < limit {
-      let n = read(fd, chunk.baseAddress, min(chunk.count, limit - input.count))
+      let n = Sys.read(fd, chunk.baseAddress, min(chunk.count, limit - input.count))
       if n > 0 {
         input.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
         chunk.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: n)  // request lines carry keys
@@ -164,7 +164,7 @@ final class Connection {
   /// Writes what the socket takes now.
   func flush() {
     while outputOffset < output.count {
-      let n = output.withUnsafeBytes { write(fd, $0.baseAddress! + outputOffset, output.count - outputOffset) }
+      let n = output.withUnsafeBytes { Sys.write(fd, $0.baseAddress! + outputOffset, output.count - outputOffset) }
       if n > 0 {
         outputOffset += n
         continue

@@ -9,7 +9,8 @@ import ESP
 
 /// A connection to a running espd's control socket: a request line out, an answer line back.
 public final class ControlClient {
-  let fd: Int32
+  private let owned: OwnedFD
+  var fd: Int32 { owned.raw }
   private var buffer: [UInt8] = []
 
   /// Connects.
@@ -26,23 +27,22 @@ public final class ControlClient {
     }
     withUnsafeMutableBytes(of: &address.sun_path) { b in for (i, c) in bytes.enumerated() { b[i] = c } }
     let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
-    fd = try Sys.call("cannot create a socket") {
-      socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    }
+    let fd = try Sys.socket(
+      AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, "cannot create a socket")
     if timeoutSeconds > 0 {
       var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-      _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+      // Best effort: without the timeout a silent espd makes the command wait (as `events` does).
+      try? Sys.setOption(fd.raw, SOL_SOCKET, SO_RCVTIMEO, &tv, "cannot set SO_RCVTIMEO")
     }
-    let r = withUnsafePointer(to: &address) { CLinux_connect(fd, $0, length) }
-    guard r == 0 else {
-      let e = errno
-      close(fd)
+    do throws(SystemError) {
+      try Sys.connect(fd.raw, &address, length, "cannot connect to the control socket \(path)")
+    } catch {
+      let e = error.errno
       let hint = e == ENOENT || e == ECONNREFUSED ? " (is espd running with this control socket? see --control)" : ""
       throw SystemError("cannot connect to the control socket \(path)\(hint)", errno: e)
     }
+    owned = fd
   }
-
-  deinit { close(fd) }
 
   /// Sends one request line.
   public func send(_ line: String) throws(SystemError) {
@@ -51,7 +51,7 @@ public final class ControlClient {
     defer { KeyMaterial.wipe(&bytes) }
     var sent = 0
     while sent < bytes.count {
-      let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, bytes.count - sent) }
+      let n = bytes.withUnsafeBytes { Sys.write(fd, $0.baseAddress! + sent, bytes.count - sent) }
       if n < 0 {
         if errno == EINTR { continue }
         throw SystemError("cannot write to the control socket", errno: errno)
@@ -69,7 +69,7 @@ public final class ControlClient {
         buffer.removeFirst(nl + 1)
         return line
       }
-      let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      let n = chunk.withUnsafeMutableBytes { Sys.read(fd, $0.baseAddress, $0.count) }
       if n == 0 { return buffer.isEmpty ? nil : String(decoding: buffer, as: UTF8.self) }
       if n < 0 {
         if errno == EINTR { continue }

@@ -120,7 +120,7 @@ final class ControlPlane {
     let keepalive = new.natKeepaliveSeconds != config.natKeepaliveSeconds
     switch model.reload(new, now: LoopCore.now()) {
     case .success(let summary):
-      CLinux_malloc_trim(0)  // the parsed file's heap
+      Sys.trimHeap()  // the parsed file's heap
       logger.info("reloaded \(configPath): \(model.count) tunnels (\(summary))")
       if keepalive { logger.info("reload: nat_keepalive_seconds is now \(new.natKeepaliveSeconds)") }
     case .failure(let e): logger.error("reload failed: \(e)")

@@ -14,11 +14,11 @@ import Logging
 public final class ControlServer: @unchecked Sendable {
   let plane: ControlPlane
   let controlPath: String
-  let controlFD: Int32
-  let metricsFD: Int32?
+  let control: OwnedFD
+  let metrics: SharedFD?
   let metricsEndpoint: Endpoint?
   /// Written by ``stop()`` to end the thread's poll.
-  let stopFD: Int32
+  let stopEvent: OwnedFD
   private var connections: [Connection] = []
   private var thread: PThread? = nil
   private let owner = geteuid()
@@ -46,34 +46,25 @@ public final class ControlServer: @unchecked Sendable {
   init(plane: ControlPlane, controlPath: String, metrics: Endpoint?) throws(SystemError) {
     self.plane = plane
     self.controlPath = controlPath
-    stopFD = try Sys.call("cannot create an eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
-    do throws(SystemError) {
-      controlFD = try Listeners.unix(path: controlPath)
-    } catch {
-      close(stopFD)
-      throw error
-    }
+    // On a throw, the descriptors made so far close with the half-made server.
+    stopEvent = try Sys.eventFD()
+    control = try Listeners.unix(path: controlPath)
     if let metrics {
       do throws(SystemError) {
-        metricsFD = try Listeners.tcp(metrics)
+        self.metrics = SharedFD(try Listeners.tcp(metrics))
       } catch {
-        close(controlFD)
-        close(stopFD)
-        unlink(controlPath)
+        Sys.unlink(controlPath)
         throw error
       }
     } else {
-      metricsFD = nil
+      self.metrics = nil
     }
     metricsEndpoint = metrics
   }
 
   deinit {
     connections.removeAll()
-    close(controlFD)
-    if let metricsFD { close(metricsFD) }
-    close(stopFD)
-    unlink(controlPath)
+    Sys.unlink(controlPath)  // the listeners close after this
   }
 
   /// Starts the control thread.
@@ -83,8 +74,7 @@ public final class ControlServer: @unchecked Sendable {
 
   /// Ends the control thread and waits for it.
   func stop() {
-    var one: UInt64 = 1
-    _ = write(stopFD, &one, 8)
+    Sys.signal(eventFD: stopEvent.raw)
     thread?.join()
     thread = nil
   }
@@ -103,24 +93,24 @@ public final class ControlServer: @unchecked Sendable {
   private func run() {
     // The packet loops come first: under a storm of requests on a busy machine the scheduler gives
     // this thread the CPU the workers leave (nice 10 for this thread only; workers keep theirs).
-    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(CLinux_gettid()), 10)
+    Sys.setNice(ofThisThread: 10)  // best effort: without it the thread only competes more
     while true {
       var fds = [
-        pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: stopEvent.raw, events: Int16(POLLIN), revents: 0),
         pollfd(fd: plane.mailbox.controlFD, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: controlFD, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: metricsFD ?? -1, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: control.raw, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: metrics?.raw ?? -1, events: Int16(POLLIN), revents: 0),
       ]
       for c in connections {
         fds.append(pollfd(fd: c.fd, events: Int16(POLLIN) | (c.wantsWrite ? Int16(POLLOUT) : 0), revents: 0))
       }
       let polled = connections
-      let n = poll(&fds, nfds_t(fds.count), 1000)
+      let n = Sys.poll(&fds, timeout: 1000)
       if n < 0 && errno != EINTR { break }
       if fds[0].revents != 0 { break }
       if fds[1].revents != 0 { serviceMailbox() }
-      if fds[2].revents != 0 { accept(controlFD, kind: .control) }
-      if fds[3].revents != 0, let m = metricsFD { accept(m, kind: .metrics) }
+      if fds[2].revents != 0 { acceptConnections(on: control.raw, kind: .control) }
+      if fds[3].revents != 0, let m = metrics?.raw { acceptConnections(on: m, kind: .metrics) }
       let now = LoopCore.now()
       var served: [Connection] = []
       for (i, c) in polled.enumerated() where fds[4 + i].revents != 0 {
@@ -173,10 +163,9 @@ public final class ControlServer: @unchecked Sendable {
   /// The longest time one round may spend answering follow-up requests before it polls again (ns).
   static let followUpBudget: UInt64 = 2_000_000
 
-  private func accept(_ listener: Int32, kind: Connection.Kind) {
+  private func acceptConnections(on listener: Int32, kind: Connection.Kind) {
     while true {
-      let fd = CLinux_accept(listener, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
-      if fd < 0 { return }
+      guard let fd = Sys.accept(listener) else { return }
       let now = LoopCore.now()
       let c = Connection(fd: fd, kind: kind, now: now)
       let controlLimit = plane.config.limits.controlConnections
@@ -200,7 +189,7 @@ public final class ControlServer: @unchecked Sendable {
       if kind == .control {
         // Mode 0600 keeps other users out already; the credential check also covers a socket file
         // whose mode someone changed, and root's CAP_DAC_OVERRIDE.
-        let uid = Listeners.peerUID(fd)
+        let uid = Sys.peerUID(c.fd)
         if uid != owner {
           refusedOwner &+= 1
           let who = uid.map { "\($0)" } ?? "unknown"

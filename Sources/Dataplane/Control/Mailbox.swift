@@ -19,6 +19,8 @@ public final class Mailbox: @unchecked Sendable {
   public var loopFD: Int32 { loopFDs[0] }
   /// Readable when a worker left something for the control thread.
   public let controlFD: Int32
+  /// The eventfds behind ``loopFDs`` and ``controlFD``.
+  private let owned: [SharedFD]
   // Guarded by `lock`.
   private var events: [SAEvent] = []
   private var peerEvents: [PeerEvent] = []
@@ -31,17 +33,13 @@ public final class Mailbox: @unchecked Sendable {
 
   /// - Parameter workers: packet loops.
   public init(workers: Int = 1) throws(SystemError) {
-    var fds: [Int32] = []
-    do throws(SystemError) {
-      for _ in 0...max(1, workers) {  // one per worker, and the control thread's (the last)
-        fds.append(try Sys.call("cannot create an eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) })
-      }
-    } catch {
-      for fd in fds { close(fd) }
-      throw error
+    var events: [SharedFD] = []
+    for _ in 0...max(1, workers) {  // one per worker, and the control thread's (the last)
+      events.append(SharedFD(try Sys.eventFD()))  // on a throw, those made close
     }
-    controlFD = fds.removeLast()
-    loopFDs = fds
+    owned = events
+    controlFD = events.removeLast().raw
+    loopFDs = events.map(\.raw)
     lock = .allocate(capacity: 1)
     pthread_mutex_init(lock, nil)
   }
@@ -49,8 +47,6 @@ public final class Mailbox: @unchecked Sendable {
   deinit {
     pthread_mutex_destroy(lock)
     lock.deallocate()
-    for fd in loopFDs { close(fd) }
-    close(controlFD)
   }
 
   private func locked<T>(_ body: () -> T) -> T {
@@ -59,16 +55,10 @@ public final class Mailbox: @unchecked Sendable {
     return body()
   }
 
-  private static func signal(_ fd: Int32) {
-    var one: UInt64 = 1
-    _ = write(fd, &one, 8)
-  }
+  private static func signal(_ fd: Int32) { Sys.signal(eventFD: fd) }
 
   /// Empties an eventfd (after it polled readable).
-  public static func drain(_ fd: Int32) {
-    var value: UInt64 = 0
-    _ = read(fd, &value, 8)
-  }
+  public static func drain(_ fd: Int32) { Sys.drain(eventFD: fd) }
 
   // MARK: control thread
 

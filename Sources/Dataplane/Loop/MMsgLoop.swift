@@ -68,7 +68,7 @@ public final class MMsgLoop {
     }
     while !core.shouldStop {
       let timeout = prepare()
-      let n = poll(&fds, nfds_t(fds.count), timeout)
+      let n = Sys.poll(&fds, timeout: timeout)
       if n < 0 && errno != EINTR {
         core.failure = "poll failed: \(String(cString: strerror(errno))) (errno \(errno))"
         break

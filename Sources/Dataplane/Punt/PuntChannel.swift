@@ -16,9 +16,11 @@ import UDPEncap
 /// every datagram IKE), and one epoll descriptor over them all for the loop to wait on. Owns its
 /// descriptors. Used by one worker thread.
 public final class PuntChannel {
-  public let fd: Int32
+  private let channel: OwnedFD
+  private let poller: OwnedFD
+  public var fd: Int32 { channel.raw }
   /// Readable when a reply or a port-500 datagram waits (epoll over ``fd`` and ``listeners``).
-  public let pollFD: Int32
+  public var pollFD: Int32 { poller.raw }
   public let target: PuntTarget
   /// `ike.punt_local`: the address ``fd`` is bound to (nil: autobound).
   public let local: PuntTarget?
@@ -81,46 +83,38 @@ public final class PuntChannel {
     limiter = IKERateLimiter(perSecond: perSecond, perSource: perSource)
     let fd = try PuntChannel.open(target: target, local: local)
     let inode = PuntChannel.localInode(local)
-    func undo() {
-      close(fd)
-      if let inode, case .unix(let path)? = local, PuntChannel.inode(path) == inode { unlink(path) }
-    }
     let listeners: [UDPSocket]
-    let pollFD: Int32
+    let poller: OwnedFD
     do throws(SystemError) {
       listeners = try listen.map { (e) throws(SystemError) in
         try UDPSocket(listen: e, mark: mark, receiveBuffer: 1 << 21, sendBuffer: 1 << 21)
       }
-      pollFD = try Sys.call("cannot create the IKE channel's epoll descriptor") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+      poller = try PuntChannel.poller(over: [fd.raw] + listeners.map(\.fd))
     } catch {
-      undo()
+      // The descriptors made so far close on the way out; the socket file goes if still ours.
+      if let inode, case .unix(let path)? = local, PuntChannel.inode(path) == inode { Sys.unlink(path) }
       throw error
     }
-    for d in [fd] + listeners.map(\.fd) {
-      var event = epoll_event()
-      event.events = UInt32(EPOLLIN.rawValue)
-      event.data.fd = d
-      if epoll_ctl(pollFD, EPOLL_CTL_ADD, d, &event) != 0 {
-        let err = errno
-        close(pollFD)
-        undo()
-        throw SystemError("cannot watch the IKE channel's sockets", errno: err)
-      }
-    }
-    self.fd = fd
+    self.queueBytes = Sys.setBufferSize(fd.raw, force: SO_SNDBUFFORCE, plain: SO_SNDBUF, queueBytes)
+    channel = fd
     self.listeners = listeners
-    self.pollFD = pollFD
+    self.poller = poller
     localInode = inode
     targetLength = withUnsafeMutableBytes(of: &targetAddress) { PuntChannel.address(target, to: $0.baseAddress!) }
-    self.queueBytes = PuntChannel.bound(fd, queueBytes)
     buffer = UnsafeMutableRawPointer.allocate(byteCount: 65536 + PuntHeader.size, alignment: 16)
     listenBuffer = UnsafeMutableRawPointer.allocate(byteCount: PuntChannel.listenCapacity, alignment: 16)
   }
 
+  /// An epoll descriptor readable when one of `sockets` is.
+  static func poller(over sockets: [Int32]) throws(SystemError) -> OwnedFD {
+    let poller = try Sys.epoll("cannot create the IKE channel's epoll descriptor")
+    for d in sockets { try Sys.watch(d, on: poller.raw, "cannot watch the IKE channel's sockets") }
+    return poller
+  }
+
   /// The device and inode of a file (nil if there is none).
   static func inode(_ path: String) -> FileID? {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return nil }
+    guard let st = Sys.fileStatus(path) else { return nil }
     return FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
   }
 
@@ -131,14 +125,14 @@ public final class PuntChannel {
   }
 
   /// The channel socket, bound to `local` (a Unix path is replaced if a socket file is there).
-  static func open(target: PuntTarget, local: PuntTarget?) throws(SystemError) -> Int32 {
+  static func open(target: PuntTarget, local: PuntTarget?) throws(SystemError) -> OwnedFD {
     let sockType = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
     let family: Int32 =
       switch target {
       case .udp(let e): e.address.isV6 ? AF_INET6 : AF_INET
       case .unix: AF_UNIX
       }
-    let fd = try Sys.call("cannot create the IKE punt socket") { socket(family, sockType, 0) }
+    let fd = try Sys.socket(family, sockType, 0, "cannot create the IKE punt socket")
     var storage = sockaddr_storage()
     let length: socklen_t
     switch local {
@@ -152,27 +146,24 @@ public final class PuntChannel {
       length = withUnsafeMutableBytes(of: &storage) { PuntChannel.address(.unix(path), to: $0.baseAddress!) }
       // A socket file left by a former espd is replaced; one another process is bound to (a
       // datagram connect succeeds) is not taken from it, and anything else there is an error.
-      var st = stat()
-      if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK {
-        let probe = socket(AF_UNIX, sockType, 0)
-        let live = probe >= 0 && withUnsafePointer(to: &storage) { CLinux_connect(probe, $0, length) } == 0
-        if probe >= 0 { close(probe) }
+      if let st = Sys.fileStatus(path), (st.st_mode & S_IFMT) == S_IFSOCK {
+        var live = false
+        if let probe = try? Sys.socket(AF_UNIX, sockType, 0, "cannot create a socket") {
+          live = (try? Sys.connect(probe.raw, &storage, length, "probe \(path)")) != nil
+        }
         if live {
-          close(fd)
           throw SystemError(
             "cannot bind the IKE punt socket to \(path): another process is bound there", errno: EADDRINUSE)
         }
-        unlink(path)
+        Sys.unlink(path)  // left by a former espd
       }
     case .udp(let e)?:
       length = withUnsafeMutableBytes(of: &storage) { SocketAddress.write(e, to: $0.baseAddress!) }
     }
-    guard withUnsafePointer(to: &storage, { CLinux_bind(fd, $0, length) }) == 0 else {
-      let err = errno
-      close(fd)
-      throw SystemError("cannot bind the IKE punt socket to \(local.map { "\($0)" } ?? "an address")", errno: err)
-    }
-    if case .unix(let path)? = local { chmod(path, 0o600) }
+    try Sys.bind(
+      fd.raw, &storage, length, "cannot bind the IKE punt socket to \(local.map { "\($0)" } ?? "an address")")
+    // Best effort: datagrams from anyone but the daemon are dropped anyway (`foreign`).
+    if case .unix(let path)? = local { try? Sys.chmod(path, 0o600, "cannot set mode 0600 on \(path)") }
     return fd
   }
 
@@ -192,27 +183,10 @@ public final class PuntChannel {
     }
   }
 
-  /// Sets the send buffer that bounds the queue: SO_SNDBUFFORCE (CAP_NET_ADMIN, which `espd run`
-  /// has) so that net.core.wmem_max does not cut it down, else SO_SNDBUF.
-  /// - Returns: the size the kernel reports (twice the request, socket(7)).
-  static func bound(_ fd: Int32, _ bytes: Int) -> Int {
-    var v = Int32(clamping: bytes)
-    let size = socklen_t(MemoryLayout<Int32>.size)
-    if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, size) != 0 {
-      _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, size)
-    }
-    var got: Int32 = 0
-    var length = size
-    _ = getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &length)
-    return Int(got)
-  }
-
   deinit {
-    close(pollFD)
-    close(fd)
     // Only our own socket file: another espd may have bound the path since.
     if let localInode, case .unix(let path)? = local, let now = PuntChannel.inode(path), now == localInode {
-      unlink(path)
+      Sys.unlink(path)
     }
     buffer.deallocate()
     listenBuffer.deallocate()
@@ -267,7 +241,7 @@ public final class PuntChannel {
   /// taking datagrams (ECONNREFUSED, ENOENT: nobody there).
   private func sendToDaemon(_ length: Int) -> Bool {
     let n = withUnsafePointer(to: &targetAddress) {
-      CLinux_sendto(fd, buffer, length, Int32(MSG_DONTWAIT), $0, targetLength)
+      Sys.send(fd, buffer, length, to: $0, targetLength)
     }
     if n >= 0 {
       if unreachable {
@@ -296,7 +270,7 @@ public final class PuntChannel {
       var from = sockaddr_storage()
       var fromLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
       let n = withUnsafeMutablePointer(to: &from) {
-        CLinux_recvfrom(fd, buffer, 65536 + PuntHeader.size, Int32(MSG_DONTWAIT), $0, &fromLength)
+        Sys.receive(fd, buffer, 65536 + PuntHeader.size, from: $0, &fromLength)
       }
       if n < 0 { return nil }
       guard fromDaemon(&from, fromLength) else {

@@ -176,7 +176,7 @@ public final class Runtime {
     backend = requested
     // Parsing the file and building the tables left freed heap behind (hundreds of MB for a million
     // tunnels): give it back to the kernel before the loops start.
-    CLinux_malloc_trim(0)
+    Sys.trimHeap()
     logger.info("\(model.count) tunnels, \(model.inboundSPIs.count) inbound SAs")
   }
 
@@ -210,7 +210,7 @@ public final class Runtime {
       tun.detachExtraQueues()
     }
     if tun.offloads != 0 { tun.setOffloads([]) }  // no GSO packets or partial checksums from here on
-    for s in core.sockets { _ = s.enableGRO(false) }  // recvmmsg takes one datagram per message
+    for s in core.sockets { s.enableGRO(false) }  // recvmmsg takes one datagram per message
     logger.info("io: recvmmsg/sendmmsg")
     try control.start()
     defer { control.stop() }
@@ -241,7 +241,7 @@ public final class Runtime {
     // GRO on every socket or on none: a loop told "no GRO" must not get coalesced datagrams.
     let sockets = cores.flatMap(\.sockets)
     let gro = offloads.udpGRO && sockets.map { $0.enableGRO() }.allSatisfy { $0 }
-    if offloads.udpGRO && !gro { for s in sockets { _ = s.enableGRO(false) } }
+    if offloads.udpGRO && !gro { for s in sockets { s.enableGRO(false) } }
     let gate = StartGate(workers: cores.count - 1)
     var threads: [PThread] = []
     defer { for t in threads { t.join() } }

@@ -9,22 +9,21 @@ import CLinux
 /// A signalfd for SIGINT, SIGTERM (stop), SIGUSR1 (print stats) and SIGHUP (reload the config). Blocks those signals for the
 /// calling thread; create it on the loop's thread before any other thread starts.
 public final class SignalEvents {
-  public let fd: Int32
+  private let owned: OwnedFD
+  public var fd: Int32 { owned.raw }
 
   public init() throws(SystemError) {
     var set = sigset_t()
     sigemptyset(&set)
     for s in [SIGINT, SIGTERM, SIGUSR1, SIGHUP] { sigaddset(&set, s) }
-    guard pthread_sigmask(SIG_BLOCK, &set, nil) == 0 else { throw SystemError("cannot block signals", errno: errno) }
-    fd = try Sys.call("cannot create a signalfd") { signalfd(-1, &set, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
+    try Sys.block(&set)
+    owned = try Sys.signalFD(&set)
   }
-
-  deinit { close(fd) }
 
   /// Reads every pending signal; applies them to `core`.
   func drain(into core: LoopCore) {
     var info = signalfd_siginfo()
-    while read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+    while Sys.read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
       apply(Int32(info.ssi_signo), to: core)
     }
   }

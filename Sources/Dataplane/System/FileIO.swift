@@ -39,7 +39,7 @@ public enum FileIO {
 
   /// Reads a text file as UTF-8 (invalid sequences replaced).
   public static func readText(_ path: String, limit: Int = 16 << 20) -> Result<String, FileError> {
-    read(path, limit: limit).map { String(decoding: $0, as: UTF8.self) }
+    Self.read(path, limit: limit).map { String(decoding: $0, as: UTF8.self) }
   }
 }
 

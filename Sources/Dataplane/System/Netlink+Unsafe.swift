@@ -32,19 +32,22 @@ extension Netlink {
   }
 
   /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
-  static func openSocket() throws(NetlinkError) -> Int32 {
+  static func openSocket() throws(NetlinkError) -> OwnedFD {
     let type = Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-    let fd = try call({ "open a NETLINK_ROUTE socket" }) { socket(AF_NETLINK, type, NLM.protocolRoute) }
+    let fd: OwnedFD
+    do throws(SystemError) {
+      fd = try Sys.socket(AF_NETLINK, type, NLM.protocolRoute, "open a NETLINK_ROUTE socket")
+    } catch {
+      throw NetlinkError(operation: error.operation, errno: error.errno)
+    }
     // Best effort (both exist since Linux 4.2/4.12): errors then carry the kernel's own message
-    // and do not echo our whole request back.
-    var on: Int32 = 1
-    let size = socklen_t(MemoryLayout<Int32>.size)
-    _ = setsockopt(fd, NLM.solNetlink, NLM.extAck, &on, size)
-    _ = setsockopt(fd, NLM.solNetlink, NLM.capAck, &on, size)
+    // and do not echo our whole request back; without them they are plain errnos.
+    try? Sys.setOption(fd.raw, NLM.solNetlink, NLM.extAck, 1, "NETLINK_EXT_ACK")
+    try? Sys.setOption(fd.raw, NLM.solNetlink, NLM.capAck, 1, "NETLINK_CAP_ACK")
     // The kernel always answers a request with NLM_F_ACK; the timeout only keeps a lost answer
-    // from hanging espd's start-up or exit.
+    // from hanging espd's start-up or exit (best effort: a kernel without it answers anyway).
     var timeout = timeval(tv_sec: 5, tv_usec: 0)
-    _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    try? Sys.setOption(fd.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, "SO_RCVTIMEO")
     return fd
   }
 
@@ -54,7 +57,7 @@ extension Netlink {
     var request = message
     let sent = try Self.call(operation) {
       request.withUnsafeMutableBytes { bytes in
-        withUnsafeMutablePointer(to: &kernel) { Self.withMessageHeader(bytes, $0) { sendmsg(fd, $0, 0) } }
+        withUnsafeMutablePointer(to: &kernel) { Self.withMessageHeader(bytes, $0) { Sys.sendMessage(fd, $0, 0) } }
       }
     }
     if sent != message.count { throw NetlinkError(operation: operation(), errno: EMSGSIZE) }
@@ -71,7 +74,7 @@ extension Netlink {
           receiveBuffer.withUnsafeMutableBytes { bytes in
             withUnsafeMutablePointer(to: &from) {
               // MSG_TRUNC: the return value is the datagram's real length, so truncation shows.
-              Self.withMessageHeader(bytes, $0) { recvmsg(fd, $0, Int32(MSG_TRUNC)) }
+              Self.withMessageHeader(bytes, $0) { Sys.receiveMessage(fd, $0, Int32(MSG_TRUNC)) }
             }
           }
         }

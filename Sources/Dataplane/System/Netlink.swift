@@ -80,19 +80,18 @@ public struct PolicyRule: Sendable, Equatable, Hashable, CustomStringConvertible
 /// The socket belongs to the network namespace of the thread that created it. Owns its
 /// descriptor (closed in `deinit`). Not thread-safe; used by the control path at start-up and exit.
 public final class Netlink {
-  let fd: Int32
+  private let owned: OwnedFD
+  var fd: Int32 { owned.raw }
   var receiveBuffer = [UInt8](repeating: 0, count: Netlink.receiveBufferSize)
   private var sequence: UInt32
 
   /// Opens the socket.
   /// - Throws: ``NetlinkError`` if the socket cannot be created.
   public init() throws(NetlinkError) {
-    fd = try Netlink.openSocket()
+    owned = try Netlink.openSocket()
     // Start from the clock, as iproute2 does, so replies to a previous process are not ours.
     sequence = UInt32(truncatingIfNeeded: time(nil))
   }
-
-  deinit { close(fd) }
 
   /// The index of the interface called `name` (`if_nametoindex`), or nil if there is none.
   public func interfaceIndex(named name: String) -> Int32? {

@@ -247,8 +247,10 @@ public final class RouteInstaller {
   /// - Throws: ``NetlinkError`` (EPERM without CAP_NET_ADMIN).
   public static func markSocket(_ fd: Int32) throws(NetlinkError) {
     var mark = fwmark
-    _ = try Netlink.call({ "set SO_MARK 0x\(String(fwmark, radix: 16)) on socket \(fd)" }) {
-      setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, socklen_t(MemoryLayout<UInt32>.size))
+    do throws(SystemError) {
+      try Sys.setOption(fd, SOL_SOCKET, SO_MARK, &mark, "set SO_MARK 0x\(String(fwmark, radix: 16)) on socket \(fd)")
+    } catch {
+      throw NetlinkError(operation: error.operation, errno: error.errno)
     }
   }
 }

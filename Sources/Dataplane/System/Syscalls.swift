@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Every libc call the Dataplane makes goes through here: EINTR retried, EAGAIN as a value, other
-// errors as a typed error naming the operation (STYLE.md §3).
-
+// The syscall layer: every system call the Dataplane makes goes through `Sys` (this file, and
+// Sys+File, Sys+Socket, Sys+Process by concern), and every descriptor it opens is an ``OwnedFD``.
+// Control-path wrappers retry EINTR and throw a ``SystemError`` naming the operation; hot-path
+// wrappers are inlined and leave errno to the loop that handles it. A bad descriptor or buffer
+// (EBADF, EFAULT) is a bug, not an I/O error: it stops espd (DESIGN.md, "One syscall layer").
+// scripts/lint.sh keeps raw calls out of the rest of the module.
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -43,6 +46,7 @@ enum Sys {
       let e = errno
       if e == EINTR { continue }
       if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+      checkProgrammerError(e, what())
       throw SystemError(what(), errno: e)
     }
   }
@@ -55,20 +59,15 @@ enum Sys {
       if r >= 0 { return r }
       let e = errno
       if e == EINTR { continue }
+      checkProgrammerError(e, what())
       throw SystemError(what(), errno: e)
     }
   }
 
-  /// setsockopt of one integer value.
-  static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32, _ what: String) throws(SystemError)
-  {
-    var v = value
-    _ = try call(what) { setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) }
-  }
-
-  /// Sets O_NONBLOCK on a descriptor.
-  static func setNonBlocking(_ fd: Int32) throws(SystemError) {
-    let flags = try call("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
-    _ = try call("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+  /// Stops on errors only a bug can cause: a descriptor that is not open (closed twice, or never
+  /// opened) or a pointer outside the address space. Going on would act on whatever file reuses
+  /// the number.
+  static func checkProgrammerError(_ e: Int32, _ what: @autoclosure () -> String) {
+    precondition(e != EBADF && e != EFAULT, "\(what()): \(String(cString: strerror(e))) (a bug in espd)")
   }
 }

@@ -32,7 +32,7 @@ final class PThread {
       Unmanaged<Box>.fromOpaque(box).release()
       throw SystemError("cannot start the \(name) thread", errno: r)
     }
-    _ = CLinux_pthread_setname(thread, String(name.prefix(15)))
+    Sys.setName(of: thread, name)  // cosmetic (top, perf): a name refused changes nothing
   }
 
   /// Waits for the thread to finish.

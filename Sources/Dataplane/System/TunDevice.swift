@@ -12,8 +12,12 @@ import CURing
 public final class TunDevice {
   /// The first queue's descriptor (the only one without IFF_MULTI_QUEUE).
   public var fd: Int32 { queues.first ?? -1 }
-  /// One descriptor per queue (``attachQueue()``).
+  /// One descriptor per queue (``attachQueue()``), borrowed from ``owned``.
   public private(set) var queues: [Int32] = []
+  /// The queues' descriptors, closed with the device.
+  private var owned: [SharedFD] = [] {
+    didSet { queues = owned.map(\.raw) }
+  }
   /// The interface name the kernel gave it.
   public let name: String
   /// Whether every read and write carries a ``VirtioNetHeader`` in front (IFF_VNET_HDR).
@@ -35,25 +39,29 @@ public final class TunDevice {
   public init(name: String, multiQueue: Bool = false, vnetHeader: Bool = false) throws(SystemError) {
     self.vnetHeader = vnetHeader
     let (fd, given) = try TunDevice.open(name, multiQueue: multiQueue, vnetHeader: vnetHeader)
-    queues = [fd]
+    owned = [fd]
+    queues = [fd.raw]  // didSet does not run in init
     self.name = given
   }
 
   /// Opens /dev/net/tun and attaches it to the device `name` (creating it if need be).
-  private static func open(_ name: String, multiQueue: Bool, vnetHeader: Bool) throws(SystemError) -> (Int32, String) {
-    let fd = try Sys.call("cannot open /dev/net/tun") { Glibc.open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK) }
+  private static func open(_ name: String, multiQueue: Bool, vnetHeader: Bool) throws(SystemError) -> (
+    SharedFD, String
+  ) {
+    let fd = try Sys.open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK, "cannot open /dev/net/tun")
     var ifr = ifreq()
     withUnsafeMutableBytes(of: &ifr.ifr_ifrn.ifrn_name) { b in
       for (i, c) in name.utf8.prefix(Int(IFNAMSIZ) - 1).enumerated() { b[i] = c }
     }
     ifr.ifr_ifru.ifru_flags = Int16(
       IFF_TUN | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0) | (vnetHeader ? IFF_VNET_HDR : 0))
-    guard CLinux_ioctl(fd, CLinux_TUNSETIFF(), &ifr) == 0 else {
-      let e = errno
-      Glibc.close(fd)
-      throw SystemError("cannot create TUN device \(name)", errno: e)
+    guard Sys.ioctl(fd.raw, CLinux_TUNSETIFF(), &ifr) == 0 else {
+      throw SystemError("cannot create TUN device \(name)", errno: errno)  // `fd` closes on the way out
     }
-    return (fd, withUnsafeBytes(of: &ifr.ifr_ifrn.ifrn_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+    return (
+      SharedFD(fd),
+      withUnsafeBytes(of: &ifr.ifr_ifrn.ifrn_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    )
   }
 
   /// Attaches one more queue (the device must be opened with `multiQueue`): the kernel spreads the packets it sends into
@@ -62,24 +70,18 @@ public final class TunDevice {
   /// - Returns: the new queue's descriptor.
   public func attachQueue() throws(SystemError) -> Int32 {
     let (fd, _) = try TunDevice.open(name, multiQueue: true, vnetHeader: vnetHeader)
-    queues.append(fd)
-    return fd
+    owned.append(fd)
+    return fd.raw
   }
 
   /// Closes every queue but the first (after a fallback to a single loop).
   public func detachExtraQueues() {
-    for fd in queues.dropFirst() { _ = Glibc.close(fd) }
-    queues = Array(queues.prefix(1))
+    owned = Array(owned.prefix(1))
   }
-
-  deinit { close() }
 
   /// Closes the device now: the kernel unregisters it (with its addresses and routes) before
   /// `close` returns, provided nothing else (a pending io_uring read) holds the file.
-  public func close() {
-    for fd in queues { _ = Glibc.close(fd) }
-    queues = []
-  }
+  public func close() { owned = [] }
 
   /// Asks for offloads (needs ``vnetHeader``): the first of `choices` the kernel accepts wins
   /// (newer flags first, e.g. with USO, then without).
@@ -87,11 +89,12 @@ public final class TunDevice {
   @discardableResult
   public func setOffloads(_ choices: [UInt32]) -> UInt32 {
     for flags in choices
-    where CLinux_ioctl(fd, CLinux_TUNSETOFFLOAD(), UnsafeMutableRawPointer(bitPattern: UInt(flags))) == 0 {
+    where Sys.ioctl(fd, CLinux_TUNSETOFFLOAD(), UnsafeMutableRawPointer(bitPattern: UInt(flags))) == 0 {
       offloads = flags
       return flags
     }
-    _ = CLinux_ioctl(fd, CLinux_TUNSETOFFLOAD(), nil)
+    // Offloads off: a kernel that refuses even that never took any (the TUN predates offloads).
+    _ = Sys.ioctl(fd, CLinux_TUNSETOFFLOAD(), nil)
     offloads = 0
     return 0
   }
@@ -118,22 +121,20 @@ public final class TunDevice {
   /// Sets the MTU and the transmit queue length and brings the link up, with the classic interface
   /// ioctls.
   public func configure(mtu: Int, txQueueLength: Int = 1000) throws(SystemError) {
-    let s = try Sys.call("cannot create a control socket") {
-      socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    }
-    defer { Glibc.close(s) }
+    let socket = try Sys.socket(
+      AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, "cannot create a control socket")
     var ifr = ifreq()
     withUnsafeMutableBytes(of: &ifr.ifr_ifrn.ifrn_name) { b in
       for (i, c) in name.utf8.prefix(Int(IFNAMSIZ) - 1).enumerated() { b[i] = c }
     }
     ifr.ifr_ifru.ifru_mtu = Int32(mtu)
-    _ = try Sys.call("cannot set the MTU of \(name) to \(mtu)") { CLinux_ioctl(s, UInt(SIOCSIFMTU), &ifr) }
+    _ = try Sys.call("cannot set the MTU of \(name) to \(mtu)") { Sys.ioctl(socket.raw, UInt(SIOCSIFMTU), &ifr) }
     ifr.ifr_ifru.ifru_ivalue = Int32(txQueueLength)
     _ = try Sys.call("cannot set the txqueuelen of \(name) to \(txQueueLength)") {
-      CLinux_ioctl(s, UInt(SIOCSIFTXQLEN), &ifr)
+      Sys.ioctl(socket.raw, UInt(SIOCSIFTXQLEN), &ifr)
     }
-    _ = try Sys.call("cannot read the flags of \(name)") { CLinux_ioctl(s, UInt(SIOCGIFFLAGS), &ifr) }
+    _ = try Sys.call("cannot read the flags of \(name)") { Sys.ioctl(socket.raw, UInt(SIOCGIFFLAGS), &ifr) }
     ifr.ifr_ifru.ifru_flags |= Int16(IFF_UP | IFF_RUNNING)
-    _ = try Sys.call("cannot bring \(name) up") { CLinux_ioctl(s, UInt(SIOCSIFFLAGS), &ifr) }
+    _ = try Sys.call("cannot bring \(name) up") { Sys.ioctl(socket.raw, UInt(SIOCSIFFLAGS), &ifr) }
   }
 }

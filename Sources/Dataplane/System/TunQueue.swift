@@ -18,12 +18,12 @@ public final class TunQueue: PacketDevice {
 
   @inline(__always)
   public func readPacket(into buffer: UnsafeMutableRawPointer, capacity: Int) -> Int? {
-    let r = read(fd, buffer, capacity)
+    let r = Sys.read(fd, buffer, capacity)
     return r >= 0 ? r : nil
   }
 
   @inline(__always)
   public func writePacket(_ bytes: UnsafeRawPointer, count: Int) -> Bool {
-    write(fd, bytes, count) >= 0
+    Sys.write(fd, bytes, count) >= 0
   }
 }

@@ -58,7 +58,7 @@ extension UDPSocket: DatagramSocket {
         msg_namelen: socklen_t(MemoryLayout<SocketAddressStorage>.size), msg_iov: m.iovecs + i, msg_iovlen: 1,
         msg_control: m.control(i), msg_controllen: SocketAddress.controlSpace, msg_flags: 0)
     }
-    let r = CLinux_recvmmsg(fd, m.messages, UInt32(max), Int32(MSG_DONTWAIT), nil)
+    let r = Sys.receiveMessages(fd, m.messages, max)
     guard r > 0 else { return 0 }
     let n = Int(r)
     for i in 0..<n {
@@ -89,7 +89,7 @@ extension UDPSocket: DatagramSocket {
     }
     var sent = 0
     while sent < indices.count {
-      let r = CLinux_sendmmsg(fd, m.messages + sent, UInt32(indices.count - sent), 0)
+      let r = Sys.sendMessages(fd, m.messages + sent, indices.count - sent)
       if r < 0 {
         if errno == EINTR { continue }
         return sent  // EAGAIN/ENOBUFS: the kernel is full; the rest is dropped

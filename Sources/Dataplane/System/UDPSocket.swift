@@ -11,7 +11,8 @@ import Forwarding
 
 /// A listening UDP socket. Owns its descriptor (closed in deinit).
 public final class UDPSocket {
-  public let fd: Int32
+  private let owned: OwnedFD
+  public var fd: Int32 { owned.raw }
   /// The endpoint it is bound to (the address may be a wildcard).
   public let local: Endpoint
   /// The message arrays of the batch calls (UDPSocket+Batch.swift), made on first use.
@@ -33,14 +34,13 @@ public final class UDPSocket {
     throws(SystemError)
   {
     let v6 = listen.address.isV6
-    let fd = try Sys.call("cannot create a UDP socket") {
-      socket(
-        v6 ? AF_INET6 : AF_INET,
-        Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-    }
-    self.fd = fd
+    let socket = try Sys.socket(
+      v6 ? AF_INET6 : AF_INET,
+      Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+      0, "cannot create a UDP socket")
+    let fd = socket.raw
     self.local = listen
-    do throws(SystemError) {
+    do {  // on a throw, `socket` closes on the way out
       try Sys.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "cannot set SO_REUSEADDR")
       if reusePort { try Sys.setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "cannot set SO_REUSEPORT") }
       if v6 {
@@ -53,52 +53,35 @@ public final class UDPSocket {
         try Sys.setOption(fd, Int32(IPPROTO_IP), IP_PKTINFO, 1, "cannot set IP_PKTINFO")
         try Sys.setOption(fd, Int32(IPPROTO_IP), IP_MTU_DISCOVER, IP_PMTUDISC_DONT, "cannot set IP_MTU_DISCOVER")
       }
-      // Large buffers ride out bursts; FORCE needs CAP_NET_ADMIN, the plain ones are capped.
-      for (force, plain, bytes) in [
-        (SO_RCVBUFFORCE, SO_RCVBUF, receiveBuffer), (SO_SNDBUFFORCE, SO_SNDBUF, sendBuffer),
-      ] {
-        let n = Int32(clamping: bytes)
-        do throws(SystemError) { try Sys.setOption(fd, SOL_SOCKET, force, n, "") } catch {
-          try? Sys.setOption(fd, SOL_SOCKET, plain, n, "")
-        }
-      }
+      // Large buffers ride out bursts (``buffers`` reports what the kernel granted).
+      Sys.setBufferSize(fd, force: SO_RCVBUFFORCE, plain: SO_RCVBUF, receiveBuffer)
+      Sys.setBufferSize(fd, force: SO_SNDBUFFORCE, plain: SO_SNDBUF, sendBuffer)
       if let mark { try Sys.setOption(fd, SOL_SOCKET, SO_MARK, Int32(bitPattern: mark), "cannot set SO_MARK") }
       var storage = SocketAddressStorage()
       let length = withUnsafeMutableBytes(of: &storage) { SocketAddress.write(listen, to: $0.baseAddress!) }
-      _ = try withUnsafePointer(to: &storage) { (p) throws(SystemError) in
-        try Sys.call("cannot listen on udp \(listen)") { CLinux_bind(fd, p, length) }
-      }
-    } catch {
-      close(fd)
-      throw error
+      try Sys.bind(fd, &storage, length, "cannot listen on udp \(listen)")
     }
+    owned = socket
   }
-
-  deinit { close(fd) }
 
   /// The receive and send buffer sizes the kernel granted (it doubles what was asked, for its
   /// bookkeeping; without CAP_NET_ADMIN the sysctl maxima cap them).
   public var buffers: (receive: Int, send: Int) {
-    func get(_ option: Int32) -> Int {
-      var v: Int32 = 0
-      var length = socklen_t(MemoryLayout<Int32>.size)
-      return getsockopt(fd, SOL_SOCKET, option, &v, &length) == 0 ? Int(v) : 0
-    }
+    func get(_ option: Int32) -> Int { Int(Sys.option(fd, SOL_SOCKET, option, initial: Int32(0)) ?? 0) }
     return (get(SO_RCVBUF), get(SO_SNDBUF))
   }
 
   /// Turns UDP_GRO on (Linux 5.0+): several datagrams of one flow may arrive as one receive.
-  /// - Returns: whether the kernel took it.
+  /// - Returns: whether the kernel took it. Turning it off needs no check: a kernel that refuses
+  ///   UDP_GRO never turned it on.
+  @discardableResult
   public func enableGRO(_ on: Bool = true) -> Bool {
-    var value: Int32 = on ? 1 : 0
-    return setsockopt(fd, SocketAddress.solUDP, SocketAddress.udpGRO, &value, socklen_t(MemoryLayout<Int32>.size)) == 0
+    (try? Sys.setOption(fd, SocketAddress.solUDP, SocketAddress.udpGRO, on ? 1 : 0, "cannot set UDP_GRO")) != nil
   }
 
   /// Whether the kernel takes UDP_SEGMENT on this socket (UDP GSO, Linux 4.18+).
   public var supportsGSO: Bool {
-    var value: Int32 = 0
-    var length = socklen_t(MemoryLayout<Int32>.size)
-    return getsockopt(fd, SocketAddress.solUDP, SocketAddress.udpSegment, &value, &length) == 0
+    Sys.option(fd, SocketAddress.solUDP, SocketAddress.udpSegment, initial: Int32(0)) != nil
   }
 
   /// Sends one datagram (control path: keepalives, IKE replies).
@@ -124,7 +107,7 @@ public final class UDPSocket {
           m.msg_iovlen = 1
           m.msg_control = controlLength > 0 ? UnsafeMutableRawPointer(controlPointer) : nil
           m.msg_controllen = controlLength
-          return sendmsg(fd, &m, 0)
+          return Sys.sendMessage(fd, &m, 0)
         }
       }
     }
@@ -151,7 +134,7 @@ public final class UDPSocket {
             m.msg_iovlen = 1
             m.msg_control = UnsafeMutableRawPointer(controlPointer)
             m.msg_controllen = 64
-            let n = recvmsg(fd, &m, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC))
+            let n = Sys.receiveMessage(fd, &m, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC))
             return (n, Int(m.msg_controllen))
           }
         }

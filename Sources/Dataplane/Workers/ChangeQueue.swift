@@ -55,8 +55,7 @@ final class ChangeQueue: @unchecked Sendable {
   /// Wakes the worker (its loop applies what is queued between batches).
   func wake() {
     guard wakeFD >= 0 else { return }
-    var one: UInt64 = 1
-    _ = write(wakeFD, &one, 8)
+    Sys.signal(eventFD: wakeFD)
   }
 
   /// Changes the worker has applied in all.

@@ -15,6 +15,7 @@ final class HandoffMesh: @unchecked Sendable {
   let count: Int
   /// Readable when another worker published packets for this one, or the workers must stop.
   let wakeFDs: [Int32]
+  private let wakeEvents: [SharedFD]
   private let rings: [HandoffRing?]
   private let stopFlag = Atomic<Bool>(false)
 
@@ -24,16 +25,10 @@ final class HandoffMesh: @unchecked Sendable {
   ///   - slotSize: the largest packet an entry holds.
   init(workers count: Int, entries: Int = 4096, slotSize: Int = DataplaneConstants.slotSize) throws(SystemError) {
     self.count = count
-    var fds: [Int32] = []
-    do throws(SystemError) {
-      for _ in 0..<count {
-        fds.append(try Sys.call("cannot create an eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) })
-      }
-    } catch {
-      for fd in fds { close(fd) }
-      throw error
-    }
-    wakeFDs = fds
+    var events: [SharedFD] = []
+    for _ in 0..<count { events.append(SharedFD(try Sys.eventFD())) }  // on a throw, those made close
+    wakeEvents = events
+    wakeFDs = events.map(\.raw)
     let perRing = max(64, entries / max(1, count - 1))
     var r: [HandoffRing?] = []
     for from in 0..<count {
@@ -41,8 +36,6 @@ final class HandoffMesh: @unchecked Sendable {
     }
     rings = r
   }
-
-  deinit { for fd in wakeFDs { close(fd) } }
 
   /// The ring worker `from` fills for worker `to`.
   @inline(__always)
@@ -54,7 +47,6 @@ final class HandoffMesh: @unchecked Sendable {
   /// Asks every worker to stop after its current batch, and wakes them.
   func stopAll() {
     stopFlag.store(true, ordering: .releasing)
-    var one: UInt64 = 1
-    for fd in wakeFDs { _ = write(fd, &one, 8) }
+    for fd in wakeFDs { Sys.signal(eventFD: fd) }
   }
 }

@@ -15,8 +15,8 @@ import Forwarding
 
 /// The map and the program. The map is changed on the control thread only.
 final class SPISteering {
-  let mapFD: Int32
-  let programFD: Int32
+  private let map: OwnedFD
+  private let program: OwnedFD
   /// What the map holds (SPI → socket index), to change only what differs.
   private var installed: [UInt32: UInt32] = [:]
   /// Entries the kernel refused (the map is full).
@@ -26,39 +26,22 @@ final class SPISteering {
   /// Creates the map and loads the program.
   /// - Throws: ``SystemError`` when the kernel refuses (no eBPF, no CAP_BPF, ...).
   init() throws(SystemError) {
-    let map = try Sys.call("cannot create the SPI steering map (bpf)") {
-      CLinux_bpf_spi_map_create(SPISteering.maxEntries)
-    }
-    var log = [CChar](repeating: 0, count: 4096)
-    let fd = log.withUnsafeMutableBufferPointer { CLinux_bpf_reuseport_spi_prog(map, $0.baseAddress, UInt32($0.count)) }
-    guard fd >= 0 else {
-      let e = errno
-      close(map)
-      let text = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-      let verifier = text.split(separator: "\n").last.map { ": \($0)" } ?? ""
-      throw SystemError("cannot load the SPI steering program (bpf)\(verifier)", errno: e)
-    }
-    mapFD = map
-    programFD = fd
-  }
-
-  deinit {
-    close(programFD)
-    close(mapFD)
+    map = try Sys.bpfSPIMap(entries: SPISteering.maxEntries, "cannot create the SPI steering map (bpf)")
+    program = try Sys.bpfSPIProgram(map: map.raw, "cannot load the SPI steering program (bpf)")
   }
 
   /// Attaches the program to the SO_REUSEPORT group `socket` belongs to (the group's sockets are
   /// indexed in the order they were bound: worker order).
   func attach(to socket: UDPSocket) throws(SystemError) {
     try Sys.setOption(
-      socket.fd, SOL_SOCKET, 52 /* SO_ATTACH_REUSEPORT_EBPF */, programFD, "cannot attach the SPI steering program")
+      socket.fd, SOL_SOCKET, 52 /* SO_ATTACH_REUSEPORT_EBPF */, program.raw, "cannot attach the SPI steering program")
   }
 
   /// Takes the program off the group `socket` belongs to (after a fallback to one loop).
+  /// Best effort: with one socket left in the group (the fallback's), an index the program picks
+  /// beyond it falls back to the kernel's hash, so a program that stays attached steers nothing.
   func detach(from socket: UDPSocket) {
-    var unused: Int32 = 0
-    _ = setsockopt(
-      socket.fd, SOL_SOCKET, 68 /* SO_DETACH_REUSEPORT_BPF */, &unused, socklen_t(MemoryLayout<Int32>.size))
+    try? Sys.setOption(socket.fd, SOL_SOCKET, 68 /* SO_DETACH_REUSEPORT_BPF */, 0, "cannot detach SPI steering")
   }
 
   /// Fills the map from `table`: each inbound SPI to its tunnel's owner among `workers`, SPI 0 (IKE)
@@ -75,20 +58,19 @@ final class SPISteering {
   func set(_ spi: UInt32, worker: Int) {
     let w = UInt32(worker)
     guard installed[spi] != w else { return }
-    if CLinux_bpf_map_update_u32(mapFD, spi, w) == 0 { installed[spi] = w } else { refused += 1 }
+    if Sys.bpfUpdate(map.raw, spi, w) { installed[spi] = w } else { refused += 1 }
   }
 
   /// Forgets one SPI (its datagrams then go by the kernel's hash and are handed over if need be).
   func remove(_ spi: UInt32) {
     guard installed[spi] != nil else { return }
-    _ = CLinux_bpf_map_delete_u32(mapFD, spi)
+    Sys.bpfDelete(map.raw, spi)  // not there: deleted already
     installed[spi] = nil
   }
 
   /// The socket index the map holds for `spi` (tests).
   func lookup(_ spi: UInt32) -> UInt32? {
-    var v: UInt32 = 0
-    return CLinux_bpf_map_lookup_u32(mapFD, spi, &v) == 0 ? v : nil
+    Sys.bpfLookup(map.raw, spi)
   }
 
   /// Entries in the map.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Checks the layering rules (ESP and UDPEncap stay pure) and that the code is swift-format clean.
+# Checks the layering rules (ESP and UDPEncap stay pure), that the code is swift-format clean, the
+# Python of the live tests ruff clean and the bash scripts shellcheck clean.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,14 @@ if command -v ruff >/dev/null; then
     { echo "lint: scripts/demo.py not ruff-format clean (run: ruff format --config tests/live/ruff.toml scripts/demo.py)" >&2; fail=1; }
 else
   echo "lint: ruff not found, tests/live not checked (scripts/bootstrap.sh installs it)" >&2
+fi
+# Bash: shellcheck on every script that is still bash (sourced files followed from where they are
+# sourced, -x; `# shellcheck disable=SCxxxx` with a reason marks a deliberate pattern), when installed.
+if command -v shellcheck >/dev/null; then
+  shellcheck -x -P SCRIPTDIR scripts/*.sh scripts/netns/*.sh integrations/strongswan/*.sh ||
+    { echo "lint: shellcheck finds the above in the bash scripts" >&2; fail=1; }
+else
+  echo "lint: shellcheck not found, the bash scripts not checked (scripts/bootstrap.sh installs it)" >&2
 fi
 ((fail == 0)) && echo "lint: ok"
 exit $fail

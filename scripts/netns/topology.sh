@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash disable=SC2034  # a sourced library: its callers read the TP_* results it sets
 # topology.sh - a sourced library: network namespaces, veths, addresses, an nftables masquerade NAT
 # router, processes started and stopped by PID, bounded waits, and a trap that always cleans up.
 #
@@ -254,6 +255,7 @@ tp_wait() {  # tp_wait SECONDS CMD... : poll CMD every 0.1 s until it succeeds; 
 }
 
 tp_udp_rcvbuf_errors() {  # tp_udp_rcvbuf_errors SHORT : UDP datagrams the namespace's kernel dropped for a full socket buffer
+  # shellcheck disable=SC2016  # awk's own $fields, not the shell's
   tp_exec "$1" awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col["RcvbufErrors"] }' /proc/net/snmp
 }
 tp_has_line() { [[ -f $1 ]] && grep -qE -- "$2" "$1"; }                   # tp_has_line FILE REGEX

@@ -8,6 +8,7 @@ client c3 203.0.113.12 ─┘                                          TUN 198.5
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,13 @@ GW_INNER = "198.51.100.1"  # the gateway's TUN address: the host behind the gate
 
 
 NETTOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nettool.py")
+
+
+def words(args):
+    """Arguments as strings: one string with spaces is split like a shell's words."""
+    if len(args) == 1 and isinstance(args[0], str) and " " in args[0]:
+        return shlex.split(args[0])
+    return [str(a) for a in args]
 
 
 class Netns:
@@ -63,9 +71,10 @@ class Netns:
         for a in cidrs:
             self.ip("addr", "add", a, "dev", dev, *(["nodad"] if ":" in a else []))
 
-    # nettool.py (this directory) inside the namespace
+    # nettool.py (this directory) inside the namespace; ARGS as separate values, or as one string
+    # split like a shell's words ("flow --to 198.51.100.1 --port 7000 ...")
     def tool_argv(self, *args):
-        return self.argv([sys.executable, NETTOOL, *map(str, args)])
+        return self.argv([sys.executable, NETTOOL, *words(args)])
 
     def tool(self, *args, timeout=60, check=False):
         """Runs `nettool.py ARGS` here to completion; the CompletedProcess (stdout: its output)."""

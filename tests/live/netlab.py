@@ -10,7 +10,7 @@ import tempfile
 
 from liveconfigs import Configs, gen
 from liveespd import EspdRun
-from livenet import NatTopology, PairTopology
+from livenet import NETTOOL, NatTopology, PairTopology, words
 from liveproc import Procs, run, tail, wait_exit
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -90,6 +90,7 @@ class NetLab:
         self.procs = Procs()
         self.topo = None
         self.espds = {}
+        self.bgs = {}  # name -> Popen of the background processes (bg, tool_bg, python_bg)
         self.figures = []
 
     # ---------------------------------------------------------------- topology
@@ -111,27 +112,32 @@ class NetLab:
         """configs.py KIND into DIR/NAME, each config checked with `espd check`; a Configs."""
         return gen(os.path.join(self.dir, name), kind, *args, espd=self.espd_binary if check else None)
 
-    def espd(self, host, config, *args, timeout=8, name=None):
-        """Starts espd in namespace HOST with a config (a path, or a Configs: its HOST.json) and
-        `espd run` ARGS; waits until it is ready (EspdRun.start); the EspdRun (as self.espds[name])."""
+    def espd_instance(self, host, config, *args, name=None):
+        """An EspdRun in namespace HOST (config: a path, or a Configs: its HOST.json; ARGS for
+        `espd run`), not started (launch() it); registered as self.espds[name or "espd-HOST"]."""
         path = config.path(host) if isinstance(config, Configs) else config
         name = name or f"espd-{host}"
         e = EspdRun(self.ns(host), name, self.espd_binary, path, self.procs, self.dir, args)
         self.espds[name] = e
-        return e.start(timeout)
+        return e
+
+    def espd(self, host, config, *args, timeout=8, name=None):
+        """espd_instance(...) started: returns once it is ready (EspdRun.start)."""
+        return self.espd_instance(host, config, *args, name=name).start(timeout)
 
     # ---------------------------------------------------------------- background tools
     def bg(self, name, host, argv):
         """A background process in namespace HOST: stdout NAME.out, stderr NAME.err; the Popen."""
-        return self.procs.start(
+        p = self.procs.start(
             self.ns(host).argv(argv), self.log(f"{name}.out"), err_path=self.log(f"{name}.err")
         )
+        self.bgs[name] = p
+        return p
 
     def tool_bg(self, name, host, *args):
-        """nettool.py ARGS in the background (udp-server, echo-tag, flow, ping ...)."""
-        return self.procs.start(
-            self.ns(host).tool_argv(*args), self.log(f"{name}.out"), err_path=self.log(f"{name}.err")
-        )
+        """nettool.py ARGS in the background (udp-server, echo-tag, flow, ping ...); ARGS as values or
+        as one string of words."""
+        return self.bg(name, host, [sys.executable, NETTOOL, *words(args)])
 
     def python_bg(self, name, host, script, *args):
         """A Python script (e.g. scripts/ike_responder.py) in the background."""

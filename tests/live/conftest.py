@@ -70,8 +70,10 @@ def netsession():
 def net(netsession, request, record_property):
     """One test's lab (netlab.NetLab): pair()/nat(n), espd(...), tool_bg(...); stopped and deleted at
     the end, which must leave no namespace and no process behind."""
+    # the module in the name too: test_netns.py and test_nat_clients.py both have test_configs[configs]
+    module = os.path.splitext(os.path.basename(str(request.node.path)))[0]
     name = request.node.name.replace("[", "-").replace("]", "").replace("/", "_")
-    lab = NetLab(netsession, name)
+    lab = NetLab(netsession, f"{module}.{name}")
     try:
         yield lab
     finally:

@@ -70,10 +70,13 @@ def netsession():
 def net(netsession, request, record_property):
     """One test's lab (netlab.NetLab): pair()/nat(n), espd(...), tool_bg(...); stopped and deleted at
     the end, which must leave no namespace and no process behind."""
-    # the module in the name too: test_netns.py and test_nat_clients.py both have test_configs[configs]
-    module = os.path.splitext(os.path.basename(str(request.node.path)))[0]
-    name = request.node.name.replace("[", "-").replace("]", "").replace("/", "_")
-    lab = NetLab(netsession, f"{module}.{name}")
+    # short (control sockets live in it: 107 bytes at most) and unique in the run: the module, then
+    # the bash name (the id) or the function's name (test_netns and test_nat_clients both have
+    # test_configs[configs])
+    module = os.path.splitext(os.path.basename(str(request.node.path)))[0].removeprefix("test_")
+    callspec = getattr(request.node, "callspec", None)
+    name = callspec.id if callspec else request.node.name
+    lab = NetLab(netsession, f"{module}.{name}".replace("/", "_"))
     try:
         yield lab
     finally:

@@ -118,6 +118,7 @@ stop_espd() {  # stop_espd SECONDS : SIGTERM to our espd, wait, SIGKILL; sets ST
   STOP_S=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
   ESPD_PID=""
 }
+# shellcheck disable=SC2317  # reached through the EXIT trap
 cleanup() {
   stop_espd 5
   ip netns del "$NS" 2>/dev/null || true
@@ -226,6 +227,7 @@ for n in $LIST; do
     "$n" "$STARTUP_S" "$RSS_KB" "${RSSPT[$n]}" "\"shutdown_s\":$STOP_S,\"exit\":$STOP_RC" >>"$OUT"
   RATE[$n]=$(result rekey_serial steps_per_s)
   P99[$n]=$(result rekey_serial p99_ms)
+  # shellcheck disable=SC2059  # ROW_FORMAT is this script's own format (column widths)
   ROW[$n]=$(printf "$ROW_FORMAT" "$n" "$STARTUP_S" "${RSSPT[$n]}" "$(fmt "${RATE[$n]}" 1)" \
     "$(fmt "$(result rekey_serial p50_ms)" 3)" "$(fmt "${P99[$n]}" 3)" "$(fmt "$(result rekey_serial max_ms)" 3)" \
     "$(fmt "$(result rekey_pipelined steps_per_s)" 1)" "$(fmt "$(result tunnel_churn_serial pairs_per_s)" 1)" \
@@ -236,6 +238,7 @@ done
 echo
 echo "control path: espd $ESPD_BIN, --workers $WORKERS, $STEPS rekey steps," \
   "pin $PIN$( ((BUSY)) && echo ', busy-poll'), baseline RSS $RSS0 kB"
+# shellcheck disable=SC2059  # ROW_FORMAT is this script's own format (column widths)
 printf "$ROW_FORMAT\n" tunnels "start-up s" "RSS/tun KB" "rekey/s" "p50 ms" "p99 ms" "max ms" "pipelined/s" \
   "add+del/s" "p99 ms" "stats/s" "p99 ms"
 for n in $LIST; do printf '%s\n' "${ROW[$n]}"; done

@@ -27,7 +27,7 @@
 # Only processes this script started are signalled, by PID; namespaces and keys are removed on
 # exit. A full run takes about 3.5 minutes with -d 10 (plus the build).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 PEERS_DIR=$(cd "$ROOT/../shared/bench" 2>/dev/null && pwd) || PEERS_DIR=$ROOT/../shared/bench
 PEERS_SH=$PEERS_DIR/peers.sh
@@ -88,7 +88,9 @@ need_pkgs() {  # installs, with apt-get, the packages whose command is missing
   ((${#missing[@]})) || return 0
   log "installing ${missing[*]} (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null ||
+  local pkgs
+  mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; } ||
     die "apt-get install failed"
 }
 need_pkgs
@@ -118,6 +120,8 @@ eval "$defs"
 for f in $HARNESS_FUNCS; do declare -F "$f" >/dev/null || die "$PEERS_SH no longer defines $f()"; done
 
 # The globals those functions use, with peers.sh's values.
+# shellcheck disable=SC2034  # read by the functions loaded from peers.sh above, not by this file
+{
 NS_A=pb-a NS_B=pb-b
 UL_A=192.0.2.1 UL_B=192.0.2.2
 IN_A=198.51.100.1 IN_B=203.0.113.1
@@ -130,6 +134,7 @@ FWD=()
 PIDS=()
 BG_PID=""
 NS_CREATED=0
+}
 HZ=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
@@ -226,21 +231,21 @@ ping_median_us() {  # ping_median_us ARGS... : median and p90 round trip in micr
 
 latency_sample() {  # added latency at low load: ping through the tunnel minus ping over the bare veth
   local veth tun
-  veth=$(ping_median_us $UL_B) tun=$(ping_median_us -I $IN_A $IN_B)
-  printf 'veth\t%s\t%s\nespd\t%s\t%s\n' ${veth% *} ${veth#* } ${tun% *} ${tun#* } >>"$ESPD_OUT/latency.tsv"
+  veth=$(ping_median_us "$UL_B") tun=$(ping_median_us -I "$IN_A" "$IN_B")
+  printf 'veth\t%s\t%s\nespd\t%s\t%s\n' "${veth% *}" "${veth#* }" "${tun% *}" "${tun#* }" >>"$ESPD_OUT/latency.tsv"
 }
 
 latency_wggo() {  # the same for wireguard-go, set up here the way peers.sh does (its setups are not loadable)
   command -v wireguard-go >/dev/null && command -v wg >/dev/null || return 0
   ns_free; ns_up
-  local ka kb pa pb wa wb i
+  local ka kb pa pb wa wb
   ka=$(wg genkey) kb=$(wg genkey); pa=$(echo "$ka" | wg pubkey) pb=$(echo "$kb" | wg pubkey)
   echo "$ka" >"$WORK/wl-a.key"; echo "$kb" >"$WORK/wl-b.key"
   ip netns exec $NS_A env WG_PROCESS_FOREGROUND=1 wireguard-go $WG_A >"$WORK/wl-a.log" 2>&1 &
   wa=$!; PIDS+=("$wa")
   ip netns exec $NS_B env WG_PROCESS_FOREGROUND=1 wireguard-go $WG_B >"$WORK/wl-b.log" 2>&1 &
   wb=$!; PIDS+=("$wb")
-  for i in $(seq 50); do ip -n $NS_A link show $WG_A >/dev/null 2>&1 && ip -n $NS_B link show $WG_B >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 50); do ip -n $NS_A link show $WG_A >/dev/null 2>&1 && ip -n $NS_B link show $WG_B >/dev/null 2>&1 && break; sleep 0.1; done
   ip netns exec $NS_A wg set $WG_A private-key "$WORK/wl-a.key" listen-port 51820 peer "$pb" endpoint $UL_B:51820 allowed-ips $NET_B
   ip netns exec $NS_B wg set $WG_B private-key "$WORK/wl-b.key" listen-port 51820 peer "$pa" endpoint $UL_A:51820 allowed-ips $NET_A
   ip -n $NS_A addr add $IN_A/24 dev $WG_A; ip -n $NS_B addr add $IN_B/24 dev $WG_B
@@ -248,21 +253,21 @@ latency_wggo() {  # the same for wireguard-go, set up here the way peers.sh does
   ip -n $NS_A route add $NET_B dev $WG_A 2>/dev/null; ip -n $NS_B route add $NET_A dev $WG_B 2>/dev/null
   ip netns exec $NS_A ping -q -c 3 -I $IN_A $IN_B >/dev/null 2>&1
   local veth tun
-  veth=$(ping_median_us $UL_B) tun=$(ping_median_us -I $IN_A $IN_B)
-  printf 'veth (wggo run)\t%s\t%s\nwggo\t%s\t%s\n' ${veth% *} ${veth#* } ${tun% *} ${tun#* } >>"$ESPD_OUT/latency.tsv"
+  veth=$(ping_median_us "$UL_B") tun=$(ping_median_us -I "$IN_A" "$IN_B")
+  printf 'veth (wggo run)\t%s\t%s\nwggo\t%s\t%s\n' "${veth% *}" "${veth#* }" "${tun% *}" "${tun#* }" >>"$ESPD_OUT/latency.tsv"
   kill_pids "$wa" "$wb"; forget_pids "$wa" "$wb"
   rm -f "$WORK"/wl-*.key
   ns_down
 }
 
 espd_snapshot() {  # espd_snapshot LABEL : SIGUSR1 both, append their stats line to stats-{a,b}.jsonl
-  local side pid f n i
+  local side pid f n
   for side in a b; do
     [[ $side == a ]] && pid=$ESPD_A || pid=$ESPD_B
     f=$WORK/espd-$side.out
     n=$(stats_lines "$f")
     kill -USR1 "$pid" 2>/dev/null || { echo '{}' >>"$RAW/stats-$side.jsonl"; continue; }
-    for i in $(seq 50); do (($(stats_lines "$f") > n)) && break; sleep 0.1; done
+    for _ in $(seq 50); do (($(stats_lines "$f") > n)) && break; sleep 0.1; done
     grep '^{"stats"' "$f" | tail -1 | jq -c --arg l "$1" --argjson k "$(kernel_counters $side)" \
       '{label:$l, kernel:$k} + .' >>"$RAW/stats-$side.jsonl" 2>/dev/null ||
       echo "{\"label\":\"$1\"}" >>"$RAW/stats-$side.jsonl"
@@ -280,6 +285,7 @@ kernel_counters() {  # kernel_counters SIDE : what the kernel dropped around esp
   sd=$(ip netns exec "$ns" ss -Hnuam "sport = :4500" 2>/dev/null |
     sed -n 's/.*skmem:(.*,d\([0-9]*\)).*/\1/p' | awk '{s+=$1} END{print s+0}')
   local rb
+  # shellcheck disable=SC2016  # awk's own $fields, not the shell's
   rb=$(ip netns exec "$ns" awk '/^Udp:/{if (!h) {for (i=1;i<=NF;i++) c[$i]=i; h=1} else print $c["RcvbufErrors"]}' /proc/net/snmp 2>/dev/null)
   # and the process itself: CPU ticks (all threads) and involuntary context switches (preempted:
   # a sign that it competes for a CPU) summed over its threads
@@ -337,9 +343,9 @@ setup_espd() {
   # shellcheck disable=SC2086
   ip netns exec $NS_B "$ESPD_BIN" run --config "$WORK/espd-b.json" --io "$IO" $ESPD_ARGS >"$WORK/espd-b.out" 2>"$WORK/espd-b.log" &
   ESPD_B=$!; PIDS+=("$ESPD_B")
-  local i ok=0
-  for i in $(seq 100); do
-    kill -0 "$ESPD_A" 2>/dev/null && kill -0 "$ESPD_B" 2>/dev/null ||
+  local ok=0
+  for _ in $(seq 100); do
+    { kill -0 "$ESPD_A" 2>/dev/null && kill -0 "$ESPD_B" 2>/dev/null; } ||
       { fail_setup espd "espd exited at start: $(tail -1 "$WORK/espd-a.log" "$WORK/espd-b.log" | tr '\n' ' ')"; ns_down; return; }
     ip -n $NS_A route get $IN_B 2>/dev/null | grep -q "dev $ESPD_TUN_A" &&
       ip -n $NS_B route get $IN_A 2>/dev/null | grep -q "dev $ESPD_TUN_B" &&
@@ -347,13 +353,14 @@ setup_espd() {
     sleep 0.1
   done
   ((ok)) || { fail_setup espd "TUN/routes not up after 10 s (see espd-*.log)"; ns_down; return; }
-  for i in $(seq 10); do
+  for _ in $(seq 10); do
     ip netns exec $NS_A ping -q -c 1 -W 1 -I $IN_A $IN_B >/dev/null 2>&1 && { ok=2; break; }
   done
   ((ok == 2)) || { fail_setup espd "no ping through the tunnel (see espd-*.log)"; ns_down; return; }
   { grep -h 'io:' "$WORK/espd-a.log" "$WORK/espd-b.log"
     ip -n $NS_A -d link show $ESPD_TUN_A; ip -n $NS_A route get $IN_B; ip -n $NS_A rule; } >"$RAW/espd-setup.txt" 2>&1
-  FWD=("$ESPD_A" "$ESPD_B"); TUN_MTU=$ESPD_MTU
+  # shellcheck disable=SC2034  # FWD and TUN_MTU are read by settle and run_test (from peers.sh)
+  FWD=("$ESPD_A" "$ESPD_B") TUN_MTU=$ESPD_MTU
   settle
   latency_sample
   espd_snapshot start
@@ -369,7 +376,7 @@ setup_espd() {
   # kill -0 fails once one has exited, and `wait` still returns its status).
   local rc_a=killed rc_b=killed
   kill -TERM "$ESPD_A" "$ESPD_B" 2>/dev/null
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     kill -0 "$ESPD_A" 2>/dev/null || kill -0 "$ESPD_B" 2>/dev/null || break
     sleep 0.1
   done
@@ -381,6 +388,7 @@ setup_espd() {
   echo "exit codes after SIGTERM: $ESPD_RC" >>"$RAW/espd-setup.txt"
   for side in a b; do grep '^{"stats"' "$WORK/espd-$side.out" | tail -1 >"$RAW/espd-$side-exit.json"; done
   cp "$WORK/espd-a.out" "$WORK/espd-b.out" "$RAW/" 2>/dev/null
+  # shellcheck disable=SC2034  # read by settle and run_test (from peers.sh)
   FWD=()
   ns_down
 }
@@ -419,7 +427,7 @@ espd_counters() {
 # ---------------------------------------------------------------- main
 ns_free
 if ((SYSCALLS)); then
-  command -v perf >/dev/null && perf stat -x, -e raw_syscalls:sys_enter -o /dev/null -- true >/dev/null 2>&1 ||
+  { command -v perf >/dev/null && perf stat -x, -e raw_syscalls:sys_enter -o /dev/null -- true >/dev/null 2>&1; } ||
     { log "perf with raw_syscalls tracepoints unavailable: no syscall counts"; SYSCALLS=0; }
 fi
 log "results -> $OUTDIR (${DUR}s per test; setups: $SETUPS; tests: $TESTS; espd --io $IO)"

@@ -22,7 +22,7 @@
 # iperf3 processes compete with espd for them: the received rate then also says how the scheduler
 # shared the CPUs out, and the opened rate is espd's own. Only processes started here are signalled, by PID; the namespaces go on exit.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 
 DUR=10 K=4 WORKERS="1 2" RATE=0 ESPD_BIN=${ESPD:-} OUTDIR=""
@@ -125,18 +125,18 @@ measure() {  # measure WORKERS
   ip netns exec $NS_B "$ESPD_BIN" run --config "$WORK/b.json" --workers "$w" >"$WORK/b-$w.out" 2>"$WORK/b-$w.log" &
   b=$!; PIDS+=("$b")
   for _ in $(seq 100); do
-    ip -n $NS_A route get 203.0.113.$K 2>/dev/null | grep -q "dev bwa" &&
-      ip -n $NS_B route get 198.51.100.$K 2>/dev/null | grep -q "dev bwb" && { ok=1; break; }
-    kill -0 "$a" 2>/dev/null && kill -0 "$b" 2>/dev/null || break
+    ip -n $NS_A route get "203.0.113.$K" 2>/dev/null | grep -q "dev bwa" &&
+      ip -n $NS_B route get "198.51.100.$K" 2>/dev/null | grep -q "dev bwb" && { ok=1; break; }
+    { kill -0 "$a" 2>/dev/null && kill -0 "$b" 2>/dev/null; } || break
     sleep 0.1
   done
   ((ok)) || { log "espd did not come up (see $WORK/*-$w.log)"; cp "$WORK"/*-"$w".log "$OUTDIR/" 2>/dev/null; return 1; }
   for i in $(seq "$K"); do
-    ip netns exec $NS_A ping -q -c 1 -W 2 -I 198.51.100.$i 203.0.113.$i >/dev/null 2>&1 ||
+    ip netns exec $NS_A ping -q -c 1 -W 2 -I "198.51.100.$i" "203.0.113.$i" >/dev/null 2>&1 ||
       { log "no ping through tunnel t$i"; return 1; }
   done
   for i in $(seq "$K"); do
-    ip netns exec $NS_B iperf3 -s -1 -B 203.0.113.$i -p $((5300 + i)) >"$WORK/srv-$w-$i.log" 2>&1 &
+    ip netns exec $NS_B iperf3 -s -1 -B "203.0.113.$i" -p $((5300 + i)) >"$WORK/srv-$w-$i.log" 2>&1 &
     srv+=($!); PIDS+=($!)
   done
   sleep 1
@@ -146,7 +146,7 @@ measure() {  # measure WORKERS
   s0=$("$ESPD_BIN" stats --json --control "$WORK/b.sock" 2>/dev/null)
   t0=$(date +%s.%N) c0=$(ticks "$a" "$b")
   for i in $(seq "$K"); do
-    timeout $((DUR + 30)) ip netns exec $NS_A iperf3 -c 203.0.113.$i -B 198.51.100.$i -p $((5300 + i)) -u -l 64 \
+    timeout $((DUR + 30)) ip netns exec $NS_A iperf3 -c "203.0.113.$i" -B "198.51.100.$i" -p $((5300 + i)) -u -l 64 \
       -b "$RATE" -t "$DUR" -J >"$OUTDIR/iperf-w$w-t$i.json" 2>/dev/null &
     cli+=($!)
   done

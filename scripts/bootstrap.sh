@@ -6,6 +6,7 @@ set -euo pipefail
 
 # Build: liburing, libcrypto (OpenSSL 3), libpcap, pkg-config.
 # Tests: python3 + pip (scapy), tshark, iproute2, nftables, iperf3, conntrack, jq, curl, strace.
+# Lint: shellcheck (scripts/lint.sh checks every bash script with it).
 # strongSwan (the IKE daemon of the demo and of tests/live) and what its plugins build with
 # (integrations/strongswan/build.sh adds the -dev packages its configure step checks for).
 PKGS=(
@@ -14,6 +15,7 @@ PKGS=(
   tshark iproute2 nftables iperf3 conntrack jq curl strace procps iputils-ping
   strongswan-charon strongswan-swanctl strongswan-pki libcharon-extra-plugins libcharon-extauth-plugins
   build-essential dpkg-dev
+  shellcheck
 )
 
 missing=()

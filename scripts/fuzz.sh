@@ -29,6 +29,7 @@ mkdir -p "$work/crashes"
 echo "-- building ${#targets[@]} fuzz targets (--sanitize=fuzzer --sanitize=address, scratch $scratch)"
 # --sanitize=fuzzer together with --sanitize=address leaves the Swift code without libFuzzer's
 # coverage counters (swiftc 6.3; the fuzzer then runs blind and finds nothing new): ask for them.
+# shellcheck disable=SC2054  # one swiftc option whose value is a comma-separated list
 coverage=(-Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp)
 for t in "${targets[@]}"; do
   if ! ESPD_FUZZ=1 swift build --sanitize=fuzzer --sanitize=address "${coverage[@]}" --scratch-path "$scratch" \

@@ -29,7 +29,7 @@
 # Namespaces are espd-h<PID>-<host>; documentation addresses only (scripts/netns/topology.sh). Only
 # processes this script started are signalled, by PID. Needs root; takes about 1.5 minutes.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 
 # shellcheck source=netns/harness.sh
@@ -253,10 +253,10 @@ t_limits() {
   jq '.limits = {"tunnels": 0}' "$(cfg "$d" a)" >"$TP_LOGDIR/zero.json"
   jq '.limits = {"sas": 2} | .tunnels[0].inbound += [.tunnels[0].inbound[0] | .spi = "0x5d000001"]' "$(cfg "$d" a)" >"$TP_LOGDIR/sas.json"
   "$ESPD" check --config "$TP_LOGDIR/zero.json" >"$TP_LOGDIR/zero.out" 2>&1
-  (($? == 2)) && grep -q 'limits.tunnels: expected an integer' "$TP_LOGDIR/zero.out" ||
+  { (($? == 2)) && grep -q 'limits.tunnels: expected an integer' "$TP_LOGDIR/zero.out"; } ||
     fail "espd check with limits.tunnels 0: $(tail -1 "$TP_LOGDIR/zero.out")"
   "$ESPD" check --config "$TP_LOGDIR/sas.json" >"$TP_LOGDIR/sas.out" 2>&1
-  (($? == 2)) && grep -q '3 SAs in all, more than limits.sas allows (2)' "$TP_LOGDIR/sas.out" ||
+  { (($? == 2)) && grep -q '3 SAs in all, more than limits.sas allows (2)' "$TP_LOGDIR/sas.out"; } ||
     fail "espd check with limits.sas 2: $(tail -1 "$TP_LOGDIR/sas.out")"
   tp_topo_pair || { fail "building the pair topology failed"; return; }
   start a "$(cfg "$d" a)" || return

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Checks the layering rules (ESP, UDPEncap and Forwarding stay pure) and that the code is swift-format clean.
+# Checks the layering rules (ESP, UDPEncap and Forwarding stay pure; syscalls only in Dataplane's
+# Sys layer), that the code is swift-format clean, the Python of the live tests ruff clean and the
+# bash scripts shellcheck clean.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +31,7 @@ syscalls="close|read|write|poll|ppoll|epoll_create1|epoll_wait|epoll_ctl|sendto|
 syscalls+="|recvmmsg|setsockopt|getsockopt|socket|bind|connect|listen|accept|accept4|shutdown|ioctl|eventfd|signalfd"
 syscalls+="|fcntl|open|unlink|chmod|mkdir|lstat|fstat|dup|dup2|pipe|pipe2|setpriority|pthread_sigmask|sigprocmask"
 syscalls+="|${clinux_calls}"
+# shellcheck disable=SC2016 # $re and $ARGV below are perl's, not the shell's
 raw=$(find Sources/Dataplane -name '*.swift' -not -path 'Sources/Dataplane/System/Sys*.swift' \
   -not -path 'Sources/Dataplane/System/OwnedFD.swift' -print0 |
   xargs -0 perl -ne 'BEGIN { $re = shift @ARGV } s{//.*}{};
@@ -67,6 +70,14 @@ if command -v ruff >/dev/null; then
     { echo "lint: scripts/demo.py not ruff-format clean (run: ruff format --config tests/live/ruff.toml scripts/demo.py)" >&2; fail=1; }
 else
   echo "lint: ruff not found, tests/live not checked (scripts/bootstrap.sh installs it)" >&2
+fi
+# Bash: shellcheck on every script that is still bash (sourced files followed from where they are
+# sourced, -x; `# shellcheck disable=SCxxxx` with a reason marks a deliberate pattern), when installed.
+if command -v shellcheck >/dev/null; then
+  shellcheck -x -P SCRIPTDIR scripts/*.sh scripts/netns/*.sh integrations/strongswan/*.sh ||
+    { echo "lint: shellcheck finds the above in the bash scripts" >&2; fail=1; }
+else
+  echo "lint: shellcheck not found, the bash scripts not checked (scripts/bootstrap.sh installs it)" >&2
 fi
 ((fail == 0)) && echo "lint: ok"
 exit $fail

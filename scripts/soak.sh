@@ -30,7 +30,7 @@
 # Exit 0 when every check passed. Namespaces espd-s<PID>-*, documentation addresses only; only
 # processes this script started are signalled, by PID.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 
 MINUTES=10 RATE=50 KEEP=0 ESPD=${ESPD:-}
@@ -44,8 +44,8 @@ while (($#)); do
     *) echo "soak.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ $RATE =~ ^[0-9]+$ ]] && ((RATE >= 2)) || { echo "soak.sh: --rate must be an integer of at least 2 (Mbit/s), got '$RATE'" >&2; exit 2; }
-[[ $MINUTES =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v m="$MINUTES" 'BEGIN { exit !(m > 0) }' ||
+{ [[ $RATE =~ ^[0-9]+$ ]] && ((RATE >= 2)); } || { echo "soak.sh: --rate must be an integer of at least 2 (Mbit/s), got '$RATE'" >&2; exit 2; }
+{ [[ $MINUTES =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v m="$MINUTES" 'BEGIN { exit !(m > 0) }'; } ||
   { echo "soak.sh: MINUTES must be a positive number, got '$MINUTES'" >&2; exit 2; }
 if [[ -z $ESPD ]]; then
   ESPD=.build/debug/espd
@@ -65,7 +65,7 @@ CTL=$ROOT/scripts/netns/control.py
 TP_LOGDIR=$TP_WORK
 SECS=$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 }')
 WARM=$((SECS / 5 < 60 ? SECS / 5 : 60))
-G4=198.51.100.1 NAT_OUT=192.0.2.2
+G4=198.51.100.1
 FAILS=()
 fail() { FAILS+=("$*"); echo "FAIL: $*" >&2; }
 say() { printf '%s %s\n' "$(date +%T)" "$*"; }
@@ -79,6 +79,7 @@ tp_nat_rule nat wan0 || tp_die "nft: cannot set the masquerade rule"
 hosts=(gw c1 c2 c3)
 for h in "${hosts[@]}"; do tp_espd_start "espd-$h" "$h" "$(cfg "$h")" || tp_die "$TP_ESPD_WHY"; done
 say "soak: $MINUTES min ($SECS s, warm-up ${WARM}s), espd $ESPD, ${RATE} Mbit/s per one-way flow; work dir $TP_WORK"
+# shellcheck disable=SC2012  # counting the entries of /proc/PID/fd, whose names are numbers
 fds() { ls "/proc/$(tp_pid "espd-$1")/fd" 2>/dev/null | wc -l; }
 # Descriptors before any control client connects: the end, after they all left, must match.
 declare -A FD0=() FD1=() RSS0=() RSS1=()

@@ -172,9 +172,9 @@ expect "$tmp/gw/charon.log" 'loaded plugins: .*kernel-espd socket-espd' "charon 
 expect "$tmp/gw/charon.log" "socket-espd: IKE through espd's punt channel unix:$tmp/espd/ike.sock" "socket-espd bound the punt channel"
 expect "$tmp/gw/charon.log" "kernel-espd: SAs go to espd on $tmp/espd/control.sock" "kernel-espd is charon's IPsec backend"
 expect "$tmp/gw/charon.log" "kernel-espd: cannot subscribe to espd's events .*no control socket" "kernel-espd waits for espd when it is not running"
-[[ -S $tmp/espd/ike.sock ]] && ok "punt socket $tmp/espd/ike.sock exists" || bad "no punt socket"
+if [[ -S $tmp/espd/ike.sock ]]; then ok "punt socket $tmp/espd/ike.sock exists"; else bad "no punt socket"; fi
 stop_pid "$pid"
-[[ ! -e $tmp/espd/ike.sock ]] && ok "punt socket removed when charon stops" || bad "punt socket left behind"
+if [[ ! -e $tmp/espd/ike.sock ]]; then ok "punt socket removed when charon stops"; else bad "punt socket left behind"; fi
 
 # --- 2. version check ------------------------------------------------------------------------------
 echo "== 2. a charon of another version refuses them"
@@ -349,10 +349,12 @@ PY
   # swanctl COMMAND first, then its options
   gwctl() { swanctl "$1" --uri "unix://$tmp/gw/charon.vici" "${@:2}"; }
   clctl() { swanctl "$1" --uri "unix://$tmp/cl/charon.vici" "${@:2}"; }
-  gwctl --load-all --file "$tmp/gw/swanctl/swanctl.conf" >"$tmp/gw/load.out" 2>&1 &&
-    ok "gateway: swanctl --load-all" || bad "gateway: swanctl --load-all ($(tail -n 2 "$tmp/gw/load.out"))"
-  clctl --load-all --file "$tmp/cl/swanctl/swanctl.conf" >"$tmp/cl/load.out" 2>&1 &&
-    ok "client: swanctl --load-all" || bad "client: swanctl --load-all ($(tail -n 2 "$tmp/cl/load.out"))"
+  if gwctl --load-all --file "$tmp/gw/swanctl/swanctl.conf" >"$tmp/gw/load.out" 2>&1; then
+    ok "gateway: swanctl --load-all"
+  else bad "gateway: swanctl --load-all ($(tail -n 2 "$tmp/gw/load.out"))"; fi
+  if clctl --load-all --file "$tmp/cl/swanctl/swanctl.conf" >"$tmp/cl/load.out" 2>&1; then
+    ok "client: swanctl --load-all"
+  else bad "client: swanctl --load-all ($(tail -n 2 "$tmp/cl/load.out"))"; fi
   if timeout 30 swanctl --initiate --uri "unix://$tmp/cl/charon.vici" --child net --timeout 20 >"$tmp/cl/initiate.out" 2>&1; then
     ok "client: swanctl --initiate --child net"
   else
@@ -399,7 +401,7 @@ PY
     fi
     sleep 0.5
   done
-  ((back)) && ok "traffic back after espd's restart" || bad "no traffic within 20 s of espd's restart"
+  if ((back)); then ok "traffic back after espd's restart"; else bad "no traffic within 20 s of espd's restart"; fi
   check_spis "after espd's restart"
 
   echo "== 3d. a proposal espd cannot do"
@@ -413,8 +415,9 @@ PY
   fi
 
   echo "== 3e. espd's byte limit starts a rekey (expire event)"
-  clctl --initiate --child vol --timeout 10 >"$tmp/cl/vol.out" 2>&1 &&
-    ok "client: swanctl --initiate --child vol" || bad "client: initiate vol ($(tail -n 2 "$tmp/cl/vol.out"))"
+  if clctl --initiate --child vol --timeout 10 >"$tmp/cl/vol.out" 2>&1; then
+    ok "client: swanctl --initiate --child vol"
+  else bad "client: initiate vol ($(tail -n 2 "$tmp/cl/vol.out"))"; fi
   ip netns exec "$cl" ping -c 5 -i 0.2 -s 1000 -W 2 -I 203.0.113.11 198.51.100.1 >"$tmp/cl/ping-vol.out" 2>&1 || true
   expect "$tmp/gw/charon.log" "kernel-espd: (inbound|outbound) SA [0-9a-f]{8} of tunnel charon-[0-9a-f]{4}-[0-9]+ reached its soft bytes limit" "espd's soft expire event reached charon"
   expect "$tmp/gw/charon.log" "creating rekey job for CHILD_SA ESP/0x[0-9a-f]{8}/" "charon queued the rekey"

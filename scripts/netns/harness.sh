@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-# The test runner shared by scripts/netns-test.sh and scripts/nat-test.sh (sourced after topology.sh):
+# shellcheck shell=bash disable=SC2034  # a sourced library: its callers and topology.sh read the globals it sets
+# The test runner shared by the live bash suites (scripts/control-test.sh, scripts/hostile-test.sh;
+# sourced after topology.sh; netns-test and nat-test are pytest now: tests/live -m netns / -m nat):
 # one test per `run`, always followed by a teardown and a leftovers check, one PASS/FAIL line each.
 # Globals the caller sets: FILTER, LIST, PASSED, FAILED; optional SKIP (regex) and BUDGET (seconds).
 

@@ -49,19 +49,27 @@ class Procs:
     def __init__(self):
         self.procs = []
 
-    def start(self, argv, log_path, env=None):
+    def start(self, argv, log_path, env=None, err_path=None):
+        """Starts argv in the background; stdout to log_path, stderr too or to err_path."""
         out = open(log_path, "ab")
+        err = open(err_path, "ab") if err_path else None
         p = subprocess.Popen(
             argv,
             stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=err or subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
         )
         out.close()
+        if err:
+            err.close()
         self.procs.append(p)
         return p
+
+    def alive(self):
+        """The processes still running."""
+        return [p for p in self.procs if p.poll() is None]
 
     @staticmethod
     def stop(p, sig=signal.SIGTERM, timeout=8.0):
@@ -85,6 +93,23 @@ class Procs:
         for p in reversed(self.procs):
             self.stop(p)
         self.procs.clear()
+
+
+def wait_exit(p, timeout):
+    """Waits up to timeout seconds for p to exit; its exit code, or None if it still runs."""
+    try:
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def tail(path, lines=2):
+    """The last lines of a log file, joined by " | " ("" if there is none)."""
+    try:
+        with open(path, errors="replace") as f:
+            return " | ".join(f.read().rstrip("\n").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 class Daemon:

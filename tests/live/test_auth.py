@@ -9,6 +9,8 @@ from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping
 from livepki import CA
 
+pytestmark = pytest.mark.strongswan
+
 EAP_SECRET = '"mschapv2 live test only"'
 
 

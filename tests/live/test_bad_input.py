@@ -5,10 +5,14 @@ import os
 import socket
 import struct
 
+import pytest
+
 from liveespd import spi_set
 from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping
 from liveproc import wait_for
+
+pytestmark = pytest.mark.strongswan
 
 
 def squatter(addr):

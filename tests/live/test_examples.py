@@ -7,7 +7,11 @@ import os
 import re
 import shutil
 
+import pytest
+
 from liveproc import run
+
+pytestmark = pytest.mark.strongswan
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 EXAMPLES = os.path.join(REPO, "examples", "strongswan")

@@ -34,6 +34,8 @@ from livenet import GW_ADDR, GW_INNER
 from liveproc import time_limit, wait_for
 from liveudp import UdpEcho, UdpFlow
 
+pytestmark = pytest.mark.strongswan
+
 GW_POOL = "198.51.100.128/25"
 CLIENT_TUN = "198.51.100.50"
 CLIENT_POOL = "198.51.100.0/30"  # the gateway's alias on a client: 198.51.100.1

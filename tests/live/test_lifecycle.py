@@ -4,10 +4,14 @@ import re
 import signal
 import time
 
+import pytest
+
 from liveespd import spi_set
 from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping, ping_until
 from liveproc import wait_for
+
+pytestmark = pytest.mark.strongswan
 
 DPD_TIMEOUT = 20
 

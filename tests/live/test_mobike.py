@@ -4,9 +4,13 @@ NAT port before the client sent any ESP from there."""
 
 import time
 
+import pytest
+
 from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping
 from liveproc import wait_for
+
+pytestmark = pytest.mark.strongswan
 
 POOL = "203.0.113.128/25"
 

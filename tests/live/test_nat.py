@@ -3,8 +3,12 @@
 import re
 import time
 
+import pytest
+
 from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping, ping_until
+
+pytestmark = pytest.mark.strongswan
 
 
 def test_nat_rebinding(lab, record_property):

@@ -4,9 +4,13 @@ is 500), so the port is an espd `listen` port like 4500, beside ESP."""
 
 import os
 
+import pytest
+
 from liveespd import spi_set
 from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_ADDR, GW_INNER, ping
+
+pytestmark = pytest.mark.strongswan
 
 PORT = 4501
 

@@ -10,6 +10,8 @@ from liveiperf import IperfServer, iperf, tcp_mbps
 from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, Capture, ping
 
+pytestmark = pytest.mark.strongswan
+
 
 def connect_psk(lab, capture=False):
     gw = lab.gateway({"rw": gw_conn({"net": gw_child()}, lab.ike500)})

@@ -10,6 +10,8 @@ from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER
 from liveproc import wait_for
 
+pytestmark = pytest.mark.strongswan
+
 RATE = "20M"
 SECONDS = 25
 BASELINE_SECONDS = 10

@@ -2,8 +2,12 @@
 
 import ipaddress
 
+import pytest
+
 from livelab import client_child, client_conn, gw_child, gw_conn
 from livenet import GW_INNER, ping
+
+pytestmark = pytest.mark.strongswan
 
 POOL = "203.0.113.128/25"
 

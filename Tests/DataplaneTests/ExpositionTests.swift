@@ -8,15 +8,20 @@ import Testing
 @testable import Forwarding
 
 @Suite struct ExpositionTests {
-  /// Loop counters 1, 2, 3, … in print order; the GSO flag raised.
-  static func knownLoop() -> [(String, UInt64)] {
-    LoopCore.loopCounterNames.enumerated().map { ($1, $1 == "udp_gso_refused" ? 1 : UInt64(100 + $0)) }
+  /// Loop counters 100, 101, 102, … in print order; the GSO flag raised.
+  static func knownLoop() -> LoopCounters {
+    var loop = LoopCounters()
+    for (i, f) in LoopCounters.fields.enumerated() {
+      f.set(f.name == "udp_gso_refused" ? 1 : UInt64(100 + i), in: &loop)
+    }
+    return loop
   }
 
-  static let control: [(String, UInt64)] = [
-    ("control_requests", 11), ("control_errors", 12), ("control_refused_not_owner", 13),
-    ("control_refused_busy", 14), ("control_refused_limit", 15), ("metrics_scrapes", 16), ("events_sent", 17),
-  ]
+  static var control: ControlCounters {
+    var c = ControlCounters()
+    for (i, f) in ControlCounters.fields.enumerated() { f.set(UInt64(11 + i), in: &c) }
+    return c
+  }
 
   static func knownState() throws -> StatsSnapshot {
     let config = Fixture.gatewayConfig([
@@ -56,8 +61,44 @@ import Testing
 
   @Test func statsAndList() throws {
     let s = try Self.knownState()
-    #expect(s.statsObject(extra: Self.control) == ExpositionGolden.stats)
-    #expect(s.statsJSON == "{\"stats\":\(s.statsObject())}")
+    #expect(s.statsObject(control: Self.control).jsonText == ExpositionGolden.stats)
+    #expect(s.statsJSON == "{\"stats\":\(s.statsObject().jsonText)}")
     #expect(s.listJSON == ExpositionGolden.list)
+  }
+}
+
+@Suite struct CountersTests {
+  /// Every stored property is in the table (so it is published, summed and printed).
+  @Test func everyFieldIsListed() {
+    #expect(Mirror(reflecting: LoopCounters()).children.count == LoopCounters.fields.count)
+    #expect(Mirror(reflecting: ControlCounters()).children.count == ControlCounters.fields.count)
+    #expect(Set(LoopCounters.fields.map(\.name)).count == LoopCounters.fields.count)
+  }
+
+  /// What a worker stores, a reader reads back, field for field.
+  @Test func publishedWordsRoundTrip() {
+    let loop = ExpositionTests.knownLoop()
+    let words = SharedWords(count: LoopCounters.fields.count)
+    defer { words.free() }
+    loop.store(into: words, at: 0)
+    #expect(LoopCounters(words: words, at: 0) == loop)
+  }
+
+  /// Counts add up, wrapping; a state is set when either is.
+  @Test func sumAddsEveryField() {
+    let a = ExpositionTests.knownLoop()
+    var b = LoopCounters()
+    for (i, f) in LoopCounters.fields.enumerated() { f.set(i == 0 ? UInt64.max : UInt64(i), in: &b) }
+    let sum = a + b
+    for (i, f) in LoopCounters.fields.enumerated() {
+      switch f {
+      case .count: #expect(f.value(of: sum) == f.value(of: a) &+ (i == 0 ? UInt64.max : UInt64(i)), "\(f.name)")
+      case .flag: #expect(f.value(of: sum) == 1, "\(f.name)")
+      }
+    }
+    #expect(LoopCounters() + LoopCounters() == LoopCounters())
+    var c = ExpositionTests.control
+    c += c
+    #expect(c.requests == 22 && c.eventsSent == 34)
   }
 }

@@ -90,12 +90,16 @@ public final class ControlServer: @unchecked Sendable {
   }
 
   /// The control-plane counters, for `stats` and the metrics.
-  var counters: [(String, UInt64)] {
-    [
-      ("control_requests", requests), ("control_errors", errors), ("control_refused_not_owner", refusedOwner),
-      ("control_refused_busy", refusedBusy),
-      ("control_refused_limit", refusedLimit), ("metrics_scrapes", scrapes), ("events_sent", eventsSent),
-    ]
+  var counters: ControlCounters {
+    var c = ControlCounters()
+    c.requests = requests
+    c.errors = errors
+    c.refusedNotOwner = refusedOwner
+    c.refusedBusy = refusedBusy
+    c.refusedLimit = refusedLimit
+    c.metricsScrapes = scrapes
+    c.eventsSent = eventsSent
+    return c
   }
 
   // MARK: the loop
@@ -248,7 +252,9 @@ public final class ControlServer: @unchecked Sendable {
       case .list:
         return plane.snapshot().listJSON
       case .stats(let tunnels):
-        return "{\"ok\":true,\"stats\":\(plane.snapshot(tunnels: tunnels).statsObject(extra: counters))}"
+        return JSONValue.object([
+          ("ok", .bool(true)), ("stats", plane.snapshot(tunnels: tunnels).statsObject(control: counters)),
+        ]).jsonText
       case .subscribe:
         c.subscribed = true
         return "{\"ok\":true,\"subscribed\":true,\"instance\":\"\(instance)\"}"

@@ -2,6 +2,9 @@
 // JSON values back to text: compact serialization (control socket answers) and quoting for messages.
 
 extension JSONValue {
+  /// An integer as a number value.
+  public static func integer(_ v: some BinaryInteger) -> JSONValue { .number(String(v)) }
+
   /// The value as compact JSON text on one line (no insignificant whitespace), members in order.
   /// Strings escape `"`, `\` and control characters; other characters stay UTF-8.
   /// Numbers are written as their literal text.

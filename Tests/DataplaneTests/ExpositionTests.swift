@@ -102,3 +102,48 @@ import Testing
     #expect(c.requests == 22 && c.eventsSent == 34)
   }
 }
+
+/// Answers and event lines built as JSON values print as the string-built ones did (the old
+/// renderers are the references here).
+@Suite struct AnswerTextTests {
+  @Test func answersAndEvents() {
+    #expect(
+      ControlServer.ok([("subscribed", .bool(true)), ("instance", .string("3f2a"))])
+        == "{\"ok\":true,\"subscribed\":true,\"instance\":\"3f2a\"}")
+    #expect(ControlServer.ok([]) == "{\"ok\":true}")
+    #expect(ControlError("no \"x\"\n").answer == "{\"ok\":false,\"error\":\"no \\\"x\\\"\\n\"}")
+    let peer = Endpoint(address: IPAddress("192.0.2.1")!, port: 4500)
+    let previous = Endpoint(address: IPAddress("2001:db8::1")!, port: 4501)
+    let e = PeerEvent(tunnel: "gw-1", spi: 0x1001, peer: peer, previous: previous)
+    #expect(
+      e.json
+        == "{\"event\":\"peer\",\"tunnel\":\(JSONValue.string("gw-1").jsonText),\"spi\":\"\(LookupTables.hexSPI(0x1001))\""
+        + ",\"peer\":\"\(peer)\",\"previous\":\"\(previous)\"}")
+    #expect(
+      JSONValue.membersText([("a", .integer(1)), ("b", .null)]) == ",\"a\":1,\"b\":null"
+        && JSONValue.membersText([]) == "")
+  }
+
+  @Test func replaySummary() {
+    var r = ReplaySummary()
+    r.packets = 9
+    r.verdicts.decapsulated = 1
+    r.verdicts.encapsulated = 2
+    r.verdicts.ike = 3
+    r.verdicts.keepalive = 1
+    r.verdicts.passed = 1
+    for d in DropReason.allCases { r.verdicts.drops[d] = UInt64(d.rawValue) }
+    func old(_ s: ReplaySummary) -> String {
+      let v = s.verdicts
+      let drops = DropReason.allCases.map { "\"\($0.name)\":\(v.drops[$0])" }.joined(separator: ",")
+      var t = "{\"packets\":\(s.packets),\"decapsulated\":\(v.decapsulated),\"encapsulated\":\(v.encapsulated)"
+      t += ",\"ike\":\(v.ike),\"keepalive\":\(v.keepalive),\"passed\":\(v.passed)"
+      t += ",\"dropped\":\(v.drops.total),\"drops\":{\(drops)}"
+      if let damage = s.damage { t += ",\"damaged\":\(JSONValue.string(damage).jsonText)" }
+      return t + "}"
+    }
+    #expect(r.json == old(r))
+    r.damage = "packet 3: truncated \"x\""
+    #expect(r.json == old(r))
+  }
+}

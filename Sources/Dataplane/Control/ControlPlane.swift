@@ -61,7 +61,7 @@ final class ControlPlane {
   /// Applies a change request. The answer may go as soon as this returns: every worker applies the
   /// change before it processes any packet it collects afterwards (ChangeQueue.swift).
   /// - Returns: the answer's members after `"ok":true` (``ControlModel/apply(_:now:)``).
-  func change(_ request: ControlRequest) -> Result<String, ControlError> {
+  func change(_ request: ControlRequest) -> Result<[(key: String, value: JSONValue)], ControlError> {
     if mailbox.loopStopped { return .failure(ControlError("the dataplane is shutting down")) }
     return model.apply(request, now: LoopCore.now())
   }

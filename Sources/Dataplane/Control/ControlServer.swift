@@ -252,17 +252,15 @@ public final class ControlServer: @unchecked Sendable {
       case .list:
         return plane.snapshot().listJSON
       case .stats(let tunnels):
-        return JSONValue.object([
-          ("ok", .bool(true)), ("stats", plane.snapshot(tunnels: tunnels).statsObject(control: counters)),
-        ]).jsonText
+        return ControlServer.ok([("stats", plane.snapshot(tunnels: tunnels).statsObject(control: counters))])
       case .subscribe:
         c.subscribed = true
-        return "{\"ok\":true,\"subscribed\":true,\"instance\":\"\(instance)\"}"
+        return ControlServer.ok([("subscribed", .bool(true)), ("instance", .string("\(instance)"))])
       case .listNames(let prefix):
-        return "{\"ok\":true\(plane.model.names(prefix: prefix))}"
+        return ControlServer.ok(plane.model.names(prefix: prefix))
       case .querySA(let name, let spi, let direction):
         switch plane.model.query(name: name, spi: spi, direction: direction, now: LoopCore.now()) {
-        case .success(let members): return "{\"ok\":true\(members)}"
+        case .success(let members): return ControlServer.ok(members)
         case .failure(let e):
           errors &+= 1
           return e.answer
@@ -271,13 +269,13 @@ public final class ControlServer: @unchecked Sendable {
         switch plane.change(request) {
         case .success(let members):
           if case .allocSPI = request {
-            logger.debug("control: \(ControlServer.describe(request))\(members)")
+            logger.debug("control: \(ControlServer.describe(request))\(JSONValue.membersText(members))")
           } else if case .releaseSPI = request {
             logger.debug("control: \(ControlServer.describe(request))")
           } else {
             logger.info("control: \(ControlServer.describe(request))")
           }
-          return "{\"ok\":true\(members)}"
+          return ControlServer.ok(members)
         case .failure(let e):
           errors &+= 1
           if e.isLimit { refusedLimit &+= 1 }
@@ -286,6 +284,11 @@ public final class ControlServer: @unchecked Sendable {
         }
       }
     }
+  }
+
+  /// An answer that accepts: `{"ok":true,…}` with `members` after `ok`.
+  static func ok(_ members: [(key: String, value: JSONValue)]) -> String {
+    JSONValue.object([("ok", .bool(true))] + members).jsonText
   }
 
   /// What a change request does, for the log (SPIs and names only, never keys).

@@ -5,6 +5,19 @@ extension JSONValue {
   /// An integer as a number value.
   public static func integer(_ v: some BinaryInteger) -> JSONValue { .number(String(v)) }
 
+  /// Members as they follow others inside an object: `,"key":value` each, in order (the text of
+  /// answer members built apart, for logs and tests).
+  public static func membersText(_ members: [(key: String, value: JSONValue)]) -> String {
+    var out = ""
+    for m in members {
+      out += ","
+      writeString(m.key, to: &out, escapingFormat: false)
+      out += ":"
+      m.value.write(to: &out)
+    }
+    return out
+  }
+
   /// The value as compact JSON text on one line (no insignificant whitespace), members in order.
   /// Strings escape `"`, `\` and control characters; other characters stay UTF-8.
   /// Numbers are written as their literal text.

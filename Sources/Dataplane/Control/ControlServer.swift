@@ -33,14 +33,8 @@ public final class ControlServer: @unchecked Sendable {
   }
   var logger: Logger { plane.logger }
 
-  // Counters (control thread only; copied into stats and metrics answers).
-  private var requests: UInt64 = 0
-  private var errors: UInt64 = 0
-  private var refusedOwner: UInt64 = 0
-  private var refusedBusy: UInt64 = 0
-  private var refusedLimit: UInt64 = 0
-  private var scrapes: UInt64 = 0
-  private var eventsSent: UInt64 = 0
+  /// The control-plane counters (control thread only; copied into stats and metrics answers).
+  private(set) var counters = ControlCounters()
 
   /// Opens the control socket and the metrics endpoint.
   init(plane: ControlPlane, controlPath: String, metrics: Endpoint?) throws(SystemError) {
@@ -87,19 +81,6 @@ public final class ControlServer: @unchecked Sendable {
     _ = write(stopFD, &one, 8)
     thread?.join()
     thread = nil
-  }
-
-  /// The control-plane counters, for `stats` and the metrics.
-  var counters: ControlCounters {
-    var c = ControlCounters()
-    c.requests = requests
-    c.errors = errors
-    c.refusedNotOwner = refusedOwner
-    c.refusedBusy = refusedBusy
-    c.refusedLimit = refusedLimit
-    c.metricsScrapes = scrapes
-    c.eventsSent = eventsSent
-    return c
   }
 
   // MARK: the loop
@@ -186,7 +167,7 @@ public final class ControlServer: @unchecked Sendable {
       let controlLimit = plane.config.limits.controlConnections
       let limit = kind == .control ? controlLimit : ControlLimits.maxMetricsConnections
       if connections.filter({ $0.kind == kind }).count >= limit {
-        refusedBusy &+= 1
+        counters.refusedBusy &+= 1
         if connections.count >= 4 * (controlLimit + ControlLimits.maxMetricsConnections) {
           continue  // a flood: closed at once by deinit
         }
@@ -206,7 +187,7 @@ public final class ControlServer: @unchecked Sendable {
         // whose mode someone changed, and root's CAP_DAC_OVERRIDE.
         let uid = Listeners.peerUID(fd)
         if uid != owner {
-          refusedOwner &+= 1
+          counters.refusedNotOwner &+= 1
           let who = uid.map { "\($0)" } ?? "unknown"
           c.refuse(
             ControlError("permission denied: uid \(who) is not the socket's owner (uid \(owner))").answer, now: now)
@@ -231,7 +212,7 @@ public final class ControlServer: @unchecked Sendable {
       // Answer once, drop the rest of the line, and go on with the next one.
       c.discardInput()
       c.skippingLine = true
-      errors &+= 1
+      counters.errors &+= 1
       c.send(ControlError("request longer than \(ControlLimits.maxRequestBytes) bytes").answer)
     }
     if c.inputClosed { c.closeAfterOutput = true }
@@ -239,12 +220,12 @@ public final class ControlServer: @unchecked Sendable {
 
   /// The answer line to one request line.
   private func answer(_ line: [UInt8], on c: Connection) -> String {
-    requests &+= 1
+    counters.requests &+= 1
     let request: ControlRequest
     switch ControlRequest.parse(line) {
     case .success(let r): request = r
     case .failure(let e):
-      errors &+= 1
+      counters.errors &+= 1
       return e.answer
     }
     do {
@@ -262,7 +243,7 @@ public final class ControlServer: @unchecked Sendable {
         switch plane.model.query(name: name, spi: spi, direction: direction, now: LoopCore.now()) {
         case .success(let members): return ControlServer.ok(members)
         case .failure(let e):
-          errors &+= 1
+          counters.errors &+= 1
           return e.answer
         }
       case .addTunnel, .deleteTunnel, .rekey, .deleteSA, .allocSPI, .releaseSPI, .updateTunnel:
@@ -277,8 +258,8 @@ public final class ControlServer: @unchecked Sendable {
           }
           return ControlServer.ok(members)
         case .failure(let e):
-          errors &+= 1
-          if e.isLimit { refusedLimit &+= 1 }
+          counters.errors &+= 1
+          if e.isLimit { counters.refusedLimit &+= 1 }
           logger.notice("control: refused \(ControlServer.describe(request)): \(e)")
           return e.answer
         }
@@ -324,7 +305,7 @@ public final class ControlServer: @unchecked Sendable {
       let line = e.json
       for c in connections where c.subscribed {
         c.send(line)
-        eventsSent &+= 1
+        counters.eventsSent &+= 1
       }
     }
     for e in plane.mailbox.takePeerEvents() {
@@ -334,7 +315,7 @@ public final class ControlServer: @unchecked Sendable {
       let line = e.json
       for c in connections where c.subscribed {
         c.send(line)
-        eventsSent &+= 1
+        counters.eventsSent &+= 1
       }
     }
     if reload { plane.reload() }
@@ -365,7 +346,7 @@ public final class ControlServer: @unchecked Sendable {
       c.sendRaw(ControlServer.http(404, "not found; try /metrics\n"))
       return
     }
-    scrapes &+= 1
+    counters.metricsScrapes &+= 1
     let body = plane.snapshot(tunnels: plane.metricsPerTunnel).prometheusText(control: counters)
     c.sendRaw(
       ControlServer.http(

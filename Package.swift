@@ -68,7 +68,7 @@ let package = Package(
     .testTarget(
       name: "espdTests",
       dependencies: [
-        "espd", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "espd", "Forwarding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
   ],

@@ -2,6 +2,7 @@
 // The word options of `espd run` and `espd keys`: their spellings and defaults, and ArgumentParser
 // refusing any other word with the list of valid ones.
 import ArgumentParser
+import Forwarding
 import Logging
 import Testing
 
@@ -45,5 +46,19 @@ import Testing
   @Test func logLevelsAreSwiftLogs() {
     #expect(LogLevel.allCases.map(\.level) == Logger.Level.allCases)
     for l in LogLevel.allCases { #expect(l.level.rawValue == l.rawValue) }
+  }
+}
+
+@Suite struct JSONLogTests {
+  /// The line as the string-built handler wrote it.
+  @Test func lineAsBefore() {
+    var h = JSONLogHandler(label: "espd")
+    h.metadata = ["tunnel": "a\"b"]
+    let line = h.line(time: 1_764_700_000.25, level: .warning, message: "reload: \"x\"\n", metadata: nil)
+    func json(_ s: String) -> String { JSONValue.string(s).jsonText }
+    #expect(
+      line
+        == "{\"time\":1764700000.25,\"level\":\"warning\",\"label\":\(json("espd")),\"message\":\(json("reload: \"x\"\n"))"
+        + ",\(json("tunnel")):\(json("a\"b"))}")
   }
 }

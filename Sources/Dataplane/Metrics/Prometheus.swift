@@ -47,10 +47,6 @@ struct PrometheusGauge: PrometheusFamily {
   let help: String
 
   func sample(_ v: UInt64, labels: String = "", into out: inout String) { line("\(v)", labels: labels, into: &out) }
-  /// A state: 1 or 0.
-  func sample(_ flag: Bool, labels: String = "", into out: inout String) {
-    sample(flag ? 1 : 0, labels: labels, into: &out)
-  }
   /// Nanoseconds, printed as seconds.
   func sample(nanoseconds ns: UInt64, labels: String = "", into out: inout String) {
     line(PrometheusGauge.seconds(ns), labels: labels, into: &out)
@@ -61,6 +57,7 @@ struct PrometheusGauge: PrometheusFamily {
     header(into: &out)
     sample(v, into: &out)
   }
+  /// A state: 1 or 0.
   func expose(_ flag: Bool, into out: inout String) { expose(flag ? 1 : 0, into: &out) }
   func expose(nanoseconds ns: UInt64, into out: inout String) {
     header(into: &out)

@@ -65,6 +65,12 @@ let package = Package(
       resources: [.copy("Vectors")]),
     .testTarget(name: "UDPEncapTests", dependencies: ["UDPEncap"]),
     .testTarget(name: "DataplaneTests", dependencies: ["Dataplane", "Forwarding", "ESP", "CLinux"]),
+    .testTarget(
+      name: "espdTests",
+      dependencies: [
+        "espd", "Forwarding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
   ],
   swiftLanguageModes: [.v6]
 )

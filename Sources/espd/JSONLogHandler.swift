@@ -20,19 +20,19 @@ struct JSONLogHandler: LogHandler {
   }
 
   func log(event: LogEvent) {
-    let level = event.level
-    let message = event.message
-    let extra = event.metadata
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     let time = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    var fields =
-      "\"time\":\(time),\"level\":\"\(level)\",\"label\":\(Self.json(label)),\"message\":\(Self.json("\(message)"))"
-    for (k, v) in metadata.merging(extra ?? [:], uniquingKeysWith: { $1 }) {
-      fields += ",\(Self.json(k)):\(Self.json("\(v)"))"
-    }
-    printError("{" + fields + "}")
+    printError(line(time: time, level: event.level, message: event.message, metadata: event.metadata))
   }
 
-  static func json(_ s: String) -> String { JSONValue.string(s).jsonText }
+  /// One log line: time, level, label, message, then the handler's and the event's metadata.
+  func line(time: Double, level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?) -> String {
+    var fields: [(key: String, value: JSONValue)] = [
+      ("time", .number("\(time)")), ("level", .string("\(level)")), ("label", .string(label)),
+      ("message", .string("\(message)")),
+    ]
+    for (k, v) in metadata.merging(extra ?? [:], uniquingKeysWith: { $1 }) { fields.append((k, .string("\(v)"))) }
+    return JSONValue.object(fields).jsonText
+  }
 }

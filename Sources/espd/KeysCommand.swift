@@ -22,13 +22,7 @@ struct KeysCommand: ParsableCommand {
   var config: String
 
   @Option(name: .long, help: "Output format: wireshark.")
-  var format: String = "wireshark"
-
-  func validate() throws {
-    guard format == "wireshark" else {
-      throw ValidationError("--format: only 'wireshark' is supported, got '\(format)'")
-    }
-  }
+  var format: KeysFormat = .wireshark
 
   func run() throws {
     let cfg = try ConfigFile.load(config)

@@ -32,24 +32,24 @@ struct Run: ParsableCommand {
   var workers: Int = 1
 
   @Option(name: .long, help: "I/O backend: uring (io_uring; falls back to mmsg if the kernel refuses) or mmsg.")
-  var io: String = "uring"
+  var io: IOBackend = .uring
 
   @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-  var logLevel: String = "info"
+  var logLevel: LogLevel = .info
 
   @Option(name: .long, help: "Log format: text or json.")
-  var logFormat: String = "text"
+  var logFormat: LogFormat = .text
 
   @Option(
     name: .long,
     help: "TUN offloads (GSO packets cut into segments before sealing, checksum offload): on or off. io_uring only.")
-  var tunOffload: String = "on"
+  var tunOffload: Switch = .on
 
   @Option(name: .long, help: "UDP GSO (one sendmsg per run of same-size ESP datagrams to a peer): on or off.")
-  var udpGso: String = "on"
+  var udpGso: Switch = .on
 
   @Option(name: .long, help: "UDP GRO (one receive carries many ESP datagrams of one peer): on or off. io_uring only.")
-  var udpGro: String = "on"
+  var udpGro: Switch = .on
 
   @Flag(name: .long, help: "Run the built-in known-answer and replay tests, then exit.")
   var selftest = false
@@ -72,27 +72,9 @@ struct Run: ParsableCommand {
     guard let config else {
       throw ValidationError("missing --config FILE (or --selftest)")
     }
-    guard let backend = IOBackend(rawValue: io) else {
-      throw ValidationError("--io: expected uring or mmsg, got '\(io)'")
-    }
-    guard let level = Logger.Level(rawValue: logLevel) else {
-      throw ValidationError(
-        "--log-level: expected trace, debug, info, notice, warning, error or critical, got '\(logLevel)'")
-    }
-    guard logFormat == "text" || logFormat == "json" else {
-      throw ValidationError("--log-format: expected text or json, got '\(logFormat)'")
-    }
-    guard tunOffload == "on" || tunOffload == "off" else {
-      throw ValidationError("--tun-offload: expected on or off, got '\(tunOffload)'")
-    }
-    guard udpGso == "on" || udpGso == "off" else {
-      throw ValidationError("--udp-gso: expected on or off, got '\(udpGso)'")
-    }
-    guard udpGro == "on" || udpGro == "off" else {
-      throw ValidationError("--udp-gro: expected on or off, got '\(udpGro)'")
-    }
     guard (1...64).contains(workers) else { throw ValidationError("--workers: expected 1 to 64, got \(workers)") }
-    let json = logFormat == "json"
+    let json = logFormat == .json
+    let level = logLevel.level
     LoggingSystem.bootstrap { label in
       var h: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
       h.logLevel = level
@@ -104,8 +86,8 @@ struct Run: ParsableCommand {
     do {
       // The configuration is not kept here: the control plane keeps what is in force.
       runtime = try Runtime(
-        config: consume loaded, configPath: config, backend: backend,
-        offloads: OffloadOptions(tun: tunOffload == "on", udpGSO: udpGso == "on", udpGRO: udpGro == "on"),
+        config: consume loaded, configPath: config, backend: io,
+        offloads: OffloadOptions(tun: tunOffload.isOn, udpGSO: udpGso.isOn, udpGRO: udpGro.isOn),
         workers: workers, logger: logger)
     } catch {
       printError("espd: \(error)")

@@ -40,7 +40,7 @@ final class ControlHarness {
   /// One request line through the model: the answer's members after `"ok":true`, or the refusal.
   func answer(_ line: String, now: UInt64 = 0) -> Result<String, ControlError> {
     switch ControlRequest.parse(Array(line.utf8)) {
-    case .success(let r): return model.apply(r, now: now)
+    case .success(let r): return model.apply(r, now: now).map(JSONValue.membersText)
     case .failure(let e): return .failure(e)
     }
   }

@@ -191,7 +191,11 @@ import Testing
 
   @Test func prometheusTextIsWellFormed() throws {
     let gateway = Pipeline(table: try LookupTables(config: config))
-    let text = gateway.snapshot(loop: [("batches", 3)]).prometheusText(control: [("control_requests", 5)])
+    var loop = LoopCounters()
+    loop.batches = 3
+    var control = ControlCounters()
+    control.requests = 5
+    let text = gateway.snapshot(loop: loop).prometheusText(control: control)
     var declared = Set<String>()
     for line in text.split(separator: "\n") {
       if line.hasPrefix("# TYPE ") {
@@ -209,7 +213,9 @@ import Testing
     #expect(text.contains("espd_tunnel_packets_total{tunnel=\"client2\",direction=\"in\"} 0\n"))
     #expect(text.contains("espd_control_requests_total 5\n"))
     // A state is a gauge, not a counter; the stall is in seconds.
-    var refused = gateway.snapshot(loop: [("udp_gso_refused", 1)])
+    var flag = LoopCounters()
+    flag.udpGSORefused = true
+    var refused = gateway.snapshot(loop: flag)
     refused.stallMax = 1_500_000
     let gauges = refused.prometheusText()
     #expect(gauges.contains("# TYPE espd_udp_gso_refused gauge\nespd_udp_gso_refused 1\n"))

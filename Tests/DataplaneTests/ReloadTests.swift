@@ -109,3 +109,48 @@ import Testing
     #expect(wire.send(toRemoved, on: gateway).0 == .dropped(.noRoute))
   }
 }
+
+/// The settings a reload cannot change, from their one table: the check, the warning and what is kept.
+@Suite struct RestartOnlyTests {
+  @Test func warningNamesEverySetting() {
+    #expect(
+      Config.restartOnlyWarning
+        == "reload: changes to listen, tun, ike, control, metrics, transport_alias_pool, udp_receive_buffer, udp_send_buffer or the IKE limits need a restart; applying the tunnels, nat_keepalive_seconds, metrics_per_tunnel and the other limits only"
+    )
+  }
+
+  @Test func eachChangeIsSeenAndKept() {
+    let old = Fixture.gatewayConfig([Fixture.pair(1, mode: .tunnel).gateway])
+    let edits: [(String, (inout Config) -> Void)] = [
+      ("listen", { $0.listen.append(Endpoint(address: IPAddress("192.0.2.9")!, port: 4501)) }),
+      ("tun", { $0.tun.mtu += 1 }), ("tun", { $0.tun.name = "other0" }),
+      ("ike", { $0.ikeListen = [Endpoint(address: IPAddress("192.0.2.9")!, port: 500)] }),
+      ("control", { $0.control += ".new" }),
+      ("metrics", { $0.metrics = Endpoint(address: IPAddress("127.0.0.1")!, port: 9999) }),
+      ("transport_alias_pool", { $0.transportAliasPool = Prefix(address: IPAddress("198.51.100.128")!, length: 28) }),
+      ("udp_receive_buffer", { $0.udpReceiveBuffer += 1 }), ("udp_send_buffer", { $0.udpSendBuffer += 1 }),
+      ("the IKE limits", { $0.limits.ikeQueueBytes += 1 }), ("the IKE limits", { $0.limits.ikePerSecond += 1 }),
+      ("the IKE limits", { $0.limits.ikePerSourcePerSecond += 1 }),
+    ]
+    for (name, edit) in edits {
+      var new = old
+      edit(&new)
+      new.natKeepaliveSeconds = 7
+      new.metricsPerTunnel = false
+      new.limits.tunnels = 5
+      new.limits.controlConnections = 3
+      #expect(old.restartOnlyChanges(in: new).map(\.name) == [name])
+      let applied = old.keepingRestartOnly(of: new)
+      #expect(old.restartOnlyChanges(in: applied).isEmpty, "\(name)")
+      // The reloadable settings come from the new file.
+      #expect(applied.natKeepaliveSeconds == 7 && !applied.metricsPerTunnel, "\(name)")
+      #expect(applied.limits.tunnels == 5 && applied.limits.controlConnections == 3, "\(name)")
+    }
+    var reloadable = old
+    reloadable.natKeepaliveSeconds += 1
+    reloadable.limits.sas = 9
+    reloadable.tunnels = []
+    reloadable.tun.txQueueLength += 1
+    #expect(old.restartOnlyChanges(in: reloadable).isEmpty)
+  }
+}

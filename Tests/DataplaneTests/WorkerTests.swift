@@ -91,11 +91,12 @@ import UDPEncap
       pipelines.map { p in
         var r = WorkerStats.Reading()
         r.counters = p.counters
-        r.loop = [("handoff_packets", 1), ("batched_packets", UInt64(5 + p.worker))]
+        r.loop.handoffPackets = 1
+        r.loop.batchedPackets = UInt64(5 + p.worker)
         return r
       })
     #expect(merged.counters.decapsulated == 8 && merged.counters.encapsulated == 8)
-    #expect(merged.loopCounter("handoff_packets") == 2 && merged.loopCounter("batched_packets") == 11)
+    #expect(merged.loop.handoffPackets == 2 && merged.loop.batchedPackets == 11)
     #expect(merged.workers == [WorkerLoad(packets: 5, handedOver: 1), WorkerLoad(packets: 6, handedOver: 1)])
     #expect(
       merged.statsJSON.contains(

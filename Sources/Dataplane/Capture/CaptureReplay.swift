@@ -14,13 +14,14 @@ public struct ReplaySummary: Sendable {
 
   /// One JSON object: `{"packets":N,"decapsulated":N,…,"drops":{"auth_failed":N,…}}`.
   public var json: String {
-    let drops = DropReason.allCases.map { "\"\($0.name)\":\(verdicts.drops[$0])" }.joined(separator: ",")
-    var s =
-      "{\"packets\":\(packets),\"decapsulated\":\(verdicts.decapsulated),\"encapsulated\":\(verdicts.encapsulated)"
-    s += ",\"ike\":\(verdicts.ike),\"keepalive\":\(verdicts.keepalive),\"passed\":\(verdicts.passed)"
-    s += ",\"dropped\":\(verdicts.drops.total),\"drops\":{\(drops)}"
-    if let damage { s += ",\"damaged\":\(JSONValue.string(damage).jsonText)" }
-    return s + "}"
+    var m: [(key: String, value: JSONValue)] = [
+      ("packets", .integer(packets)), ("decapsulated", .integer(verdicts.decapsulated)),
+      ("encapsulated", .integer(verdicts.encapsulated)), ("ike", .integer(verdicts.ike)),
+      ("keepalive", .integer(verdicts.keepalive)), ("passed", .integer(verdicts.passed)),
+      ("dropped", .integer(verdicts.drops.total)), ("drops", StatsSnapshot.dropsValue(verdicts.drops)),
+    ]
+    if let damage { m.append(("damaged", .string(damage))) }
+    return JSONValue.object(m).jsonText
   }
 
   /// Lines for people: each count, then every drop reason that occurred.

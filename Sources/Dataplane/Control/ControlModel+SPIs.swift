@@ -15,7 +15,7 @@ extension ControlModel {
   /// `alloc_spi`: an SPI in `min...max` (`min` ≥ 0x100) that no inbound SA has and no one reserved,
   /// reserved until it is installed, released or its lifetime ends.
   /// - Returns: the answer's `,"spi":"0x…"`, or the refusal (nothing reserved).
-  func allocSPI(min: UInt32, max: UInt32, now: UInt64) -> Result<String, ControlError> {
+  func allocSPI(min: UInt32, max: UInt32, now: UInt64) -> Result<[(key: String, value: JSONValue)], ControlError> {
     expireReservations(now: now)
     guard reserved.count < reservationLimit else {
       return .failure(
@@ -53,7 +53,7 @@ extension ControlModel {
     reserved[spi] = until
     reservedOrder.append((spi, until))
     if reservedOrder.count - reservedHead > 2 * Swift.max(1024, reserved.count) { compactReservations() }
-    return .success(",\"spi\":\"\(spiText(spi))\"")
+    return .success([("spi", .string(spiText(spi)))])
   }
 
   /// `release_spi`: frees a reservation (refused, changing nothing, for an SPI not reserved).

@@ -185,23 +185,24 @@ final class ControlModel {
   // MARK: changes
 
   /// Applies a change request (other requests change nothing).
-  /// - Returns: what the answer says besides `"ok":true` (members as JSON text, each after a comma;
-  ///   empty for none), or the refusal.
-  func apply(_ request: ControlRequest, now: UInt64) -> Result<String, ControlError> {
+  /// - Returns: what the answer says besides `"ok":true` (its members, in order; empty for none), or
+  ///   the refusal.
+  func apply(_ request: ControlRequest, now: UInt64) -> Result<[(key: String, value: JSONValue)], ControlError> {
     switch request {
     case .addTunnel(let t):
-      return add(t, now: now).map { record(named: t.name)?.config.alias.map { ",\"alias\":\"\($0)\"" } ?? "" }
-    case .deleteTunnel(let name): return delete(name: name).map { "" }
+      return add(t, now: now).map { record(named: t.name)?.config.alias.map { [("alias", .string("\($0)"))] } ?? [] }
+    case .deleteTunnel(let name): return delete(name: name).map { [] }
     case .rekey(let name, let inbound, let outbound):
       let replaced = outbound == nil ? nil : record(named: name)?.outbound
       return rekey(name: name, inbound: inbound, outbound: outbound, now: now).map {
-        replaced.map { ",\"replaced\":\(ControlModel.countersJSON($0.spi, $0.packets, $0.bytes))" } ?? ""
+        replaced.map { [("replaced", ControlModel.countersValue($0.spi, $0.packets, $0.bytes))] } ?? []
       }
-    case .deleteSA(let spi): return deleteSA(spi: spi).map { "" }
+    case .deleteSA(let spi): return deleteSA(spi: spi).map { [] }
     case .allocSPI(let min, let max): return allocSPI(min: min, max: max, now: now)
-    case .releaseSPI(let spi): return releaseSPI(spi, now: now).map { "" }
-    case .updateTunnel(let name, let peer, let local): return updateTunnel(name: name, peer: peer, local: local)
-    case .list, .stats, .subscribe, .querySA, .listNames: return .success("")
+    case .releaseSPI(let spi): return releaseSPI(spi, now: now).map { [] }
+    case .updateTunnel(let name, let peer, let local):
+      return updateTunnel(name: name, peer: peer, local: local).map { [] }
+    case .list, .stats, .subscribe, .querySA, .listNames: return .success([])
     }
   }
 

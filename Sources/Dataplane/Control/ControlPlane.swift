@@ -61,7 +61,7 @@ final class ControlPlane {
   /// Applies a change request. The answer may go as soon as this returns: every worker applies the
   /// change before it processes any packet it collects afterwards (ChangeQueue.swift).
   /// - Returns: the answer's members after `"ok":true` (``ControlModel/apply(_:now:)``).
-  func change(_ request: ControlRequest) -> Result<String, ControlError> {
+  func change(_ request: ControlRequest) -> Result<[(key: String, value: JSONValue)], ControlError> {
     if mailbox.loopStopped { return .failure(ControlError("the dataplane is shutting down")) }
     return model.apply(request, now: LoopCore.now())
   }
@@ -76,8 +76,8 @@ final class ControlPlane {
   }
 
   /// SIGHUP: re-reads the configuration file and puts in force only what changed (tunnels added
-  /// over the control socket and not in the file are removed). Changes to `listen`, `tun`, `ike`,
-  /// `control`, `metrics` or the IKE limits need a restart and are reported, not applied.
+  /// over the control socket and not in the file are removed). Changes to the settings of
+  /// ``Config/restartOnly`` need a restart and are reported, not applied.
   func reload() {
     guard let configPath else { return }
     let bytes: [UInt8]
@@ -95,27 +95,9 @@ final class ControlPlane {
       return
     }
     let config = self.config
-    if new.listen != config.listen || new.tun.name != config.tun.name || new.tun.addresses != config.tun.addresses
-      || new.tun.mtu != config.tun.mtu || new.ikePunt != config.ikePunt || new.ikePuntLocal != config.ikePuntLocal
-      || new.ikeListen != config.ikeListen || new.control != config.control
-      || new.metrics != config.metrics || new.limits.ikeQueueBytes != config.limits.ikeQueueBytes
-      || new.limits.ikePerSecond != config.limits.ikePerSecond
-      || new.limits.ikePerSourcePerSecond != config.limits.ikePerSourcePerSecond
-      || new.udpReceiveBuffer != config.udpReceiveBuffer || new.udpSendBuffer != config.udpSendBuffer
-      || new.transportAliasPool != config.transportAliasPool
-    {
-      logger.warning(
-        "reload: changes to listen, tun, ike, control, metrics, transport_alias_pool, udp_receive_buffer, udp_send_buffer or the IKE limits need a restart; applying the tunnels, nat_keepalive_seconds, metrics_per_tunnel and the other limits only"
-      )
-      var merged = config
-      merged.tunnels = new.tunnels
-      merged.natKeepaliveSeconds = new.natKeepaliveSeconds
-      merged.metricsPerTunnel = new.metricsPerTunnel
-      merged.limits.tunnels = new.limits.tunnels
-      merged.limits.sas = new.limits.sas
-      merged.limits.inboundSAsPerTunnel = new.limits.inboundSAsPerTunnel
-      merged.limits.controlConnections = new.limits.controlConnections
-      new = merged
+    if !config.restartOnlyChanges(in: new).isEmpty {
+      logger.warning("\(Config.restartOnlyWarning)")
+      new = config.keepingRestartOnly(of: new)
     }
     let keepalive = new.natKeepaliveSeconds != config.natKeepaliveSeconds
     switch model.reload(new, now: LoopCore.now()) {

@@ -156,7 +156,7 @@ public struct ControlError: Error, Equatable, Sendable, CustomStringConvertible 
   public var description: String { message }
 
   /// The error answer line.
-  public var answer: String { "{\"ok\":false,\"error\":\(JSONValue.string(message).jsonText)}" }
+  public var answer: String { JSONValue.object([("ok", .bool(false)), ("error", .string(message))]).jsonText }
 }
 
 /// Bounds on what the control socket accepts that are not configurable (those that are: ``Limits``).

@@ -33,14 +33,8 @@ public final class ControlServer: @unchecked Sendable {
   }
   var logger: Logger { plane.logger }
 
-  // Counters (control thread only; copied into stats and metrics answers).
-  private var requests: UInt64 = 0
-  private var errors: UInt64 = 0
-  private var refusedOwner: UInt64 = 0
-  private var refusedBusy: UInt64 = 0
-  private var refusedLimit: UInt64 = 0
-  private var scrapes: UInt64 = 0
-  private var eventsSent: UInt64 = 0
+  /// The control-plane counters (control thread only; copied into stats and metrics answers).
+  private(set) var counters = ControlCounters()
 
   /// Opens the control socket and the metrics endpoint.
   init(plane: ControlPlane, controlPath: String, metrics: Endpoint?) throws(SystemError) {
@@ -77,15 +71,6 @@ public final class ControlServer: @unchecked Sendable {
     Sys.signal(eventFD: stopEvent.raw)
     thread?.join()
     thread = nil
-  }
-
-  /// The control-plane counters, for `stats` and the metrics.
-  var counters: [(String, UInt64)] {
-    [
-      ("control_requests", requests), ("control_errors", errors), ("control_refused_not_owner", refusedOwner),
-      ("control_refused_busy", refusedBusy),
-      ("control_refused_limit", refusedLimit), ("metrics_scrapes", scrapes), ("events_sent", eventsSent),
-    ]
   }
 
   // MARK: the loop
@@ -171,7 +156,7 @@ public final class ControlServer: @unchecked Sendable {
       let controlLimit = plane.config.limits.controlConnections
       let limit = kind == .control ? controlLimit : ControlLimits.maxMetricsConnections
       if connections.filter({ $0.kind == kind }).count >= limit {
-        refusedBusy &+= 1
+        counters.refusedBusy &+= 1
         if connections.count >= 4 * (controlLimit + ControlLimits.maxMetricsConnections) {
           continue  // a flood: closed at once by deinit
         }
@@ -191,7 +176,7 @@ public final class ControlServer: @unchecked Sendable {
         // whose mode someone changed, and root's CAP_DAC_OVERRIDE.
         let uid = Sys.peerUID(c.fd)
         if uid != owner {
-          refusedOwner &+= 1
+          counters.refusedNotOwner &+= 1
           let who = uid.map { "\($0)" } ?? "unknown"
           c.refuse(
             ControlError("permission denied: uid \(who) is not the socket's owner (uid \(owner))").answer, now: now)
@@ -216,7 +201,7 @@ public final class ControlServer: @unchecked Sendable {
       // Answer once, drop the rest of the line, and go on with the next one.
       c.discardInput()
       c.skippingLine = true
-      errors &+= 1
+      counters.errors &+= 1
       c.send(ControlError("request longer than \(ControlLimits.maxRequestBytes) bytes").answer)
     }
     if c.inputClosed { c.closeAfterOutput = true }
@@ -224,12 +209,12 @@ public final class ControlServer: @unchecked Sendable {
 
   /// The answer line to one request line.
   private func answer(_ line: [UInt8], on c: Connection) -> String {
-    requests &+= 1
+    counters.requests &+= 1
     let request: ControlRequest
     switch ControlRequest.parse(line) {
     case .success(let r): request = r
     case .failure(let e):
-      errors &+= 1
+      counters.errors &+= 1
       return e.answer
     }
     do {
@@ -237,38 +222,43 @@ public final class ControlServer: @unchecked Sendable {
       case .list:
         return plane.snapshot().listJSON
       case .stats(let tunnels):
-        return "{\"ok\":true,\"stats\":\(plane.snapshot(tunnels: tunnels).statsObject(extra: counters))}"
+        return ControlServer.ok([("stats", plane.snapshot(tunnels: tunnels).statsObject(control: counters))])
       case .subscribe:
         c.subscribed = true
-        return "{\"ok\":true,\"subscribed\":true,\"instance\":\"\(instance)\"}"
+        return ControlServer.ok([("subscribed", .bool(true)), ("instance", .string("\(instance)"))])
       case .listNames(let prefix):
-        return "{\"ok\":true\(plane.model.names(prefix: prefix))}"
+        return ControlServer.ok(plane.model.names(prefix: prefix))
       case .querySA(let name, let spi, let direction):
         switch plane.model.query(name: name, spi: spi, direction: direction, now: LoopCore.now()) {
-        case .success(let members): return "{\"ok\":true\(members)}"
+        case .success(let members): return ControlServer.ok(members)
         case .failure(let e):
-          errors &+= 1
+          counters.errors &+= 1
           return e.answer
         }
       case .addTunnel, .deleteTunnel, .rekey, .deleteSA, .allocSPI, .releaseSPI, .updateTunnel:
         switch plane.change(request) {
         case .success(let members):
           if case .allocSPI = request {
-            logger.debug("control: \(ControlServer.describe(request))\(members)")
+            logger.debug("control: \(ControlServer.describe(request))\(JSONValue.membersText(members))")
           } else if case .releaseSPI = request {
             logger.debug("control: \(ControlServer.describe(request))")
           } else {
             logger.info("control: \(ControlServer.describe(request))")
           }
-          return "{\"ok\":true\(members)}"
+          return ControlServer.ok(members)
         case .failure(let e):
-          errors &+= 1
-          if e.isLimit { refusedLimit &+= 1 }
+          counters.errors &+= 1
+          if e.isLimit { counters.refusedLimit &+= 1 }
           logger.notice("control: refused \(ControlServer.describe(request)): \(e)")
           return e.answer
         }
       }
     }
+  }
+
+  /// An answer that accepts: `{"ok":true,…}` with `members` after `ok`.
+  static func ok(_ members: [(key: String, value: JSONValue)]) -> String {
+    JSONValue.object([("ok", .bool(true))] + members).jsonText
   }
 
   /// What a change request does, for the log (SPIs and names only, never keys).
@@ -304,7 +294,7 @@ public final class ControlServer: @unchecked Sendable {
       let line = e.json
       for c in connections where c.subscribed {
         c.send(line)
-        eventsSent &+= 1
+        counters.eventsSent &+= 1
       }
     }
     for e in plane.mailbox.takePeerEvents() {
@@ -314,7 +304,7 @@ public final class ControlServer: @unchecked Sendable {
       let line = e.json
       for c in connections where c.subscribed {
         c.send(line)
-        eventsSent &+= 1
+        counters.eventsSent &+= 1
       }
     }
     if reload { plane.reload() }
@@ -345,7 +335,7 @@ public final class ControlServer: @unchecked Sendable {
       c.sendRaw(ControlServer.http(404, "not found; try /metrics\n"))
       return
     }
-    scrapes &+= 1
+    counters.metricsScrapes &+= 1
     let body = plane.snapshot(tunnels: plane.metricsPerTunnel).prometheusText(control: counters)
     c.sendRaw(
       ControlServer.http(

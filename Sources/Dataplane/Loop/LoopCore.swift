@@ -159,51 +159,37 @@ public final class LoopCore {
     return wildcard ?? family
   }
 
-  /// The names of the loop-level counters, in the order ``loopCounterValues`` gives them.
-  public static let loopCounterNames = [
-    "tun_write_dropped", "udp_send_dropped", "keepalives_sent", "ike_punted", "ike_punt_dropped",
-    "ike_rate_limited", "ike_source_limited", "ike_replies", "batches", "batched_packets", "tun_gso_packets",
-    "tun_gso_segments", "udp_gso_sends", "offload_dropped", "tun_gro_packets", "tun_gro_segments",
-    "udp_gro_receives", "udp_gro_datagrams", "udp_gso_refused", "handoff_packets", "handoff_dropped",
-    "ike_listen_received", "ike_reply_dropped", "ike_punt_foreign",
-  ]
-
-  /// The loop-level counters' values, in the order of ``loopCounterNames``, into `words` from `base`.
-  func storeLoopCounters(_ words: SharedWords, at base: Int) {
-    let values: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (
-      tunWriteDropped, udpSendDropped, keepalivesSent, punt?.punted ?? 0, punt?.dropped ?? 0, punt?.rateLimited ?? 0,
-      punt?.sourceLimited ?? 0
-    )
-    words.store(base + 0, values.0)
-    words.store(base + 1, values.1)
-    words.store(base + 2, values.2)
-    words.store(base + 3, values.3)
-    words.store(base + 4, values.4)
-    words.store(base + 5, values.5)
-    words.store(base + 6, values.6)
-    words.store(base + 7, punt?.replies ?? 0)
-    words.store(base + 8, batches)
-    words.store(base + 9, batchedPackets)
-    words.store(base + 10, tunGSOPackets)
-    words.store(base + 11, tunGSOSegments)
-    words.store(base + 12, udpGSOSends)
-    words.store(base + 13, offloadDropped)
-    words.store(base + 14, tunGROPackets)
-    words.store(base + 15, tunGROSegments)
-    words.store(base + 16, udpGROReceives)
-    words.store(base + 17, udpGRODatagrams)
-    words.store(base + 18, udpGSODisabled ? 1 : 0)
-    words.store(base + 19, handoffPackets)
-    words.store(base + 20, handoffDropped)
-    words.store(base + 21, punt?.listenReceived ?? 0)
-    words.store(base + 22, puntReplyDropped)
-    words.store(base + 23, punt?.foreign ?? 0)
-  }
-
-  /// Extra counters for the stats JSON (this worker's, read on its own thread: replay and tests).
-  public var loopCounters: [(String, UInt64)] {
-    publish()
-    return stats.read().loop
+  /// This worker's loop-level counters (with its punt channel's), as one value.
+  @inline(__always)
+  public var loopCounters: LoopCounters {
+    var c = LoopCounters()
+    c.tunWriteDropped = tunWriteDropped
+    c.udpSendDropped = udpSendDropped
+    c.keepalivesSent = keepalivesSent
+    if let punt {
+      c.ikePunted = punt.punted
+      c.ikePuntDropped = punt.dropped
+      c.ikeRateLimited = punt.rateLimited
+      c.ikeSourceLimited = punt.sourceLimited
+      c.ikeReplies = punt.replies
+      c.ikeListenReceived = punt.listenReceived
+      c.ikePuntForeign = punt.foreign
+    }
+    c.batches = batches
+    c.batchedPackets = batchedPackets
+    c.tunGSOPackets = tunGSOPackets
+    c.tunGSOSegments = tunGSOSegments
+    c.udpGSOSends = udpGSOSends
+    c.offloadDropped = offloadDropped
+    c.tunGROPackets = tunGROPackets
+    c.tunGROSegments = tunGROSegments
+    c.udpGROReceives = udpGROReceives
+    c.udpGRODatagrams = udpGRODatagrams
+    c.udpGSORefused = udpGSODisabled
+    c.handoffPackets = handoffPackets
+    c.handoffDropped = handoffDropped
+    c.ikeReplyDropped = puntReplyDropped
+    return c
   }
 
   /// Copies this worker's counters into ``stats`` (once a round; a few dozen stores).

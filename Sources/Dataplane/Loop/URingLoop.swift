@@ -12,20 +12,6 @@ import Forwarding
 
 /// The default loop (`--io uring`). Runs on one thread; owns its ring and buffers.
 public final class URingLoop {
-  /// What a completion belongs to: the high byte of its user data; the low 32 bits are an index.
-  enum Kind: UInt64 {
-    case receive = 1  // multishot recvmsg on socket `index`
-    case tunRead = 2  // read into TUN slot `index`
-    case send = 3  // sendmsg of TUN slot `index`
-    case tunWrite = 4  // write of receive buffer: index = group << 16 | buffer id
-    case signal = 5
-    case punt = 6  // poll on the punt socket
-    case mailbox = 7  // read of the control plane's eventfd
-    case tunWriteV = 8  // writev of TUN write descriptor `index` (virtio-net header, packets)
-    case handoff = 9  // read of this worker's wake eventfd (another worker published packets)
-    case wake = 10  // write to worker `index`'s wake eventfd
-  }
-
   let core: LoopCore
   /// The first worker reads the signals; the others get nil.
   let signals: SignalEvents?
@@ -138,7 +124,7 @@ public final class URingLoop {
   }
 
   @inline(__always)
-  func userData(_ kind: Kind, _ index: UInt32) -> UInt64 { kind.rawValue << 56 | UInt64(index) }
+  func userData(_ kind: URingTag.Kind, _ index: UInt32) -> UInt64 { URingTag(kind, index).userData }
 
   func slot(_ i: Int) -> UnsafeMutableRawPointer { slab + i * tunSlotSize }
 
@@ -254,10 +240,10 @@ public final class URingLoop {
   }
 
   func handle(_ cqe: UnsafeMutablePointer<io_uring_cqe>) {
-    let data = io_uring_cqe_get_data64(cqe)
-    let index = Int(data & 0xFFFF_FFFF)
+    guard let tag = URingTag(userData: io_uring_cqe_get_data64(cqe)) else { return }
+    let index = Int(tag.index)
     let res = cqe.pointee.res
-    switch Kind(rawValue: data >> 56) {
+    switch tag.kind {
     case .receive:
       if res >= 0 && cqe.pointee.flags & UInt32(IORING_CQE_F_BUFFER) != 0 {
         collectDatagram(socket: index, buffer: UInt16(truncatingIfNeeded: CURing_cqe_buffer_id(cqe)), length: Int(res))
@@ -287,8 +273,6 @@ public final class URingLoop {
     case .handoff:
       postHandoffRead()  // the rings themselves are read after every round of completions
     case .wake:
-      break
-    case nil:
       break
     }
   }

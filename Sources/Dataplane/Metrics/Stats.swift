@@ -40,9 +40,13 @@ public struct SASummary: Sendable, Equatable {
     state = s & 2 != 0 ? "expired" : s & 1 != 0 ? "soft_expired" : "active"
   }
 
-  func json(outbound: Bool) -> String {
-    "{\"spi\":\"\(LookupTables.hexSPI(spi))\",\"alg\":\"\(algorithm.rawValue)\",\"esn\":\(esn)"
-      + ",\"\(outbound ? "seq" : "replay_seq")\":\(sequence),\"packets\":\(packets),\"bytes\":\(bytes),\"state\":\"\(state)\"}"
+  /// The SA as `list` shows it (the sequence number is `seq` outbound, `replay_seq` inbound).
+  func jsonValue(outbound: Bool) -> JSONValue {
+    .object([
+      ("spi", .string(LookupTables.hexSPI(spi))), ("alg", .string(algorithm.rawValue)), ("esn", .bool(esn)),
+      (outbound ? "seq" : "replay_seq", .integer(sequence)), ("packets", .integer(packets)), ("bytes", .integer(bytes)),
+      ("state", .string(state)),
+    ])
   }
 }
 
@@ -74,22 +78,24 @@ public struct TunnelSnapshot: Sendable, Equatable {
   /// A tunnel read on its owner's thread (replay and tests).
   init(_ t: Tunnel) { self.init(t, inbound: t.inbound, outbound: t.outbound) }
 
-  /// The counters object of `stats` (and `counters` in `list`).
-  var countersJSON: String {
+  /// The members of the counters object of `stats` (and `counters` in `list`).
+  var counterMembers: [(key: String, value: JSONValue)] {
     let k = counters
-    return "\"packets_in\":\(k.packetsIn),\"bytes_in\":\(k.bytesIn),\"packets_out\":\(k.packetsOut)"
-      + ",\"bytes_out\":\(k.bytesOut),\"endpoint_changes\":\(k.endpointChanges),\"keepalives_sent\":\(keepalivesSent)"
-      + ",\"drops\":\(StatsSnapshot.dropsJSON(k.drops))"
+    return [
+      ("packets_in", .integer(k.packetsIn)), ("bytes_in", .integer(k.bytesIn)), ("packets_out", .integer(k.packetsOut)),
+      ("bytes_out", .integer(k.bytesOut)), ("endpoint_changes", .integer(k.endpointChanges)),
+      ("keepalives_sent", .integer(keepalivesSent)), ("drops", StatsSnapshot.dropsValue(k.drops)),
+    ]
   }
 
-  var peerJSON: String { peer.map { "\"\($0)\"" } ?? "null" }
+  var peerValue: JSONValue { peer.map { .string("\($0)") } ?? .null }
 }
 
 /// Everything the counters say at one instant: taken on the loop's thread, printed anywhere.
 public struct StatsSnapshot: Sendable {
   public var counters: VerdictCounters
-  /// Loop-level counters (kernel buffers full, keepalives, IKE punt, batches), in print order.
-  public var loop: [(String, UInt64)]
+  /// Loop-level counters (kernel buffers full, keepalives, IKE punt, batches), summed over workers.
+  public var loop: LoopCounters
   public var tunnels: [TunnelSnapshot]
   public var softEvents: UInt64
   public var hardEvents: UInt64
@@ -110,50 +116,65 @@ public struct StatsSnapshot: Sendable {
     (tunnelCount ?? tunnels.count, inboundSACount ?? tunnels.reduce(0) { $0 + $1.inbound.count })
   }
 
-  /// The named loop counter (0 if absent).
-  public func loopCounter(_ name: String) -> UInt64 { loop.first { $0.0 == name }?.1 ?? 0 }
-
-  static func dropsJSON(_ d: DropCounters) -> String {
-    "{" + DropReason.allCases.map { "\"\($0.name)\":\(d[$0])" }.joined(separator: ",") + "}"
+  /// Drop counters by reason, as an object.
+  static func dropsValue(_ d: DropCounters) -> JSONValue {
+    .object(DropReason.allCases.map { ($0.name, .integer(d[$0])) })
   }
 
-  /// The stats object: verdict counts, loop counters, drops by reason, and per tunnel its peer,
-  /// packets, bytes, endpoint changes, keepalives and drops.
-  public func statsObject(extra: [(String, UInt64)] = []) -> String {
+  /// The stats object: verdict counts, loop counters (and the control thread's), drops by reason,
+  /// and per tunnel its peer, packets, bytes, endpoint changes, keepalives and drops.
+  public func statsObject(control: ControlCounters? = nil) -> JSONValue {
     let c = counters
-    var s = "{\"decapsulated\":\(c.decapsulated),\"encapsulated\":\(c.encapsulated)"
-    s += ",\"ike\":\(c.ike),\"keepalive\":\(c.keepalive),\"passed\":\(c.passed),\"dropped\":\(c.drops.total)"
-    for (k, v) in loop + extra { s += ",\"\(k)\":\(v)" }
-    s += ",\"tunnel_count\":\(totals.tunnels),\"inbound_sa_count\":\(totals.inbound)"
-    s +=
-      ",\"sa_soft_expired\":\(softEvents),\"sa_hard_expired\":\(hardEvents),\"loop_stall_max_ns\":\(stallMax),\"loop_gap_max_ns\":\(gapMax)"
+    var m: [(key: String, value: JSONValue)] = [
+      ("decapsulated", .integer(c.decapsulated)), ("encapsulated", .integer(c.encapsulated)), ("ike", .integer(c.ike)),
+      ("keepalive", .integer(c.keepalive)), ("passed", .integer(c.passed)), ("dropped", .integer(c.drops.total)),
+    ]
+    m += loop.jsonMembers
+    if let control { m += control.jsonMembers }
+    m += [
+      ("tunnel_count", .integer(totals.tunnels)), ("inbound_sa_count", .integer(totals.inbound)),
+      ("sa_soft_expired", .integer(softEvents)), ("sa_hard_expired", .integer(hardEvents)),
+      ("loop_stall_max_ns", .integer(stallMax)), ("loop_gap_max_ns", .integer(gapMax)),
+    ]
     if !workers.isEmpty {
-      s +=
-        ",\"workers\":["
-        + workers.map {
-          "{\"packets\":\($0.packets),\"handed_over\":\($0.handedOver),\"stall_max_ns\":\($0.stallMax),\"gap_max_ns\":\($0.gapMax)}"
-        }.joined(separator: ",") + "]"
+      m.append(
+        (
+          "workers",
+          .array(
+            workers.map {
+              .object([
+                ("packets", .integer($0.packets)), ("handed_over", .integer($0.handedOver)),
+                ("stall_max_ns", .integer($0.stallMax)), ("gap_max_ns", .integer($0.gapMax)),
+              ])
+            })
+        ))
     }
-    s += ",\"drops\":\(StatsSnapshot.dropsJSON(c.drops)),\"tunnels\":["
-    s += tunnels.map { t in "{\"name\":\(JSONValue.string(t.name).jsonText),\"peer\":\(t.peerJSON),\(t.countersJSON)}" }
-      .joined(separator: ",")
-    return s + "]}"
+    m.append(("drops", StatsSnapshot.dropsValue(c.drops)))
+    m.append(
+      (
+        "tunnels",
+        .array(tunnels.map { t in .object([("name", .string(t.name)), ("peer", t.peerValue)] + t.counterMembers) })
+      ))
+    return .object(m)
   }
 
   /// `{"stats":{…}}`: SIGUSR1 and the line printed at exit.
-  public var statsJSON: String { "{\"stats\":\(statsObject())}" }
+  public var statsJSON: String { JSONValue.object([("stats", statsObject())]).jsonText }
 
   /// The `list` answer: tunnels with mode, peer, SAs (never keys) and counters.
   public var listJSON: String {
-    let items = tunnels.map { t in
-      var s = "{\"name\":\(JSONValue.string(t.name).jsonText),\"mode\":\"\(t.mode.rawValue)\",\"peer\":\(t.peerJSON)"
-      if let a = t.alias { s += ",\"alias\":\"\(a)\"" }
-      if t.mode == .tunnel { s += ",\"remote_ts\":[" + t.remoteTS.map { "\"\($0)\"" }.joined(separator: ",") + "]" }
-      s += ",\"inbound\":[" + t.inbound.map { $0.json(outbound: false) }.joined(separator: ",") + "]"
-      s += ",\"outbound\":" + t.outbound.json(outbound: true)
-      return s + ",\"counters\":{\(t.countersJSON)}}"
+    let items = tunnels.map { t -> JSONValue in
+      var m: [(key: String, value: JSONValue)] = [
+        ("name", .string(t.name)), ("mode", .string(t.mode.rawValue)), ("peer", t.peerValue),
+      ]
+      if let a = t.alias { m.append(("alias", .string("\(a)"))) }
+      if t.mode == .tunnel { m.append(("remote_ts", .array(t.remoteTS.map { .string("\($0)") }))) }
+      m.append(("inbound", .array(t.inbound.map { $0.jsonValue(outbound: false) })))
+      m.append(("outbound", t.outbound.jsonValue(outbound: true)))
+      m.append(("counters", .object(t.counterMembers)))
+      return .object(m)
     }
-    return "{\"ok\":true,\"tunnels\":[" + items.joined(separator: ",") + "]}"
+    return JSONValue.object([("ok", .bool(true)), ("tunnels", .array(items))]).jsonText
   }
 }
 
@@ -171,7 +192,7 @@ public struct WorkerLoad: Sendable, Equatable {
 
 extension Pipeline {
   /// Copies every counter out (on the loop's thread, between batches).
-  public func snapshot(loop: [(String, UInt64)] = []) -> StatsSnapshot {
+  public func snapshot(loop: LoopCounters = LoopCounters()) -> StatsSnapshot {
     StatsSnapshot(
       counters: counters, loop: loop, tunnels: table.tunnels.map(TunnelSnapshot.init), softEvents: softEvents,
       hardEvents: hardEvents)

@@ -8,7 +8,7 @@ import Forwarding
 /// and the longest stall. Written by the worker once a round (a few dozen plain stores), read by
 /// any thread; each word is atomic, the set is not one instant (as with `/proc/net/snmp`).
 public final class WorkerStats: @unchecked Sendable {
-  static let verdicts = LoopCore.loopCounterNames.count
+  static let verdicts = LoopCounters.fields.count
   static let drops = verdicts + 5
   static let softEvents = drops + DropReason.allCases.count
   static let hardEvents = softEvents + 1
@@ -23,7 +23,7 @@ public final class WorkerStats: @unchecked Sendable {
 
   /// Copies the worker's counters in (its own thread).
   func publish(core: LoopCore) {
-    core.storeLoopCounters(words, at: 0)
+    core.loopCounters.store(into: words, at: 0)
     let p = core.pipeline
     let c = p.counters
     words.store(WorkerStats.verdicts, c.decapsulated)
@@ -41,7 +41,7 @@ public final class WorkerStats: @unchecked Sendable {
   /// What the worker last published (any thread).
   public struct Reading: Sendable {
     public var counters = VerdictCounters()
-    public var loop: [(String, UInt64)] = []
+    public var loop = LoopCounters()
     public var softEvents: UInt64 = 0
     public var hardEvents: UInt64 = 0
     /// The longest time (ns) between two batches spent on anything but packets (CPU time), and
@@ -53,7 +53,7 @@ public final class WorkerStats: @unchecked Sendable {
   /// Reads the published words (any thread).
   public func read() -> Reading {
     var r = Reading()
-    r.loop = LoopCore.loopCounterNames.enumerated().map { ($1, words.load($0)) }
+    r.loop = LoopCounters(words: words, at: 0)
     r.counters.decapsulated = words.load(WorkerStats.verdicts)
     r.counters.encapsulated = words.load(WorkerStats.verdicts + 1)
     r.counters.ike = words.load(WorkerStats.verdicts + 2)

@@ -77,9 +77,7 @@ final class WorkerSet {
       hardEvents: readings[0].hardEvents)
     for r in readings.dropFirst() {
       s.counters.add(r.counters)
-      for (i, (k, v)) in r.loop.enumerated() where i < s.loop.count {
-        s.loop[i].1 = k == "udp_gso_refused" ? max(s.loop[i].1, v) : s.loop[i].1 &+ v  // a flag, not a count
-      }
+      s.loop += r.loop
       s.softEvents &+= r.softEvents
       s.hardEvents &+= r.hardEvents
     }
@@ -87,9 +85,7 @@ final class WorkerSet {
     s.gapMax = readings.map(\.gapMax).max() ?? 0
     s.workers = readings.map { r in
       WorkerLoad(
-        packets: r.loop.first { $0.0 == "batched_packets" }?.1 ?? 0,
-        handedOver: r.loop.first { $0.0 == "handoff_packets" }?.1 ?? 0, stallMax: r.stallMax,
-        gapMax: r.gapMax)
+        packets: r.loop.batchedPackets, handedOver: r.loop.handoffPackets, stallMax: r.stallMax, gapMax: r.gapMax)
     }
     return s
   }

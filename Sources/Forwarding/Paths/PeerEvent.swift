@@ -19,7 +19,9 @@ public struct PeerEvent: Sendable, Equatable {
 
   /// The event line.
   public var json: String {
-    "{\"event\":\"peer\",\"tunnel\":\(JSONValue.string(tunnel).jsonText),\"spi\":\"\(LookupTables.hexSPI(spi))\""
-      + ",\"peer\":\"\(peer)\",\"previous\":\"\(previous)\"}"
+    JSONValue.object([
+      ("event", .string("peer")), ("tunnel", .string(tunnel)), ("spi", .string(LookupTables.hexSPI(spi))),
+      ("peer", .string("\(peer)")), ("previous", .string("\(previous)")),
+    ]).jsonText
   }
 }

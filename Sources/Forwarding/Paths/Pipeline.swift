@@ -125,7 +125,9 @@ public struct SAEvent: Sendable, Equatable {
 
   /// `{"event":"expire","spi":"0x…","hard":false,"reason":"packets","direction":"inbound","tunnel":"alice"}`.
   public var json: String {
-    "{\"event\":\"expire\",\"spi\":\"\(LookupTables.hexSPI(spi))\",\"hard\":\(event.hard),\"reason\":\"\(event.reason.name)\""
-      + ",\"direction\":\"\(direction.rawValue)\",\"tunnel\":\(JSONValue.string(tunnel).jsonText)}"
+    JSONValue.object([
+      ("event", .string("expire")), ("spi", .string(LookupTables.hexSPI(spi))), ("hard", .bool(event.hard)),
+      ("reason", .string(event.reason.name)), ("direction", .string(direction.rawValue)), ("tunnel", .string(tunnel)),
+    ]).jsonText
   }
 }

@@ -11,13 +11,18 @@ struct ControlOptions: ParsableArguments {
 }
 
 enum ControlCall {
+  /// The request `{"op":op,…}` with `members` after the operation.
+  static func request(_ op: String, _ members: [(key: String, value: JSONValue)] = []) -> JSONValue {
+    .object([("op", .string(op))] + members)
+  }
+
   /// Sends one request and returns the answer object when it says `"ok":true`. Prints the error
   /// and exits 1 when espd cannot be reached, 2 when it refused the request.
-  static func run(_ request: String, control: String) throws -> JSONValue {
+  static func run(_ request: JSONValue, control: String) throws -> JSONValue {
     let answer: String
     do {
       let client = try ControlClient(path: control)
-      answer = try client.request(request)
+      answer = try client.request(request.jsonText)
     } catch {
       printError("espd: \(error)")
       throw ExitCode(1)
@@ -54,7 +59,4 @@ enum ControlCall {
       throw ExitCode(2)
     }
   }
-
-  /// A JSON string literal.
-  static func quote(_ s: String) -> String { JSONValue.string(s).jsonText }
 }

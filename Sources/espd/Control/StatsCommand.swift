@@ -24,7 +24,7 @@ struct StatsCommand: ParsableCommand {
 
   func run() throws {
     while true {
-      let answer = try ControlCall.run("{\"op\":\"stats\"}", control: options.control)
+      let answer = try ControlCall.run(ControlCall.request("stats"), control: options.control)
       if json {
         printOutput(answer.jsonText)
       } else {
@@ -81,7 +81,7 @@ struct EventsCommand: ParsableCommand {
   func run() throws {
     do {
       let client = try ControlClient(path: options.control, timeoutSeconds: 0)
-      let answer = try client.request("{\"op\":\"subscribe\"}")
+      let answer = try client.request(ControlCall.request("subscribe").jsonText)
       guard answer.contains("\"ok\":true") else {
         printError("espd: \(answer)")
         throw ExitCode(2)

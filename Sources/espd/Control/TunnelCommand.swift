@@ -21,7 +21,7 @@ struct TunnelCommand: ParsableCommand {
 
     func run() throws {
       let tunnel = try ControlCall.readObject(json, what: "a tunnel object")
-      _ = try ControlCall.run("{\"op\":\"add_tunnel\",\"tunnel\":\(tunnel.jsonText)}", control: options.control)
+      _ = try ControlCall.run(ControlCall.request("add_tunnel", [("tunnel", tunnel)]), control: options.control)
     }
   }
 
@@ -33,8 +33,7 @@ struct TunnelCommand: ParsableCommand {
     @OptionGroup var options: ControlOptions
 
     func run() throws {
-      _ = try ControlCall.run(
-        "{\"op\":\"delete_tunnel\",\"name\":\(ControlCall.quote(name))}", control: options.control)
+      _ = try ControlCall.run(ControlCall.request("delete_tunnel", [("name", .string(name))]), control: options.control)
     }
   }
 
@@ -46,7 +45,7 @@ struct TunnelCommand: ParsableCommand {
     @OptionGroup var options: ControlOptions
 
     func run() throws {
-      let answer = try ControlCall.run("{\"op\":\"list\"}", control: options.control)
+      let answer = try ControlCall.run(ControlCall.request("list"), control: options.control)
       if json {
         printOutput(answer.jsonText)
         return
@@ -97,9 +96,7 @@ struct RekeyCommand: ParsableCommand {
   func run() throws {
     let body = try ControlCall.readObject(json, what: "{\"inbound\":SA} and/or {\"outbound\":SA}")
     guard case .object(let members) = body else { return }
-    var request = "{\"op\":\"rekey\",\"name\":\(ControlCall.quote(name))"
-    for m in members { request += ",\(ControlCall.quote(m.key)):\(m.value.jsonText)" }
-    _ = try ControlCall.run(request + "}", control: options.control)
+    _ = try ControlCall.run(ControlCall.request("rekey", [("name", .string(name))] + members), control: options.control)
   }
 }
 
@@ -123,7 +120,7 @@ struct SACommand: ParsableCommand {
       guard let n = UInt32(digits, radix: isHex ? 16 : 10), n != 0 else {
         throw ValidationError("SPI: expected a non-zero 32-bit number, hex (0x…) or decimal, got '\(spi)'")
       }
-      _ = try ControlCall.run("{\"op\":\"delete_sa\",\"spi\":\(n)}", control: options.control)
+      _ = try ControlCall.run(ControlCall.request("delete_sa", [("spi", .integer(n))]), control: options.control)
     }
   }
 }

@@ -46,7 +46,7 @@ step "release build (the 200 Mbit/s control-plane tests, the benchmarks and the 
 swift build -c release
 
 step "live: the control plane (CLI, hitless rekeys at 200 Mbit/s each way, a storm of 20,000 rekey steps on 100,000 tunnels under load, 1,000-tunnel churn, bad requests, lifetimes, metrics, owner check)"
-bash scripts/control-test.sh --espd .build/debug/espd --espd-release .build/release/espd
+ESPD=.build/debug/espd ESPD_RELEASE=.build/release/espd python3 -m pytest -q -rxXs -m control tests/live
 
 step "control path at scale: rekeys, churn and stats at 1,000 and 10,000 tunnels (scripts/bench-control.sh; the full run goes to 1,000,000)"
 bash scripts/bench-control.sh --tunnels "1000 10000" --steps 2000 --stats-request '{"op":"stats","tunnels":false}'
@@ -56,7 +56,7 @@ bash integrations/strongswan/build.sh --test
 bash integrations/strongswan/smoke-test.sh
 
 step "strongSwan, live: pytest tests/live (PSK behind a NAT on 500/4500, three VIP clients, certificates and EAP-MSCHAPv2, rekeys under load, DPD, NAT rebinding, teardown and restarts, bad input)"
-ESPD=.build/release/espd python3 -m pytest -q -rxXs tests/live
+ESPD=.build/release/espd python3 -m pytest -q -rxXs -m strongswan tests/live
 
 step "benchmark gate"
 bash scripts/bench.sh

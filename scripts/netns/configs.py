@@ -36,7 +36,7 @@ nat --mode transport (L2TP/IPsec clients behind one NAT; inner IPv4 only):
            middle, last, ...); every other tunnel has random keys and distinct SPIs and no peer
 
     extra: appends N tunnels s0..s<N-1> to a host's config (written compact), for control-plane
-           load (control-test.sh storm): tunnel mode, no peer, aes128gcm16, s<i> has remote_ts
+           load (tests/live/test_control.py storm): tunnel mode, no peer, aes128gcm16, s<i> has remote_ts
            2001:db8:<1000+hi>:<lo>::1/128 (i = hi * 65536 + lo, hex), inbound SPI 0x10000000+i,
            outbound SPI 0x20000000+i; the host's TUN gets 2001:db8:100::<2 or 1>/32 besides its own
            addresses, so every one of those routes lies inside the TUN's own prefix

@@ -62,7 +62,7 @@ step "benchmark gate"
 bash scripts/bench.sh
 
 step "live, hostile: floods of junk, forged and replayed ESP under iperf3; an IKE flood; the resource limits (release binary)"
-bash scripts/hostile-test.sh --espd .build/release/espd
+ESPD=.build/release/espd python3 -m pytest -q -rxXs -m hostile tests/live
 
 step "live: a one-minute soak (rekeys, tunnel churn, NAT rebinding under load; scripts/soak.sh 10 is the full one)"
 bash scripts/soak.sh 1 --espd .build/release/espd

@@ -64,7 +64,7 @@ bash scripts/bench.sh
 step "live, hostile: floods of junk, forged and replayed ESP under iperf3; an IKE flood; the resource limits (release binary)"
 ESPD=.build/release/espd python3 -m pytest -q -rxXs -m hostile tests/live
 
-step "live: a one-minute soak (rekeys, tunnel churn, NAT rebinding under load; scripts/soak.sh 10 is the full one)"
-bash scripts/soak.sh 1 --espd .build/release/espd
+step "live: a one-minute soak (rekeys, tunnel churn, NAT rebinding under load; SOAK_MINUTES=10 is the full one)"
+ESPD=.build/release/espd SOAK_MINUTES=1 python3 -m pytest -q -s -rxXs -m soak tests/live
 
 step "done"

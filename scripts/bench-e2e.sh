@@ -15,7 +15,7 @@
 #   --crypto       also run peers.sh's `openssl speed` measurements (12 s)
 #   --no-syscalls  do not count espd's syscalls (perf stat on raw_syscalls:sys_enter)
 #   --espd-args A  extra arguments for `espd run` (e.g. "--udp-gro off --tun-offload off": before/after)
-#   --no-workers   skip the `--workers 2` against `--workers 1` comparison (scripts/bench-workers.sh,
+#   --no-workers   skip the `--workers 2` against `--workers 1` comparison (tests/live/test_bench_workers.py,
 #                  about 30 s; run with the espd setup)
 #
 # Method: the peers (veth, wggo, swan) are measured by ../shared/bench/peers.sh itself
@@ -447,9 +447,12 @@ if ((DO_ESPD)); then
   log "setup espd ($ESPD_BIN, --io $IO, tun mtu $ESPD_MTU)"
   setup_espd
   if ((WORKERS_CMP)); then
-    log "workers: --workers 2 against --workers 1 (scripts/bench-workers.sh)"
-    bash "$ROOT/scripts/bench-workers.sh" -d "$DUR" --espd "$ESPD_BIN" -o "$OUTDIR/workers" >"$OUTDIR/workers.txt" 2>"$OUTDIR/workers.log" ||
-      log "warning: bench-workers.sh failed (see $OUTDIR/workers.log)"
+    log "workers: --workers 2 against --workers 1 (tests/live/test_bench_workers.py)"
+    # its report (what bench-workers.sh printed on stdout) is OUTDIR/workers/table.txt
+    ESPD=$ESPD_BIN BENCH_WORKERS_SECONDS=$DUR BENCH_WORKERS_OUT=$OUTDIR/workers \
+      python3 -m pytest -q -s -p no:cacheprovider -m bench "$ROOT/tests/live" -k bench-workers >"$OUTDIR/workers.log" 2>&1 ||
+      log "warning: the workers comparison failed (see $OUTDIR/workers.log)"
+    cp "$OUTDIR/workers/table.txt" "$OUTDIR/workers.txt" 2>/dev/null
   fi
 fi
 FOREIGN1=$(foreign_ns)

@@ -227,7 +227,7 @@ def compare_workers(net, dur, k, workers, rate, outdir, work=None):
     )
     net.figures.extend(ratios(rows))
     report = "\n".join([title, columns(rows), *ratios(rows), f"results: {outdir}"])
-    with open(f"{outdir}/table.txt", "w") as f:  # what bench-e2e.sh puts in its report
+    with open(f"{outdir}/table.txt", "w") as f:  # the report, with the results
         f.write(report + "\n")
     return report, failed
 

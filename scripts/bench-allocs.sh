@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Heap allocations per packet in the live dataplane: espd (release) runs under an LD_PRELOAD malloc
-# counter through bench-e2e twice, with 2 s and 8 s of iperf3 (tcp and udp64); whatever the longer run
+# counter through bench-e2e (tests/live/test_bench_e2e.py) twice, with 2 s and 8 s of iperf3 (tcp and udp64); whatever the longer run
 # allocates beyond the shorter one is per-packet allocation. Prints one line with both counts and the
 # difference per packet (expected: 0.000).
 #
@@ -21,7 +21,8 @@ chmod +x "$work/espd"
 
 measure() {  # measure SECONDS : "<mallocs of espd a> <packets a handled>"
   local out d
-  out=$(bash scripts/bench-e2e.sh -d "$1" -s espd -t "tcp udp64" --no-syscalls --espd "$work/espd" -o "$work/r$1" 2>&1) ||
+  out=$(ESPD=$work/espd BENCH_E2E_SECONDS=$1 BENCH_E2E_SETUPS=espd BENCH_E2E_TESTS="tcp udp64" BENCH_E2E_SYSCALLS=0 \
+    BENCH_E2E_OUT=$work/r$1 python3 -m pytest -q -s -p no:cacheprovider -m bench tests/live -k bench-e2e 2>&1) ||
     { echo "bench-allocs.sh: bench-e2e failed: $(tail -3 <<<"$out")" >&2; exit 1; }
   d=$work/r$1/espd/raw
   local m p

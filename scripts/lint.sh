@@ -74,7 +74,7 @@ fi
 # Bash: shellcheck on every script that is still bash (sourced files followed from where they are
 # sourced, -x; `# shellcheck disable=SCxxxx` with a reason marks a deliberate pattern), when installed.
 if command -v shellcheck >/dev/null; then
-  shellcheck -x -P SCRIPTDIR scripts/*.sh scripts/netns/*.sh integrations/strongswan/*.sh ||
+  shellcheck -x -P SCRIPTDIR scripts/*.sh integrations/strongswan/*.sh ||
     { echo "lint: shellcheck finds the above in the bash scripts" >&2; fail=1; }
 else
   echo "lint: shellcheck not found, the bash scripts not checked (scripts/bootstrap.sh installs it)" >&2

@@ -52,10 +52,11 @@ step "another package depends on ESP and UDPEncap (by path, and by version from 
 bash scripts/dependent.sh
 
 step "live: the control plane (CLI, hitless rekeys at 200 Mbit/s each way, a storm of 20,000 rekey steps on 100,000 tunnels under load, 1,000-tunnel churn, bad requests, lifetimes, metrics, owner check)"
-bash scripts/control-test.sh --espd .build/debug/espd --espd-release .build/release/espd
+ESPD=.build/debug/espd ESPD_RELEASE=.build/release/espd python3 -m pytest -q -rxXs -m control tests/live
 
-step "control path at scale: rekeys, churn and stats at 1,000 and 10,000 tunnels (scripts/bench-control.sh; the full run goes to 1,000,000)"
-bash scripts/bench-control.sh --tunnels "1000 10000" --steps 2000 --stats-request '{"op":"stats","tunnels":false}'
+step "control path at scale: rekeys, churn and stats at 1,000 and 10,000 tunnels (tests/live/test_bench_control.py; the full run goes to 1,000,000)"
+ESPD=.build/release/espd BENCH=.build/release/bench BENCH_CONTROL_TUNNELS="1000 10000" BENCH_CONTROL_STEPS=2000 \
+  BENCH_CONTROL_STATS_REQUEST='{"op":"stats","tunnels":false}' python3 -m pytest -q -s -rxXs -m bench tests/live -k bench-control
 
 step "strongSwan: the charon plugins built against Debian's charon 5.9.8, their unit tests, and charon driving espd in network namespaces"
 bash integrations/strongswan/build.sh --test
@@ -68,9 +69,9 @@ step "benchmark gate"
 bash scripts/bench.sh
 
 step "live, hostile: floods of junk, forged and replayed ESP under iperf3; an IKE flood; the resource limits (release binary)"
-bash scripts/hostile-test.sh --espd .build/release/espd
+ESPD=.build/release/espd python3 -m pytest -q -rxXs -m hostile tests/live
 
-step "live: a one-minute soak (rekeys, tunnel churn, NAT rebinding under load; scripts/soak.sh 10 is the full one)"
-bash scripts/soak.sh 1 --espd .build/release/espd
+step "live: a one-minute soak (rekeys, tunnel churn, NAT rebinding under load; SOAK_MINUTES=10 is the full one)"
+ESPD=.build/release/espd SOAK_MINUTES=1 python3 -m pytest -q -s -rxXs -m soak tests/live
 
 step "done"

@@ -2,7 +2,7 @@
 // `bench control`: the control path of a running espd at scale. `config` writes a configuration of N
 // responder tunnels; `wait` waits until espd answers on its control socket; `run` times hitless
 // rekeys (one request at a time and pipelined), tunnel add/delete churn and `stats` against it.
-// scripts/bench-control.sh drives all three in a network namespace.
+// tests/live/test_bench_control.py (pytest -m bench -k bench-control) drives all three in a network namespace.
 import ArgumentParser
 import Dataplane
 import Forwarding
@@ -18,7 +18,7 @@ struct ControlCommand: ParsableCommand {
     abstract: "Control path at scale: rekeys, tunnel churn and stats against a running espd.",
     discussion: """
       `config` writes the configuration (tunnels t1…tN), `espd run` loads it, `run` measures; \
-      scripts/bench-control.sh does all of it, with start-up time and memory per tunnel.
+      tests/live/test_bench_control.py (pytest -m bench -k bench-control) does all of it, with start-up time and memory per tunnel.
       """,
     subcommands: [ControlConfigCommand.self, ControlWaitCommand.self, ControlRunCommand.self]
   )

@@ -16,7 +16,7 @@ Writes DIR/<host>.json (one espd config per host: a and b, or gw and c1..cN) and
 (addresses, TUN names, aliases and SPIs of every host, for the test scripts; no keys), and prints
 the config paths, one per line.
 
-The addresses are those of topology.sh (documentation ranges only):
+The addresses are those of tests/live/livenet.py (PairTopology, NatTopology; documentation ranges only):
 
     pair:  a ul0 192.0.2.1/24 2001:db8::1/64   <->   b ul0 192.0.2.2/24 2001:db8::2/64
            inner (TUN) a 198.51.100.1 2001:db8:100::1     b 198.51.100.2 2001:db8:100::2
@@ -36,7 +36,7 @@ nat --mode transport (L2TP/IPsec clients behind one NAT; inner IPv4 only):
            middle, last, ...); every other tunnel has random keys and distinct SPIs and no peer
 
     extra: appends N tunnels s0..s<N-1> to a host's config (written compact), for control-plane
-           load (control-test.sh storm): tunnel mode, no peer, aes128gcm16, s<i> has remote_ts
+           load (tests/live/test_control.py storm): tunnel mode, no peer, aes128gcm16, s<i> has remote_ts
            2001:db8:<1000+hi>:<lo>::1/128 (i = hi * 65536 + lo, hex), inbound SPI 0x10000000+i,
            outbound SPI 0x20000000+i; the host's TUN gets 2001:db8:100::<2 or 1>/32 besides its own
            addresses, so every one of those routes lies inside the TUN's own prefix
@@ -77,7 +77,7 @@ PORT = 4500
 TUN = "espd0"
 MTU = 1400
 
-# Outer ("internet") and inner (tunnel) addresses; keep in step with topology.sh.
+# Outer ("internet") and inner (tunnel) addresses; keep in step with tests/live/livenet.py.
 PAIR_OUTER = {"a": {4: "192.0.2.1", 6: "2001:db8::1"}, "b": {4: "192.0.2.2", 6: "2001:db8::2"}}
 PAIR_INNER = {"a": {4: "198.51.100.1", 6: "2001:db8:100::1"}, "b": {4: "198.51.100.2", 6: "2001:db8:100::2"}}
 # Transport mode: on host X, the alias that stands for the other host.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""A controller for espd's control socket (INTERFACE.md "Control socket"), for scripts/control-test.sh.
+"""A controller for espd's control socket (INTERFACE.md "Control socket"), for tests/live/test_control.py.
 Speaks the protocol itself (one JSON object per line each way), as an IKE daemon would.
 
   request SOCK JSON                     one request; prints the answer; exit 1 unless "ok":true

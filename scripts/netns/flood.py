@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Hostile traffic at an espd listen socket, paced, counted (scripts/hostile-test.sh, soak.sh).
+"""Hostile traffic at an espd listen socket, paced, counted (tests/live/test_hostile.py).
 
     flood.py --to ADDR:PORT [--from ADDR] --seconds S [--random PPS] [--forge PPS --spi SPI]
              [--replay PPS --sniff IF --sniff-dst ADDR:PORT] [--ike PPS]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """Network helpers for the live tests, run inside a namespace as a script (no dependency beyond
-Python 3); tests/live imports it too. scripts/netns/topology.sh copies it into its work dir.
+Python 3); tests/live imports it too.
 
 ping [-c N] [-i S] [-W S] [-s SIZE] [--min K] ADDR    ICMP/ICMPv6 echo over a raw socket
 udp-server --port P [--bind A] [--count N] [--timeout S] [--echo]   one JSON line per datagram

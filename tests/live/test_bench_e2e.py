@@ -288,9 +288,12 @@ class EspdSetup:
                 f.write(keys[x] + "\n")
             argv = ["ip", "netns", "exec", self.ns[x], "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", dev]
             procs.append(self.net.procs.start(argv, f"{w}/wl-{x}.log"))
+        # Each device is up once its link exists and wireguard-go listens on its UAPI socket (`wg
+        # set` before that fails: "Protocol not supported", seen here).
         for _ in range(50):
-            if "pbwga" in self.ip("a", "link", "show", "pbwga") and "pbwgb" in self.ip(
-                "b", "link", "show", "pbwgb"
+            if all(
+                dev in self.ip(x, "link", "show", dev) and os.path.exists(f"/var/run/wireguard/{dev}.sock")
+                for x, dev in (("a", "pbwga"), ("b", "pbwgb"))
             ):
                 break
             time.sleep(0.1)

@@ -13,7 +13,8 @@ PKGS=(
   pkg-config liburing-dev libssl-dev libpcap-dev
   python3 python3-pip python3-venv
   tshark iproute2 nftables iperf3 conntrack jq curl strace procps iputils-ping
-  strongswan-charon strongswan-swanctl strongswan-pki libcharon-extra-plugins libcharon-extauth-plugins
+  strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins libcharon-extra-plugins
+  libcharon-extauth-plugins
   build-essential dpkg-dev
   shellcheck
 )

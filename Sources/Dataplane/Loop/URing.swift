@@ -36,6 +36,8 @@ final class URing {
   /// A free submission entry, submitting what is queued if the queue is full.
   func sqe() -> UnsafeMutablePointer<io_uring_sqe>? {
     if let s = io_uring_get_sqe(&ring) { return s }
+    // Its result is the get below: a submit that failed leaves the queue full, so that get
+    // returns nil, which every caller counts as a drop.
     _ = io_uring_submit(&ring)
     return io_uring_get_sqe(&ring)
   }

@@ -47,7 +47,8 @@ final class MemorySocket: DatagramSocket {
   let local: Endpoint
   /// The host's address: the source of what it sends from a wildcard socket.
   let host: IPAddress
-  let network: MemoryNetwork
+  /// Unowned: the network holds its sockets (a strong reference back would be a cycle, a leak).
+  unowned let network: MemoryNetwork
   var queue: [Datagram] = []
 
   init(local: Endpoint, host: IPAddress? = nil, on network: MemoryNetwork) {

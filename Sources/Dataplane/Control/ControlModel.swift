@@ -381,22 +381,3 @@ final class ControlModel {
     growIfNeeded()
   }
 }
-
-extension AliasAllocator {
-  /// The next address of the pool for which `used` is false, or nil when the pool is exhausted.
-  mutating func next(skipping used: (IPAddress) -> Bool) -> IPAddress? {
-    while let a = next(skipping: Set<IPAddress>()) {
-      if !used(a) { return a }
-    }
-    return nil
-  }
-}
-
-extension SAConfig {
-  /// Overwrites this copy's key material with zeros (best effort: Swift arrays are values, so only
-  /// the storage this copy owns is wiped).
-  public mutating func wipeKeys() {
-    KeyMaterial.wipe(&key)
-    KeyMaterial.wipe(&authKey)
-  }
-}

@@ -84,6 +84,15 @@ public struct SAConfig: Sendable, Equatable {
   }
 }
 
+extension SAConfig {
+  /// Overwrites this copy's key material with zeros (best effort: Swift arrays are values, so only
+  /// the storage this copy owns is wiped).
+  public mutating func wipeKeys() {
+    KeyMaterial.wipe(&key)
+    KeyMaterial.wipe(&authKey)
+  }
+}
+
 /// An SA's lifetime, immutable, behind one reference.
 final class LifetimeBox: Equatable, Sendable {
   let value: Lifetime

@@ -181,11 +181,15 @@ package struct AliasAllocator {
   }
 
   /// The next address of the pool not in `used`, or nil when the pool is exhausted.
-  package mutating func next(skipping used: Set<IPAddress>) -> IPAddress? {
+  mutating func next(skipping used: Set<IPAddress>) -> IPAddress? { next { used.contains($0) } }
+
+  /// The next address of the pool for which `used` is false, or nil when the pool is exhausted
+  /// (the control model asks its alias index).
+  package mutating func next(skipping used: (IPAddress) -> Bool) -> IPAddress? {
     while let c = cursor, c <= last {
       cursor = Self.successor(c)
       let a: IPAddress = v6 ? .v6(c.0, c.1) : .v4(UInt32(truncatingIfNeeded: c.1))
-      if !used.contains(a) { return a }
+      if !used(a) { return a }
     }
     return nil
   }

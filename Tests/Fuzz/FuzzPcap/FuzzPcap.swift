@@ -11,10 +11,13 @@ import FuzzSupport
   import Glibc
 #endif
 
-/// The input goes to libpcap as a file: a memfd, opened again through /proc for each input.
+/// The input goes to libpcap as a file: an unlinked temporary file, opened again through /proc for
+/// each input (mkstemp: memfd_create is GNU-only, and Swift sees glibc without _GNU_SOURCE).
 let memfd: Int32 = {
-  let fd = memfd_create("espd-fuzz-pcap", 0)
-  require(fd >= 0, "memfd_create failed: errno \(errno)")
+  var template = Array("/tmp/espd-fuzz-pcap.XXXXXX".utf8CString)
+  let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+  require(fd >= 0, "mkstemp failed: errno \(errno)")
+  template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }  // gone when the fuzzer exits
   return fd
 }()
 let inputPath = "/proc/self/fd/\(memfd)"
